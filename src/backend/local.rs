@@ -1,0 +1,610 @@
+//! Keys in local files, for development and on-prem use.
+//!
+//! Reads PKCS#8 (plain, or encrypted with PBES2: AES-CBC as OpenSSL 3 writes it, or
+//! DES-EDE3-CBC as `openssl pkcs8 -topk8 -v2 des3` writes it), PKCS#1 RSA and SEC1 EC keys, in PEM
+//! or DER: RSA 2048 to 4096 bits, EC P-256 and P-384, Ed25519.
+//!
+//! Like OpenSSH, a key file that group or others may read is refused unless
+//! [`LocalKeyOptions::dangerous_allow_readable_file`] says otherwise. The file is read once,
+//! its buffers are zeroized, and the parsed key is zeroized when the signer is dropped.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use pkcs8::DecodePrivateKey;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
+use crate::signer::{KeyId, RemoteSigner};
+
+/// The environment variable the command-line tool reads a key passphrase from.
+pub const PASSPHRASE_ENV: &str = "REMOTE_SIGNER_KEY_PASSPHRASE";
+
+/// Key files larger than this are refused before reading (no key is this large).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+const OID_RSA: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_P256: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// How to open a local key file.
+///
+/// ```no_run
+/// # fn main() -> remote_signer::Result<()> {
+/// use remote_signer::backend::local::LocalKeyOptions;
+/// let signer = LocalKeyOptions::new().passphrase_from_env().open("key.p8")?;
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct LocalKeyOptions {
+    passphrase: Option<Zeroizing<Vec<u8>>>,
+    allow_readable: bool,
+}
+
+impl fmt::Debug for LocalKeyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalKeyOptions")
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allow_readable", &self.allow_readable)
+            .finish()
+    }
+}
+
+impl LocalKeyOptions {
+    /// No passphrase; files readable by group or others are refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The passphrase of an encrypted key. Kept zeroized.
+    pub fn passphrase(mut self, passphrase: impl AsRef<[u8]>) -> Self {
+        self.passphrase = Some(Zeroizing::new(passphrase.as_ref().to_vec()));
+        self
+    }
+
+    /// Takes the passphrase from `REMOTE_SIGNER_KEY_PASSPHRASE` if it is set.
+    pub fn passphrase_from_env(self) -> Self {
+        match std::env::var_os(PASSPHRASE_ENV) {
+            Some(value) => {
+                let value = Zeroizing::new(value.into_encoded_bytes());
+                self.passphrase(&*value)
+            }
+            None => self,
+        }
+    }
+
+    /// Reads the passphrase from the first line of a file (a trailing newline is dropped).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] naming the file if it cannot be read.
+    pub fn passphrase_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut bytes = Zeroizing::new(Vec::new());
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| {
+                Error::with_context(
+                    ErrorKind::Io,
+                    format!("passphrase file {}: {}", path.display(), e.kind()),
+                )
+            })?;
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(bytes.len());
+        Ok(self.passphrase(&bytes[..end]))
+    }
+
+    /// Accepts key files that group or others can read. Only for mounted secrets that cannot
+    /// be made private (a container's secret volume); the default refuses them, as OpenSSH does.
+    pub fn dangerous_allow_readable_file(mut self, allow: bool) -> Self {
+        self.allow_readable = allow;
+        self
+    }
+
+    /// Opens a key file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InsecureKeyFile`] naming the file and its mode; [`ErrorKind::KeyFile`] for a
+    /// missing, unreadable or malformed file; [`ErrorKind::Passphrase`] for a missing or wrong
+    /// passphrase; [`ErrorKind::UnsupportedKey`] for other key types or sizes.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<LocalSigner> {
+        let path = path.as_ref();
+        let bytes = read_key_file(path, self.allow_readable)?;
+        let secret = parse_private_key(&bytes, self.passphrase.as_deref().map(|p| &p[..]))
+            .map_err(|e| match e.kind() {
+                // Say which file; the parse error itself knows none.
+                ErrorKind::KeyFile => Error::key_file(path, e),
+                _ => e.context(format!("{}", path.display())),
+            })?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        LocalSigner::new(secret, |thumb| {
+            format!("file://{}#{thumb}", absolute.display())
+        })
+        .map(|s| s.with_path(absolute))
+    }
+}
+
+fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let io = |e: std::io::Error| Error::key_file(path, e.kind());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::key_file(path, "not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 && !allow_readable {
+            return Err(Error::with_context(
+                ErrorKind::InsecureKeyFile,
+                format!(
+                    "{}: mode {mode:04o} lets group or others read it; run `chmod 600` on it \
+                     (or, for a mounted secret, allow it explicitly)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = allow_readable;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(Error::key_file(path, "too large to be a key"));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.by_ref()
+        .take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(Error::key_file(path, "too large to be a key"));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::key_file(path, "file is empty"));
+    }
+    Ok(bytes)
+}
+
+/// A private key in memory. Each variant's type zeroizes itself on drop.
+enum SecretKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+fn key_file_error(what: &str) -> Error {
+    Error::with_context(ErrorKind::KeyFile, what.to_string())
+}
+
+fn unsupported(what: impl Into<String>) -> Error {
+    Error::with_context(ErrorKind::UnsupportedKey, what)
+}
+
+/// Parses a private key in any supported container.
+fn parse_private_key(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
+    if let Some((label, der)) = find_private_pem(bytes)? {
+        return match label.as_str() {
+            "PRIVATE KEY" => parse_pkcs8(&der),
+            "ENCRYPTED PRIVATE KEY" => parse_encrypted_pkcs8(&der, passphrase),
+            "RSA PRIVATE KEY" => parse_pkcs1(&der),
+            "EC PRIVATE KEY" => parse_sec1(&der),
+            "OPENSSH PRIVATE KEY" => Err(unsupported(
+                "OpenSSH private key format; convert with `ssh-keygen -p -m PKCS8 -f FILE`",
+            )),
+            _ => Err(key_file_error("PEM block is not a private key")),
+        };
+    }
+    // DER: the structures are distinct enough that the first that parses is the one.
+    if pkcs8::PrivateKeyInfo::try_from(bytes).is_ok() {
+        parse_pkcs8(bytes)
+    } else if pkcs8::EncryptedPrivateKeyInfo::try_from(bytes).is_ok() {
+        parse_encrypted_pkcs8(bytes, passphrase)
+    } else if pkcs1::RsaPrivateKey::try_from(bytes).is_ok() {
+        parse_pkcs1(bytes)
+    } else if sec1::EcPrivateKey::try_from(bytes).is_ok() {
+        parse_sec1(bytes)
+    } else {
+        Err(key_file_error(
+            "not a PEM or DER private key (PKCS#8, PKCS#1 or SEC1)",
+        ))
+    }
+}
+
+/// Finds the first PEM block whose label names a private key (OpenSSL may put an
+/// `EC PARAMETERS` block first). `Ok(None)` if the input is not PEM.
+fn find_private_pem(bytes: &[u8]) -> Result<Option<(String, Zeroizing<Vec<u8>>)>> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(None);
+    };
+    if !text.contains("-----BEGIN ") {
+        return Ok(None);
+    }
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start..];
+        let label_end = block[11..]
+            .find("-----")
+            .ok_or_else(|| key_file_error("malformed PEM"))?;
+        let label = &block[11..11 + label_end];
+        let end_marker = format!("-----END {label}-----");
+        let end = block
+            .find(&end_marker)
+            .ok_or_else(|| key_file_error("truncated PEM (no END line)"))?;
+        let whole = &block[..end + end_marker.len()];
+        if label.contains("PRIVATE KEY") {
+            if whole.contains("Proc-Type:") {
+                return Err(unsupported(
+                    "legacy OpenSSL-encrypted PEM; convert with \
+                     `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+                ));
+            }
+            let normalized = Zeroizing::new(whole.replace('\r', ""));
+            let (label, der) = pem_rfc7468::decode_vec(normalized.as_bytes())
+                .map_err(|_| key_file_error("malformed PEM"))?;
+            return Ok(Some((label.to_string(), Zeroizing::new(der))));
+        }
+        rest = &block[end + end_marker.len()..];
+    }
+    Err(key_file_error("no private key in PEM input"))
+}
+
+fn parse_pkcs8(der: &[u8]) -> Result<SecretKey> {
+    let info =
+        pkcs8::PrivateKeyInfo::try_from(der).map_err(|_| key_file_error("malformed PKCS#8 key"))?;
+    let malformed = |_| key_file_error("malformed PKCS#8 key");
+    match info.algorithm.oid {
+        OID_RSA => {
+            let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(malformed)?;
+            rsa_key(key)
+        }
+        OID_EC => match info.algorithm.parameters_oid().ok() {
+            Some(OID_P256) => Ok(SecretKey::P256(
+                p256::SecretKey::from_pkcs8_der(der)
+                    .map_err(malformed)?
+                    .into(),
+            )),
+            Some(OID_P384) => Ok(SecretKey::P384(
+                p384::SecretKey::from_pkcs8_der(der)
+                    .map_err(malformed)?
+                    .into(),
+            )),
+            _ => Err(unsupported("EC curve (supported: P-256, P-384)")),
+        },
+        OID_ED25519 => Ok(SecretKey::Ed25519(Box::new(
+            ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(malformed)?,
+        ))),
+        _ => Err(unsupported(
+            "key algorithm (supported: RSA, EC P-256/P-384, Ed25519)",
+        )),
+    }
+}
+
+fn parse_encrypted_pkcs8(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+        .map_err(|_| key_file_error("malformed encrypted PKCS#8 key"))?;
+    let Some(passphrase) = passphrase else {
+        return Err(Error::with_context(
+            ErrorKind::Passphrase,
+            format!(
+                "the key is encrypted and no passphrase was given (set {PASSPHRASE_ENV} \
+                 or use --passphrase-file)"
+            ),
+        ));
+    };
+    if info.encryption_algorithm.pbes2().is_none() {
+        return Err(unsupported(
+            "PBES1 key encryption; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+        ));
+    }
+    let wrong = || Error::with_context(ErrorKind::Passphrase, "wrong passphrase");
+    // A wrong passphrase usually fails the padding check; with 3DES it can pass by chance, and
+    // then the decrypted bytes do not parse.
+    let doc = info.decrypt(passphrase).map_err(|e| match e {
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { .. }) => {
+            unsupported("key encryption algorithm (supported: PBES2 with AES-CBC or DES-EDE3-CBC)")
+        }
+        _ => wrong(),
+    })?;
+    parse_pkcs8(doc.as_bytes()).map_err(|e| match e.kind() {
+        ErrorKind::KeyFile => wrong(),
+        _ => e,
+    })
+}
+
+fn parse_pkcs1(der: &[u8]) -> Result<SecretKey> {
+    use pkcs1::DecodeRsaPrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(der)
+        .map_err(|_| key_file_error("malformed PKCS#1 RSA key"))?;
+    rsa_key(key)
+}
+
+fn parse_sec1(der: &[u8]) -> Result<SecretKey> {
+    let key =
+        sec1::EcPrivateKey::try_from(der).map_err(|_| key_file_error("malformed SEC1 EC key"))?;
+    let malformed = |_| key_file_error("malformed SEC1 EC key");
+    match key.parameters.and_then(|p| p.named_curve()) {
+        Some(OID_P256) => Ok(SecretKey::P256(
+            p256::SecretKey::from_sec1_der(der)
+                .map_err(malformed)?
+                .into(),
+        )),
+        Some(OID_P384) => Ok(SecretKey::P384(
+            p384::SecretKey::from_sec1_der(der)
+                .map_err(malformed)?
+                .into(),
+        )),
+        Some(_) => Err(unsupported("EC curve (supported: P-256, P-384)")),
+        None => Err(key_file_error("SEC1 EC key does not name its curve")),
+    }
+}
+
+fn rsa_key(key: rsa::RsaPrivateKey) -> Result<SecretKey> {
+    use rsa::traits::PublicKeyParts;
+    let bits = key.n().bits();
+    if !(2048..=4096).contains(&bits) {
+        return Err(unsupported(format!(
+            "RSA key of {bits} bits (supported: 2048 to 4096)"
+        )));
+    }
+    key.validate()
+        .map_err(|_| key_file_error("RSA key is inconsistent"))?;
+    Ok(SecretKey::Rsa(Box::new(key)))
+}
+
+/// A signer whose key is in this process's memory, loaded from a file or generated.
+///
+/// Not `Clone`; share it as `Arc<dyn RemoteSigner>`. Its `Debug` shows the key id and type
+/// only.
+pub struct LocalSigner {
+    key_id: KeyId,
+    public: PublicKey,
+    secret: SecretKey,
+    path: Option<PathBuf>,
+}
+
+impl LocalSigner {
+    fn new(secret: SecretKey, key_id: impl FnOnce(&str) -> String) -> Result<Self> {
+        use crate::key::public::Inner;
+        let inner = match &secret {
+            SecretKey::Rsa(k) => Inner::Rsa(k.to_public_key()),
+            SecretKey::P256(k) => Inner::P256((*k.verifying_key()).into()),
+            SecretKey::P384(k) => Inner::P384((*k.verifying_key()).into()),
+            SecretKey::Ed25519(k) => Inner::Ed25519(k.verifying_key()),
+        };
+        let public = PublicKey::from_inner(inner)?;
+        let key_id = KeyId::new(key_id(&public.jwk_thumbprint()));
+        Ok(LocalSigner {
+            key_id,
+            public,
+            secret,
+            path: None,
+        })
+    }
+
+    fn with_path(mut self, path: PathBuf) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// Opens an unencrypted key file with the default (private-file) checks.
+    ///
+    /// # Errors
+    /// As [`LocalKeyOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        LocalKeyOptions::new().open(path)
+    }
+
+    /// Parses a key held in memory (PEM or DER), for keys that arrive by other means than a
+    /// file. The key id is `memory:` followed by the key's thumbprint.
+    ///
+    /// # Errors
+    /// As [`LocalKeyOptions::open`], without the file checks.
+    pub fn from_bytes(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<Self> {
+        Self::new(parse_private_key(bytes, passphrase)?, |t| {
+            format!("memory:{t}")
+        })
+    }
+
+    /// Generates a fresh key in memory (RSA keys are 2048 bits). The key id is `memory:`
+    /// followed by the key's thumbprint.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedKey`] for P-256K, which the local backend does not hold.
+    pub fn generate(key_type: KeyType) -> Result<Self> {
+        let secret = match key_type {
+            KeyType::Rsa => SecretKey::Rsa(Box::new(
+                rsa::RsaPrivateKey::new(&mut OsRng, 2048)
+                    .map_err(|_| Error::new(ErrorKind::Signing))?,
+            )),
+            KeyType::P256 => SecretKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+            KeyType::P384 => SecretKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
+            KeyType::Ed25519 => {
+                SecretKey::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng)))
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "{other} keys cannot be generated locally"
+                )))
+            }
+        };
+        Self::new(secret, |t| format!("memory:{t}"))
+    }
+
+    /// Generates a fresh key and writes it as an unencrypted PKCS#8 PEM file created with mode
+    /// 0600 (the file must not exist yet). The private key goes to the file only; nothing
+    /// returns it. Returns the signer as if the file had been opened.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if the file exists or cannot be written; as [`LocalSigner::generate`].
+    pub fn generate_to_file(key_type: KeyType, path: impl AsRef<Path>) -> Result<Self> {
+        use pkcs8::EncodePrivateKey;
+        let path = path.as_ref();
+        let generated = Self::generate(key_type)?;
+        let pem = match &generated.secret {
+            SecretKey::Rsa(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            SecretKey::P256(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            SecretKey::P384(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            SecretKey::Ed25519(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+        }
+        .map_err(|_| Error::new(ErrorKind::Signing))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let io = |e: std::io::Error| {
+            Error::with_context(ErrorKind::Io, format!("{}: {}", path.display(), e.kind()))
+        };
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, pem.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let key_id = KeyId::new(format!(
+            "file://{}#{}",
+            absolute.display(),
+            generated.public.jwk_thumbprint()
+        ));
+        Ok(LocalSigner {
+            key_id,
+            path: Some(absolute),
+            ..generated
+        })
+    }
+
+    /// The file the key came from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Signs synchronously (local keys need no I/O). RSA uses blinding; ECDSA is deterministic
+    /// (RFC 6979); PSS salts are as long as the hash.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Algorithm`] if `algorithm` does not fit the key.
+    pub fn sign_blocking(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
+        use signature::Signer;
+        algorithm.check_key_type(self.public.key_type())?;
+        let failed = |_| Error::new(ErrorKind::Signing);
+        let bytes = match &self.secret {
+            SecretKey::Rsa(key) => {
+                let hash = algorithm.hash().expect("RSA algorithms hash");
+                let digest = hash.digest(message);
+                let pss = matches!(
+                    algorithm,
+                    Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+                );
+                match (pss, hash) {
+                    (false, Hash::Sha256) => key.sign_with_rng(
+                        &mut OsRng,
+                        rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                        &digest,
+                    ),
+                    (false, Hash::Sha384) => key.sign_with_rng(
+                        &mut OsRng,
+                        rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                        &digest,
+                    ),
+                    (false, Hash::Sha512) => key.sign_with_rng(
+                        &mut OsRng,
+                        rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                        &digest,
+                    ),
+                    (true, Hash::Sha256) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), &digest)
+                    }
+                    (true, Hash::Sha384) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), &digest)
+                    }
+                    (true, Hash::Sha512) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), &digest)
+                    }
+                }
+                .map_err(failed)?
+            }
+            SecretKey::P256(key) => {
+                let sig: p256::ecdsa::Signature = key
+                    .try_sign(message)
+                    .map_err(|_| Error::new(ErrorKind::Signing))?;
+                sig.to_vec()
+            }
+            SecretKey::P384(key) => {
+                let sig: p384::ecdsa::Signature = key
+                    .try_sign(message)
+                    .map_err(|_| Error::new(ErrorKind::Signing))?;
+                sig.to_vec()
+            }
+            SecretKey::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
+        };
+        Ok(Signature::new(algorithm, bytes))
+    }
+}
+
+impl fmt::Debug for LocalSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalSigner")
+            .field("key_id", &self.key_id)
+            .field("key_type", &self.public.key_type())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RemoteSigner for LocalSigner {
+    fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
+        self.sign_blocking(algorithm, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_key_signs_and_verifies_with_every_algorithm() {
+        for key_type in [KeyType::Rsa, KeyType::P256, KeyType::P384, KeyType::Ed25519] {
+            let signer = LocalSigner::generate(key_type).unwrap();
+            for &alg in key_type.algorithms() {
+                let sig = signer.sign_blocking(alg, b"message").unwrap();
+                signer
+                    .public_key()
+                    .verify(alg, b"message", sig.as_bytes())
+                    .unwrap();
+                assert!(signer
+                    .public_key()
+                    .verify(alg, b"messagf", sig.as_bytes())
+                    .is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_family_is_refused() {
+        let signer = LocalSigner::generate(KeyType::Ed25519).unwrap();
+        let err = signer.sign_blocking(Algorithm::RS256, b"m").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Algorithm);
+    }
+}

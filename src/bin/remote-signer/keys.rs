@@ -1,0 +1,174 @@
+//! `public-key`, `fingerprint`, `sign`, `verify`, `generate`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use remote_signer::backend::local::LocalSigner;
+use remote_signer::{Algorithm, KeyType, PublicKey, RemoteSigner as _, Signature};
+
+use crate::common::{read_input, write_stdout, KeyArgs};
+use crate::Outcome;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PublicKeyFormat {
+    Pem,
+    Der,
+    Jwk,
+    Openssh,
+}
+
+#[derive(Args)]
+pub struct PublicKeyArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Output form
+    #[arg(long, value_enum, default_value = "pem")]
+    format: PublicKeyFormat,
+}
+
+pub async fn public_key(args: PublicKeyArgs) -> anyhow::Result<Outcome> {
+    let signer = args.key.open().await?;
+    let public = signer.public_key();
+    let out = match args.format {
+        PublicKeyFormat::Pem => public.to_pem().into_bytes(),
+        PublicKeyFormat::Der => public.to_spki_der(),
+        PublicKeyFormat::Jwk => {
+            let mut json = serde_json::to_string(&public.to_jwk())?;
+            json.push('\n');
+            json.into_bytes()
+        }
+        PublicKeyFormat::Openssh => {
+            let mut line = public.to_openssh(signer.key_id().as_str())?;
+            line.push('\n');
+            line.into_bytes()
+        }
+    };
+    write_stdout(&out)?;
+    Ok(Outcome::Done)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FingerprintFormat {
+    Snowflake,
+    Openssh,
+}
+
+#[derive(Args)]
+pub struct FingerprintArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Snowflake's RSA_PUBLIC_KEY_FP form, or ssh-keygen -l's form
+    #[arg(long, value_enum, default_value = "snowflake")]
+    format: FingerprintFormat,
+}
+
+pub async fn fingerprint(args: FingerprintArgs) -> anyhow::Result<Outcome> {
+    let signer = args.key.open().await?;
+    let public = signer.public_key();
+    let fp = match args.format {
+        FingerprintFormat::Snowflake => public.snowflake_fingerprint(),
+        FingerprintFormat::Openssh => public.openssh_fingerprint()?,
+    };
+    write_stdout(format!("{fp}\n").as_bytes())?;
+    Ok(Outcome::Done)
+}
+
+#[derive(Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// JOSE algorithm name (default: the key's own: RS256, ES256, ES384 or EdDSA)
+    #[arg(long, value_name = "ALG")]
+    alg: Option<String>,
+    /// Read the message from FILE instead of standard input
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+pub async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
+    let alg: Option<Algorithm> = args.alg.as_deref().map(str::parse).transpose()?;
+    let message = read_input(args.input.as_deref())?;
+    let signer = args.key.open().await?;
+    let alg = alg.unwrap_or_else(|| signer.default_algorithm());
+    let signature = signer.sign(alg, &message).await?;
+    write_stdout(format!("{}\n", signature.to_base64url()).as_bytes())?;
+    Ok(Outcome::Done)
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The public key: PEM, DER, JWK or an OpenSSH line
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+    /// JOSE algorithm name
+    #[arg(long, value_name = "ALG")]
+    alg: String,
+    /// The signature, base64url (ECDSA: raw r||s, or DER as openssl writes it)
+    #[arg(long, value_name = "SIG")]
+    signature: String,
+    /// Read the message from FILE instead of standard input
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+pub async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let alg: Algorithm = args.alg.parse()?;
+    let key_bytes = std::fs::read(&args.public_key)
+        .with_context(|| format!("cannot read {}", args.public_key.display()))?;
+    let public = PublicKey::from_any(&key_bytes)
+        .with_context(|| format!("{}", args.public_key.display()))?;
+    let text = args.signature.trim().trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .or_else(|_| STANDARD.decode(args.signature.trim()))
+        .context("the signature is not base64url")?;
+    let message = read_input(args.input.as_deref())?;
+    let mut result = public.verify(alg, &message, &bytes);
+    if result.is_err() && matches!(alg, Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES256K) {
+        // openssl writes ECDSA signatures in DER; accept that form too.
+        if let Ok(sig) = Signature::from_der(alg, &bytes) {
+            result = public.verify(alg, &message, sig.as_bytes());
+        }
+    }
+    match result {
+        Ok(()) => {
+            eprintln!("remote-signer: signature is valid");
+            Ok(Outcome::Done)
+        }
+        Err(e) if e.is_verification() => Ok(Outcome::Invalid(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GenerateType {
+    Ed25519,
+    Rsa,
+    P256,
+    P384,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Key type (RSA keys are 2048 bits)
+    #[arg(long = "type", value_enum, default_value = "ed25519")]
+    key_type: GenerateType,
+    /// Where to write the unencrypted PKCS#8 PEM key (must not exist; created mode 0600)
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+pub async fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
+    let key_type = match args.key_type {
+        GenerateType::Ed25519 => KeyType::Ed25519,
+        GenerateType::Rsa => KeyType::Rsa,
+        GenerateType::P256 => KeyType::P256,
+        GenerateType::P384 => KeyType::P384,
+    };
+    let signer = LocalSigner::generate_to_file(key_type, &args.out)?;
+    write_stdout(format!("{}\n", signer.key_id()).as_bytes())?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,83 @@
+//! `remote-signer`: sign with keys the application never holds.
+//!
+//! Every failure prints one line on stderr and exits non-zero (2, or 1 for "verified: invalid");
+//! no backtrace, no key material.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod common;
+mod demo;
+mod keys;
+
+#[derive(Parser)]
+#[command(
+    name = "remote-signer",
+    version,
+    about = "Sign with keys the application never holds"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the public key (pem, der, jwk or openssh)
+    PublicKey(keys::PublicKeyArgs),
+    /// Print the key's fingerprint (snowflake or openssh form)
+    Fingerprint(keys::FingerprintArgs),
+    /// Sign a message; prints the signature, base64url without padding
+    Sign(keys::SignArgs),
+    /// Verify a signature; exit 0 if valid, 1 if invalid
+    Verify(keys::VerifyArgs),
+    /// Generate a new key file (mode 0600), for development
+    Generate(keys::GenerateArgs),
+    /// Run the main job end to end on a throwaway local key and say what happened
+    Demo(demo::DemoArgs),
+}
+
+/// What a subcommand reports besides success.
+pub enum Outcome {
+    Done,
+    /// A verification ran and failed: exit 1, the message goes to stderr.
+    Invalid(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("remote-signer: error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::PublicKey(args) => keys::public_key(args).await,
+            Command::Fingerprint(args) => keys::fingerprint(args).await,
+            Command::Sign(args) => keys::sign(args).await,
+            Command::Verify(args) => keys::verify(args).await,
+            Command::Generate(args) => keys::generate(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid(why)) => {
+            eprintln!("remote-signer: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            // `{:#}` joins the context chain on one line.
+            let text = format!("{e:#}").replace('\n', " ");
+            eprintln!("remote-signer: error: {text}");
+            ExitCode::from(2)
+        }
+    }
+}

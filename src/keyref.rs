@@ -1,0 +1,156 @@
+//! One string names a key everywhere: a path or `file:` URI to a key file, or (with the
+//! `azure` feature) a Key Vault key URL.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::backend::local::LocalKeyOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::signer::RemoteSigner;
+
+/// A parsed key reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyRef {
+    /// A key file (PEM or DER).
+    File(PathBuf),
+    /// An Azure Key Vault or Managed HSM key URL,
+    /// `https://<vault>.vault.azure.net/keys/<name>[/<version>]`.
+    AzureKeyVault(String),
+}
+
+impl FromStr for KeyRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::with_context(ErrorKind::KeyRef, why.to_string());
+        if s.is_empty() {
+            return Err(bad("empty key reference"));
+        }
+        if let Some(rest) = s.strip_prefix("file:") {
+            // file:///abs/path, file://localhost/abs/path or file:relative/path
+            let path = if let Some(authority_path) = rest.strip_prefix("//") {
+                let slash = authority_path
+                    .find('/')
+                    .ok_or_else(|| bad("file: URI without a path"))?;
+                let host = &authority_path[..slash];
+                if !host.is_empty() && host != "localhost" {
+                    return Err(bad("file: URI names a remote host"));
+                }
+                &authority_path[slash..]
+            } else {
+                rest
+            };
+            if path.is_empty() {
+                return Err(bad("file: URI without a path"));
+            }
+            return Ok(KeyRef::File(PathBuf::from(percent_decode(path)?)));
+        }
+        if s.starts_with("https://") {
+            return Ok(KeyRef::AzureKeyVault(s.to_string()));
+        }
+        if s.starts_with("http://") {
+            return Err(bad("Key Vault URLs must use https"));
+        }
+        Ok(KeyRef::File(PathBuf::from(s)))
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    Error::with_context(ErrorKind::KeyRef, "bad %-escape in file: URI")
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::with_context(ErrorKind::KeyRef, "file: URI is not UTF-8"))
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyRef::File(path) => write!(f, "{}", path.display()),
+            KeyRef::AzureKeyVault(url) => f.write_str(url),
+        }
+    }
+}
+
+/// Options for opening any [`KeyRef`].
+#[derive(Debug, Default)]
+pub struct OpenOptions {
+    local: LocalKeyOptions,
+}
+
+impl OpenOptions {
+    /// Defaults: no passphrase, private key files only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Options for key files.
+    pub fn local(mut self, local: LocalKeyOptions) -> Self {
+        self.local = local;
+        self
+    }
+}
+
+impl KeyRef {
+    /// Opens the key as a signer.
+    ///
+    /// # Errors
+    /// The backend's errors; [`ErrorKind::Config`] for a Key Vault URL when the crate was
+    /// built without the `azure` feature.
+    pub async fn open(&self, options: &OpenOptions) -> Result<Arc<dyn RemoteSigner>> {
+        match self {
+            KeyRef::File(path) => Ok(Arc::new(options.local.open(path)?)),
+            KeyRef::AzureKeyVault(_) => Err(Error::with_context(
+                ErrorKind::Config,
+                "Key Vault keys need the `azure` feature",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_and_uris() {
+        assert_eq!(
+            "file:///tmp/a%20b.pem".parse::<KeyRef>().unwrap(),
+            KeyRef::File("/tmp/a b.pem".into())
+        );
+        assert_eq!(
+            "file:key.pem".parse::<KeyRef>().unwrap(),
+            KeyRef::File("key.pem".into())
+        );
+        assert_eq!(
+            "k.der".parse::<KeyRef>().unwrap(),
+            KeyRef::File("k.der".into())
+        );
+        assert!("file://evil.example/k".parse::<KeyRef>().is_err());
+        assert!("http://v.vault.azure.net/keys/k".parse::<KeyRef>().is_err());
+        assert!(matches!(
+            "https://v.vault.azure.net/keys/k"
+                .parse::<KeyRef>()
+                .unwrap(),
+            KeyRef::AzureKeyVault(_)
+        ));
+    }
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Cargo features
+//! - `cli` (default): the `remote-signer` command-line tool.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod backend;
+mod error;
+pub mod key;
+pub mod keyref;
+mod signer;
+
+pub use error::{Error, ErrorKind, Result};
+pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
+pub use keyref::{KeyRef, OpenOptions};
+pub use signer::{KeyId, RemoteSigner};
