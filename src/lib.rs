@@ -2,6 +2,7 @@
 //!
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
+//! - `ssh-agent` (default): the ssh-agent server in [`ssh`], and the CLI's `agent` subcommand.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -11,6 +12,8 @@ mod error;
 pub mod key;
 pub mod keyref;
 mod signer;
+#[cfg(feature = "ssh-agent")]
+pub mod ssh;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};

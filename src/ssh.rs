@@ -1,0 +1,62 @@
+//! An ssh-agent backed by managed keys, with short-lived OpenSSH certificates (feature
+//! `ssh-agent`).
+//!
+//! The agent speaks the agent protocol (RFC 9987) on a Unix socket, so `ssh`, `git` and
+//! `ssh-keygen -Y sign` use it through `SSH_AUTH_SOCK`. It offers two kinds of identity:
+//!
+//! - **Managed keys** ([`AgentBuilder::key`]): the key itself, listed with a comment naming it.
+//!   Every signature is a call to the managed key. RSA keys answer exactly the SHA-2 algorithm
+//!   the request's flags ask for (`rsa-sha2-256` or `rsa-sha2-512`) and refuse SHA-1 `ssh-rsa`;
+//!   ECDSA P-256/P-384 signatures are converted to the SSH form.
+//! - **Certified surrogates** ([`AgentBuilder::certificate_authority`]): an Ed25519 key that
+//!   lives only in memory, with an OpenSSH user certificate the managed key signs as a user CA
+//!   (trusted by sshd through `TrustedUserCAKeys`). Logins cost no managed-key call; the
+//!   certificate is renewed ahead of expiry, once however many requests arrive, and an expired
+//!   certificate is never listed. The CA key itself is never offered, so no local process can
+//!   use the agent to mint certificates for other principals.
+//!
+//! The agent answers only `REQUEST_IDENTITIES` and `SIGN_REQUEST`. Adding, removing or locking
+//! keys, extensions, unknown and malformed messages are answered with `SSH_AGENT_FAILURE`, and
+//! the connection goes on; messages over 256 KiB are skipped unread and refused.
+//!
+//! ```no_run
+//! # async fn run() -> remote_signer::Result<()> {
+//! use std::sync::Arc;
+//! use remote_signer::backend::local::LocalSigner;
+//! use remote_signer::ssh::{Agent, CertificateOptions};
+//!
+//! let ca = Arc::new(LocalSigner::open("ca.pem")?);
+//! let agent = Agent::builder()
+//!     .certificate_authority(ca, CertificateOptions::new(["deploy"]))
+//!     .build()?;
+//! agent.renew_certificates().await?;
+//! let listener = tokio::net::UnixListener::bind("/run/user/1000/agent.sock").unwrap();
+//! agent.serve(listener).await;
+//! # Ok(()) }
+//! ```
+
+mod agent;
+mod certificate;
+mod identity;
+mod protocol;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use agent::{Agent, AgentBuilder, DEFAULT_MAX_MESSAGE_LEN};
+pub use certificate::CertificateOptions;
+
+/// The time source of certificate minting and expiry checks.
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// An error's text followed by its sources' texts (which are free of secrets by contract).
+fn with_causes(error: &crate::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

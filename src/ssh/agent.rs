@@ -1,0 +1,389 @@
+//! The agent server: identities, request dispatch and the connection loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use super::certificate::CertificateOptions;
+use super::identity::{CertifiedSurrogate, ManagedKey};
+use super::protocol::{self, Request};
+use super::{with_causes, Clock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::signer::RemoteSigner;
+
+/// The default cap on one message (OpenSSH's agent uses the same).
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 256 * 1024;
+
+/// The background renewer looks at least this often, so a changed clock is noticed.
+const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// An ssh-agent whose identities are managed keys, or short-lived certificates they sign.
+///
+/// Cheap to clone; clones share identities and certificates. Build one with
+/// [`Agent::builder`], then [`serve`](Agent::serve) a listener, or answer single messages
+/// with [`respond`](Agent::respond).
+#[derive(Clone, Debug)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    managed: Vec<ManagedKey>,
+    certified: Vec<Arc<CertifiedSurrogate>>,
+    max_message_len: usize,
+}
+
+/// Builds an [`Agent`]. Nothing is checked or signed until [`build`](AgentBuilder::build).
+#[must_use]
+pub struct AgentBuilder {
+    managed: Vec<(Arc<dyn RemoteSigner>, Option<String>)>,
+    certified: Vec<(Arc<dyn RemoteSigner>, CertificateOptions)>,
+    clock: Clock,
+    max_message_len: usize,
+}
+
+impl std::fmt::Debug for AgentBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBuilder")
+            .field("managed", &self.managed.len())
+            .field("certified", &self.certified.len())
+            .field("max_message_len", &self.max_message_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AgentBuilder {
+    fn default() -> Self {
+        AgentBuilder {
+            managed: Vec::new(),
+            certified: Vec::new(),
+            clock: Arc::new(SystemTime::now),
+            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+        }
+    }
+}
+
+impl AgentBuilder {
+    /// Offers `signer` itself as an identity, listed with its key id as the comment. Every
+    /// sign request for it is a call to the managed key.
+    pub fn key(mut self, signer: Arc<dyn RemoteSigner>) -> Self {
+        self.managed.push((signer, None));
+        self
+    }
+
+    /// Offers `signer` itself as an identity, listed with `comment`.
+    pub fn key_with_comment(
+        mut self,
+        signer: Arc<dyn RemoteSigner>,
+        comment: impl Into<String>,
+    ) -> Self {
+        self.managed.push((signer, Some(comment.into())));
+        self
+    }
+
+    /// Uses `ca` as an OpenSSH user CA: the agent offers an in-memory Ed25519 surrogate with a
+    /// short-lived certificate signed by `ca`, renewed ahead of expiry. `ca` itself is not
+    /// offered (unless also added with [`key`](AgentBuilder::key)), so no local process can have
+    /// it mint certificates.
+    pub fn certificate_authority(
+        mut self,
+        ca: Arc<dyn RemoteSigner>,
+        options: CertificateOptions,
+    ) -> Self {
+        self.certified.push((ca, options));
+        self
+    }
+
+    /// The clock certificates are minted and checked against (default: the system clock).
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The largest message accepted (default [`DEFAULT_MAX_MESSAGE_LEN`], 256 KiB). Larger ones
+    /// are skipped unread and answered with `SSH_AGENT_FAILURE`.
+    pub fn max_message_len(mut self, max: usize) -> Self {
+        self.max_message_len = max;
+        self
+    }
+
+    /// Checks the configuration and builds the agent. Certificates are minted on first use, or
+    /// by [`Agent::renew_certificates`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an agent without identities, a key given twice, or certificate
+    /// options without principals; [`ErrorKind::UnsupportedKey`] for a key with no SSH form
+    /// (EC P-256K).
+    pub fn build(self) -> Result<Agent> {
+        if self.managed.is_empty() && self.certified.is_empty() {
+            return Err(Error::with_context(ErrorKind::Config, "the agent has no keys"));
+        }
+        let mut managed: Vec<ManagedKey> = Vec::new();
+        for (signer, comment) in self.managed {
+            let key = ManagedKey::new(signer, comment)?;
+            if managed.iter().any(|k| k.blob == key.blob) {
+                return Err(Error::with_context(
+                    ErrorKind::Config,
+                    format!("key {} is given twice", key.signer().key_id()),
+                ));
+            }
+            managed.push(key);
+        }
+        let certified = self
+            .certified
+            .into_iter()
+            .map(|(ca, options)| {
+                CertifiedSurrogate::new(ca, options, Arc::clone(&self.clock)).map(Arc::new)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Agent {
+            inner: Arc::new(Inner {
+                managed,
+                certified,
+                max_message_len: self.max_message_len,
+            }),
+        })
+    }
+}
+
+impl Agent {
+    /// A builder with no identities.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// Mints a fresh certificate for every certificate authority now (each a managed-key
+    /// call). Useful at start-up, to fail early when a CA cannot sign.
+    ///
+    /// # Errors
+    /// The first CA's signing error.
+    pub async fn renew_certificates(&self) -> Result<()> {
+        for certified in &self.inner.certified {
+            certified.renew().await?;
+        }
+        Ok(())
+    }
+
+    /// Answers one agent message: `message` is the body after the length prefix, the result is
+    /// the body of the answer. Unknown, refused or malformed messages and failed signatures get
+    /// `SSH_AGENT_FAILURE` (`[5]`); failures of a managed key are logged with their cause.
+    pub async fn respond(&self, message: &[u8]) -> Vec<u8> {
+        match Request::decode(message) {
+            Ok(Request::Identities) => self.identities().await,
+            Ok(Request::Sign {
+                key_blob,
+                data,
+                flags,
+            }) => self.sign(key_blob, data, flags).await,
+            Ok(Request::Unsupported(kind)) => {
+                log::debug!("refused agent message of type {kind}");
+                protocol::failure()
+            }
+            Err(why) => {
+                log::debug!("refused malformed agent message: {why}");
+                protocol::failure()
+            }
+        }
+    }
+
+    async fn identities(&self) -> Vec<u8> {
+        let mut certificates = Vec::new();
+        for certified in &self.inner.certified {
+            if let Some(minted) = certified.usable().await {
+                certificates.push((minted, certified.comment()));
+            }
+        }
+        let managed = self
+            .inner
+            .managed
+            .iter()
+            .map(|k| (k.blob.as_slice(), k.comment.as_str()));
+        let certified = certificates
+            .iter()
+            .map(|(m, comment)| (m.certificate_blob.as_slice(), comment.as_str()));
+        let all: Vec<_> = certified.chain(managed).collect();
+        protocol::identities_answer(all.into_iter())
+    }
+
+    async fn sign(&self, key_blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
+        if let Some(key) = self.inner.managed.iter().find(|k| k.blob == key_blob) {
+            return match key.sign(data, flags).await {
+                Ok(signature) => protocol::sign_response(&signature),
+                Err(e) => {
+                    if e.kind() == ErrorKind::Algorithm {
+                        log::info!(
+                            "refused sign request for {}: {e}",
+                            key.signer().key_id()
+                        );
+                    } else {
+                        log::error!(
+                            "managed key {} failed to sign: {}",
+                            key.signer().key_id(),
+                            with_causes(&e)
+                        );
+                    }
+                    protocol::failure()
+                }
+            };
+        }
+        for certified in &self.inner.certified {
+            // Makes sure an expired certificate gets renewed even when only signing happens.
+            let minted = match certified.find(key_blob) {
+                Some(minted) => Some(minted),
+                None => certified
+                    .usable()
+                    .await
+                    .filter(|m| m.matches(key_blob)),
+            };
+            if let Some(minted) = minted {
+                return match minted.sign(data) {
+                    Ok(signature) => protocol::sign_response(&signature),
+                    Err(e) => {
+                        log::error!("surrogate of CA {} failed: {e}", certified.ca().key_id());
+                        protocol::failure()
+                    }
+                };
+            }
+        }
+        log::debug!("sign request for a key this agent does not hold");
+        protocol::failure()
+    }
+
+    /// Serves one connection until the peer closes it. Messages are answered in order.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when reading or writing the connection fails.
+    pub async fn serve_connection<S>(&self, mut stream: S) -> Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let io = |e: std::io::Error| {
+            Error::with_context(ErrorKind::Io, format!("agent connection: {}", e.kind()))
+        };
+        let mut message = Vec::new();
+        loop {
+            let mut prefix = [0u8; 4];
+            match stream.read_exact(&mut prefix).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(io(e)),
+            }
+            let len = u32::from_be_bytes(prefix) as usize;
+            let answer = if len > self.inner.max_message_len {
+                // Skipped without buffering, so the connection stays in step.
+                let skipped = tokio::io::copy(
+                    &mut (&mut stream).take(len as u64),
+                    &mut tokio::io::sink(),
+                )
+                .await
+                .map_err(io)?;
+                if skipped < len as u64 {
+                    return Ok(());
+                }
+                log::debug!("refused oversized agent message ({len} bytes)");
+                protocol::failure()
+            } else {
+                message.resize(len, 0);
+                match stream.read_exact(&mut message).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(io(e)),
+                }
+                self.respond(&message).await
+            };
+            let mut frame = Vec::with_capacity(4 + answer.len());
+            frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&answer);
+            stream.write_all(&frame).await.map_err(io)?;
+            stream.flush().await.map_err(io)?;
+        }
+    }
+
+    /// Serves every connection to `listener` until the returned future is dropped.
+    ///
+    /// Connections from other users than this process's (root excepted) are closed unanswered,
+    /// as OpenSSH's agent does. Certificates are renewed in the background ahead of expiry.
+    pub async fn serve(&self, listener: UnixListener) {
+        self.serve_until(listener, std::future::pending()).await
+    }
+
+    /// Like [`serve`](Agent::serve), until `shutdown` completes. Connections in progress are
+    /// not waited for.
+    pub async fn serve_until(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
+        let renewers: Vec<_> = self
+            .inner
+            .certified
+            .iter()
+            .map(|c| AbortOnDrop(tokio::spawn(renew_ahead(Arc::clone(c)))))
+            .collect();
+        let own_uid = own_uid();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually out of file descriptors: wait for some to be released.
+                    log::warn!("agent cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let (Some(own), Ok(peer)) = (own_uid, stream.peer_cred()) {
+                if peer.uid() != own && peer.uid() != 0 {
+                    log::warn!("refused agent connection from uid {}", peer.uid());
+                    continue;
+                }
+            }
+            let agent = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = agent.serve_connection(stream).await {
+                    log::debug!("{e}");
+                }
+            });
+        }
+        drop(renewers);
+    }
+}
+
+/// Renews `certified` ahead of expiry, in the background.
+async fn renew_ahead(certified: Arc<CertifiedSurrogate>) {
+    loop {
+        let wait = certified.next_check_in();
+        if wait.is_zero() {
+            if certified.renew_logged().await.is_none() {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        } else {
+            tokio::time::sleep(wait.min(RENEWER_MAX_SLEEP)).await;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// This process's user id, as the owner of its `/proc` entry.
+fn own_uid() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
