@@ -120,7 +120,10 @@ impl AgentBuilder {
     /// (EC P-256K).
     pub fn build(self) -> Result<Agent> {
         if self.managed.is_empty() && self.certified.is_empty() {
-            return Err(Error::with_context(ErrorKind::Config, "the agent has no keys"));
+            return Err(Error::with_context(
+                ErrorKind::Config,
+                "the agent has no keys",
+            ));
         }
         let mut managed: Vec<ManagedKey> = Vec::new();
         for (signer, comment) in self.managed {
@@ -215,10 +218,7 @@ impl Agent {
                 Ok(signature) => protocol::sign_response(&signature),
                 Err(e) => {
                     if e.kind() == ErrorKind::Algorithm {
-                        log::info!(
-                            "refused sign request for {}: {e}",
-                            key.signer().key_id()
-                        );
+                        log::info!("refused sign request for {}: {e}", key.signer().key_id());
                     } else {
                         log::error!(
                             "managed key {} failed to sign: {}",
@@ -234,10 +234,7 @@ impl Agent {
             // Makes sure an expired certificate gets renewed even when only signing happens.
             let minted = match certified.find(key_blob) {
                 Some(minted) => Some(minted),
-                None => certified
-                    .usable()
-                    .await
-                    .filter(|m| m.matches(key_blob)),
+                None => certified.usable().await.filter(|m| m.matches(key_blob)),
             };
             if let Some(minted) = minted {
                 return match minted.sign(data) {
@@ -275,12 +272,10 @@ impl Agent {
             let len = u32::from_be_bytes(prefix) as usize;
             let answer = if len > self.inner.max_message_len {
                 // Skipped without buffering, so the connection stays in step.
-                let skipped = tokio::io::copy(
-                    &mut (&mut stream).take(len as u64),
-                    &mut tokio::io::sink(),
-                )
-                .await
-                .map_err(io)?;
+                let skipped =
+                    tokio::io::copy(&mut (&mut stream).take(len as u64), &mut tokio::io::sink())
+                        .await
+                        .map_err(io)?;
                 if skipped < len as u64 {
                     return Ok(());
                 }

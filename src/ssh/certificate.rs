@@ -228,7 +228,10 @@ pub(crate) async fn mint(
         .map_err(|_| {
             Error::with_context(
                 ErrorKind::InvalidSignature,
-                format!("CA {} returned a signature that does not verify", ca.key_id()),
+                format!(
+                    "CA {} returned a signature that does not verify",
+                    ca.key_id()
+                ),
             )
         })?;
     let presigned = Presigned {
@@ -242,9 +245,9 @@ pub(crate) async fn mint(
         .map_err(build_failed)?;
 
     let mut certificate_blob = Vec::new();
-    certificate.encode(&mut certificate_blob).map_err(|_| {
-        Error::with_context(ErrorKind::Signing, "cannot encode certificate")
-    })?;
+    certificate
+        .encode(&mut certificate_blob)
+        .map_err(|_| Error::with_context(ErrorKind::Signing, "cannot encode certificate"))?;
     let mut key_blob = Vec::new();
     subject
         .encode(&mut key_blob)

@@ -47,19 +47,18 @@ impl ManagedKey {
     /// Signs `data` as the request's `flags` ask: RSA keys honour the SHA-2 flags exactly and
     /// refuse SHA-1 `ssh-rsa`; other keys ignore the flags, as OpenSSH's agent does.
     pub(crate) async fn sign(&self, data: &[u8], flags: u32) -> Result<ssh_key::Signature> {
-        let algorithm = match self.signer.key_type() {
-            KeyType::Rsa if flags & RSA_SHA2_256 != 0 => Algorithm::RS256,
-            KeyType::Rsa if flags & RSA_SHA2_512 != 0 => Algorithm::RS512,
-            KeyType::Rsa => {
-                return Err(Error::algorithm(
+        let algorithm =
+            match self.signer.key_type() {
+                KeyType::Rsa if flags & RSA_SHA2_256 != 0 => Algorithm::RS256,
+                KeyType::Rsa if flags & RSA_SHA2_512 != 0 => Algorithm::RS512,
+                KeyType::Rsa => return Err(Error::algorithm(
                     "SHA-1 ssh-rsa signatures are refused (ask for rsa-sha2-256 or rsa-sha2-512)",
-                ))
-            }
-            KeyType::P256 => Algorithm::ES256,
-            KeyType::P384 => Algorithm::ES384,
-            KeyType::Ed25519 => Algorithm::EdDSA,
-            other => return Err(Error::algorithm(format!("{other} keys have no SSH form"))),
-        };
+                )),
+                KeyType::P256 => Algorithm::ES256,
+                KeyType::P384 => Algorithm::ES384,
+                KeyType::Ed25519 => Algorithm::EdDSA,
+                other => return Err(Error::algorithm(format!("{other} keys have no SSH form"))),
+            };
         self.signer.sign(algorithm, data).await?.to_ssh()
     }
 }
@@ -212,7 +211,11 @@ impl CertifiedSurrogate {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         // Serials grow strictly, and start at the Unix time so restarts do not repeat them.
-        let serial = self.last_serial.load(Ordering::Relaxed).max(unix_now.saturating_sub(1)) + 1;
+        let serial = self
+            .last_serial
+            .load(Ordering::Relaxed)
+            .max(unix_now.saturating_sub(1))
+            + 1;
         match mint(&*self.ca, &self.options, now, serial).await {
             Ok(minted) => {
                 let minted = Arc::new(minted);

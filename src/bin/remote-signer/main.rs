@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "ssh-agent")]
+mod agent;
 mod common;
 mod demo;
 mod keys;
@@ -36,6 +38,10 @@ enum Command {
     Generate(keys::GenerateArgs),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
+    /// Run an ssh-agent in the foreground whose identities are managed keys or short-lived
+    /// certificates they sign
+    #[cfg(feature = "ssh-agent")]
+    Agent(agent::AgentArgs),
 }
 
 /// What a subcommand reports besides success.
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args).await,
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
+            #[cfg(feature = "ssh-agent")]
+            Command::Agent(args) => agent::run(args).await,
         }
     });
     match result {

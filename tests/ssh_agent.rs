@@ -1,0 +1,554 @@
+//! The ssh-agent against real OpenSSH: `ssh-add`, `ssh` logging in to a throwaway sshd on
+//! 127.0.0.1, `ssh-keygen -Y sign/verify`, git commit signing, and raw protocol abuse.
+//!
+//! Every test takes its keys as `Arc<dyn RemoteSigner>`, so any backend can be dropped in.
+#![cfg(feature = "ssh-agent")]
+
+#[path = "support/ssh/mod.rs"]
+mod ssh_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use remote_signer::backend::local::LocalSigner;
+use remote_signer::ssh::{Agent, CertificateOptions};
+use remote_signer::{KeyType, RemoteSigner};
+use ssh_support::{
+    captured_log, current_user, key_blob, sign_request, RunningAgent, Sshd, TestSigner,
+};
+
+const FAILURE: [u8; 1] = [5];
+
+fn local(key_type: KeyType) -> Arc<dyn RemoteSigner> {
+    Arc::new(LocalSigner::generate(key_type).unwrap())
+}
+
+fn openssh(signer: &dyn RemoteSigner) -> String {
+    signer.public_key().to_openssh("").unwrap()
+}
+
+/// The managed keys the login tests use: RSA, EC P-256 and Ed25519.
+fn managed_keys() -> Vec<(Arc<dyn RemoteSigner>, &'static str)> {
+    vec![
+        (local(KeyType::Rsa), "rsa key"),
+        (local(KeyType::P256), "p256 key"),
+        (local(KeyType::Ed25519), "ed25519 key"),
+    ]
+}
+
+fn agent_for(keys: &[(Arc<dyn RemoteSigner>, &'static str)]) -> RunningAgent {
+    let mut builder = Agent::builder();
+    for (signer, comment) in keys {
+        builder = builder.key_with_comment(Arc::clone(signer), *comment);
+    }
+    RunningAgent::start(builder.build().unwrap())
+}
+
+#[test]
+fn managed_keys_are_listed_and_log_in_with_every_algorithm() {
+    let keys = managed_keys();
+    let agent = agent_for(&keys);
+    let listed = agent.list();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for (signer, comment) in &keys {
+        let expected = format!("{} {comment}", openssh(&**signer));
+        assert!(listed.contains(&expected), "{expected} not in {listed:?}");
+    }
+
+    let authorized: Vec<String> = keys.iter().map(|(s, _)| openssh(&**s)).collect();
+    let sshd = Sshd::start(&authorized, &[]);
+    for algorithm in [
+        "rsa-sha2-256",
+        "rsa-sha2-512",
+        "ecdsa-sha2-nistp256",
+        "ssh-ed25519",
+    ] {
+        sshd.assert_login(
+            &agent.socket,
+            &[&format!("PubkeyAcceptedAlgorithms={algorithm}")],
+        );
+    }
+
+    // A key the server does not know gets nowhere.
+    let stranger = agent_for(&[(local(KeyType::Ed25519), "stranger")]);
+    let out = sshd.login(&stranger.socket, &current_user(), &[]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn rsa_answers_exactly_the_requested_algorithm_and_refuses_sha1() {
+    let rsa = local(KeyType::Rsa);
+    let agent = agent_for(&[(Arc::clone(&rsa), "rsa")]);
+    let blob = key_blob(&*rsa);
+    let mut client = agent.connect();
+    for (flags, name) in [(2u32, "rsa-sha2-256"), (4, "rsa-sha2-512")] {
+        let answer = client.request(&sign_request(&blob, b"data", flags));
+        assert_eq!(answer[0], 14);
+        let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
+        assert_eq!(signature.algorithm().as_str(), name);
+        let alg = if flags == 2 {
+            remote_signer::Algorithm::RS256
+        } else {
+            remote_signer::Algorithm::RS512
+        };
+        rsa.public_key()
+            .verify(alg, b"data", signature.as_bytes())
+            .unwrap();
+    }
+    // SHA-1 ssh-rsa (no flags) is refused, and the connection goes on.
+    assert_eq!(client.request(&sign_request(&blob, b"data", 0)), FAILURE);
+    assert_eq!(client.request(&[11])[0], 12);
+}
+
+fn keygen_sign_and_verify(socket: &Path, public_line: &str, dir: &Path) {
+    let public = dir.join("key.pub");
+    let message = dir.join("message.txt");
+    std::fs::write(&public, format!("{public_line}\n")).unwrap();
+    std::fs::write(&message, b"release v1.0\n").unwrap();
+    let out = Command::new("ssh-keygen")
+        .env("SSH_AUTH_SOCK", socket)
+        .args(["-Y", "sign", "-n", "file", "-f"])
+        .arg(&public)
+        .arg(&message)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen -Y sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(&allowed, format!("signer@example.com {public_line}\n")).unwrap();
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-n",
+            "file",
+            "-I",
+            "signer@example.com",
+            "-f",
+        ])
+        .arg(&allowed)
+        .arg("-s")
+        .arg(dir.join("message.txt.sig"))
+        .stdin(std::fs::File::open(&message).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen -Y verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(dir.join("message.txt.sig")).unwrap();
+}
+
+#[test]
+fn ssh_keygen_signatures_made_through_the_agent_verify() {
+    let mut keys = managed_keys();
+    keys.push((local(KeyType::P384), "p384 key"));
+    let agent = agent_for(&keys);
+    let dir = tempfile::tempdir().unwrap();
+    for (signer, _) in &keys {
+        keygen_sign_and_verify(&agent.socket, &openssh(&**signer), dir.path());
+    }
+}
+
+#[test]
+fn git_commit_signed_through_the_agent_passes_verify_commit() {
+    let signer = local(KeyType::Ed25519);
+    let agent = agent_for(&[(Arc::clone(&signer), "git signing key")]);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    let public = dir.path().join("signing.pub");
+    std::fs::write(&public, format!("{}\n", openssh(&*signer))).unwrap();
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("dev@example.com {}\n", openssh(&*signer))).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(&repo)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    git(&["init", "-q"]);
+    git(&["config", "user.name", "Dev"]);
+    git(&["config", "user.email", "dev@example.com"]);
+    git(&["config", "gpg.format", "ssh"]);
+    git(&["config", "user.signingkey", public.to_str().unwrap()]);
+    git(&[
+        "config",
+        "gpg.ssh.allowedSignersFile",
+        allowed.to_str().unwrap(),
+    ]);
+    std::fs::write(repo.join("README"), "signed\n").unwrap();
+    git(&["add", "README"]);
+    git(&["commit", "-q", "-S", "-m", "signed through remote-signer"]);
+    let verified = git(&["verify-commit", "-v", "HEAD"]);
+    assert!(
+        verified.contains("Good \"git\" signature for dev@example.com"),
+        "{verified}"
+    );
+}
+
+#[test]
+fn certificate_mode_logs_in_through_the_trusted_ca_without_managed_key_calls() {
+    let ca = TestSigner::new(local(KeyType::Rsa));
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .certificate_authority(
+                ca.clone(),
+                CertificateOptions::new([current_user()]).validity(Duration::from_secs(600)),
+            )
+            .build()
+            .unwrap(),
+    );
+    let listed = agent.list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(
+        listed[0].starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{listed:?}"
+    );
+    // The CA key is never offered.
+    let ca_line = openssh(&*ca);
+    assert!(!listed.iter().any(|l| l.starts_with(&ca_line)));
+
+    let sshd = Sshd::start(&[], &[ca_line]);
+    for _ in 0..3 {
+        sshd.assert_login(&agent.socket, &[]);
+    }
+    assert_eq!(ca.calls(), 1, "logins must not call the managed key");
+    assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+
+    // Sign requests for the CA key itself are refused.
+    let mut client = agent.connect();
+    assert_eq!(
+        client.request(&sign_request(&key_blob(&*ca), b"x", 4)),
+        FAILURE
+    );
+}
+
+#[test]
+fn a_certificate_for_another_principal_is_refused_by_sshd() {
+    let ca = local(KeyType::P256);
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .certificate_authority(Arc::clone(&ca), CertificateOptions::new(["someone-else"]))
+            .build()
+            .unwrap(),
+    );
+    let sshd = Sshd::start(&[], &[openssh(&*ca)]);
+    let out = sshd.login(&agent.socket, &current_user(), &[]);
+    assert!(
+        !out.status.success(),
+        "login succeeded for another principal"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn listed_certificate(agent: &RunningAgent) -> Option<ssh_key::Certificate> {
+    let listed = agent.list();
+    assert!(listed.len() <= 1, "{listed:?}");
+    listed
+        .first()
+        .map(|line| ssh_key::Certificate::from_openssh(line).unwrap())
+}
+
+#[test]
+fn certificates_are_renewed_once_validity_ends_and_logins_go_on() {
+    let ca = TestSigner::new(local(KeyType::Ed25519));
+    // Real time: sshd checks certificates against its own clock.
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .certificate_authority(
+                ca.clone(),
+                CertificateOptions::new([current_user()])
+                    .validity(Duration::from_secs(3))
+                    .backdate(Duration::ZERO),
+            )
+            .build()
+            .unwrap(),
+    );
+    let sshd = Sshd::start(&[], &[openssh(&*ca)]);
+    let first = listed_certificate(&agent).expect("a certificate");
+    sshd.assert_login(&agent.socket, &[]);
+    let end = SystemTime::UNIX_EPOCH + Duration::from_secs(first.valid_before());
+    std::thread::sleep(
+        end.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(200),
+    );
+    let second = listed_certificate(&agent).expect("a renewed certificate");
+    assert!(second.serial() > first.serial());
+    assert!(second.valid_before() > first.valid_before());
+    sshd.assert_login(&agent.socket, &[]);
+    assert!(ca.calls() >= 2);
+}
+
+#[test]
+fn an_expired_certificate_is_never_listed_and_renewal_recovers_after_an_outage() {
+    let log = captured_log();
+    drop(log);
+    let start = 1_900_000_000u64;
+    let now = Arc::new(AtomicU64::new(start));
+    let clock = {
+        let now = Arc::clone(&now);
+        move || SystemTime::UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst))
+    };
+    let ca = TestSigner::new(local(KeyType::P256));
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .certificate_authority(
+                ca.clone(),
+                CertificateOptions::new(["deploy"]).validity(Duration::from_secs(400)),
+            )
+            .clock(clock)
+            .build()
+            .unwrap(),
+    );
+    let first = listed_certificate(&agent).expect("a certificate");
+    assert_eq!(first.valid_before(), start + 400);
+    assert_eq!(first.valid_after(), start - 60);
+    assert_eq!(ca.calls(), 1);
+
+    // Inside the validity, before the renewal point: no managed-key call.
+    now.store(start + 200, Ordering::SeqCst);
+    assert_eq!(listed_certificate(&agent).unwrap().serial(), first.serial());
+    assert_eq!(ca.calls(), 1);
+
+    // The CA goes down; after expiry the old certificate is no longer listed.
+    ca.set_down(true);
+    now.store(start + 400, Ordering::SeqCst);
+    assert!(listed_certificate(&agent).is_none());
+    let mut client = agent.connect();
+    assert_eq!(
+        client.request(&sign_request(&first_blob(&first), b"x", 0)),
+        FAILURE
+    );
+    assert!(
+        captured_log()
+            .iter()
+            .any(|l| l.contains("cannot renew the certificate") && l.contains("test outage")),
+        "the cause is logged: {:?}",
+        captured_log()
+    );
+
+    // The CA comes back: the agent renews by itself.
+    ca.set_down(false);
+    now.store(start + 410, Ordering::SeqCst);
+    let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
+    assert!(renewed.serial() > first.serial());
+    assert_eq!(renewed.valid_before(), start + 410 + 400);
+}
+
+fn first_blob(certificate: &ssh_key::Certificate) -> Vec<u8> {
+    use ssh_encoding::Encode;
+    let mut blob = Vec::new();
+    certificate.encode(&mut blob).unwrap();
+    blob
+}
+
+/// Retries `f` a bounded number of times (renewal after an outage is throttled to one try
+/// every few seconds).
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..100 {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn malformed_unknown_and_oversized_messages_get_failure_and_the_connection_goes_on() {
+    let ed25519 = local(KeyType::Ed25519);
+    let agent = agent_for(&[(Arc::clone(&ed25519), "ed25519")]);
+    let blob = key_blob(&*ed25519);
+    let mut client = agent.connect();
+    let valid_sign = sign_request(&blob, b"payload", 0);
+
+    let mut refused: Vec<(&str, Vec<u8>)> = vec![
+        ("empty message", vec![]),
+        ("unknown type", vec![200, 1, 2, 3]),
+        ("add identity", {
+            let mut m = vec![17u8];
+            m.extend_from_slice(&[0, 0, 0, 11]);
+            m.extend_from_slice(b"ssh-ed25519");
+            m
+        }),
+        ("remove all", vec![19]),
+        ("lock", vec![22, 0, 0, 0, 1, b'p']),
+        ("extension", vec![27, 0, 0, 0, 4, b'q', b'u', b'e', b'r']),
+        ("identities with trailing data", vec![11, 0]),
+        (
+            "sign request for an unknown key",
+            sign_request(b"nope", b"x", 0),
+        ),
+        (
+            "string longer than the message",
+            vec![13, 0xff, 0xff, 0xff, 0xf0, 1],
+        ),
+        ("sign request with trailing data", {
+            let mut m = valid_sign.clone();
+            m.push(0);
+            m
+        }),
+    ];
+    for cut in [1, 3, 5, 20, valid_sign.len() - 1] {
+        refused.push(("truncated sign request", valid_sign[..cut].to_vec()));
+    }
+    for (what, message) in &refused {
+        assert_eq!(client.request(message), FAILURE, "{what}");
+        assert_eq!(client.request(&[11])[0], 12, "after {what}");
+    }
+
+    // Over the 256 KiB cap: skipped unread, refused, and the connection stays in step.
+    let oversized = vec![0xAAu8; 300 * 1024];
+    assert_eq!(client.request(&oversized), FAILURE);
+    let answer = client.request(&valid_sign);
+    assert_eq!(answer[0], 14);
+    let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
+    ed25519
+        .public_key()
+        .verify(
+            remote_signer::Algorithm::EdDSA,
+            b"payload",
+            signature.as_bytes(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
+    captured_log();
+    let flaky = TestSigner::new(local(KeyType::P256));
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .key_with_comment(flaky.clone(), "flaky")
+            .build()
+            .unwrap(),
+    );
+    let blob = key_blob(&*flaky);
+    let mut client = agent.connect();
+    flaky.set_down(true);
+    assert_eq!(client.request(&sign_request(&blob, b"x", 0)), FAILURE);
+    let logged = captured_log();
+    assert!(
+        logged.iter().any(|l| l.contains(flaky.key_id().as_str())
+            && l.contains("service unavailable: test outage (HTTP 503)")),
+        "{logged:?}"
+    );
+    flaky.set_down(false);
+    assert_eq!(client.request(&sign_request(&blob, b"x", 0))[0], 14);
+}
+
+#[test]
+fn keys_without_an_ssh_form_and_certificates_without_principals_are_refused() {
+    let none: [&str; 0] = [];
+    let err = Agent::builder()
+        .certificate_authority(local(KeyType::Ed25519), CertificateOptions::new(none))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), remote_signer::ErrorKind::Config);
+    assert_eq!(
+        Agent::builder().build().unwrap_err().kind(),
+        remote_signer::ErrorKind::Config
+    );
+}
+
+/// The command-line agent: prints the socket line, serves, and cleans up on a signal.
+fn run_cli_agent(args: &[&str], signal: &str) {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_remote-signer"))
+        .arg("agent")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let socket = line
+        .strip_prefix("SSH_AUTH_SOCK=")
+        .and_then(|rest| rest.strip_suffix("; export SSH_AUTH_SOCK;\n"))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+            panic!("unexpected first line {line:?}; stderr: {stderr}")
+        })
+        .to_string();
+    let socket = Path::new(&socket);
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(socket.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    if !args.contains(&"--socket") {
+        assert_eq!(dir_mode & 0o777, 0o700);
+    }
+    let out = Command::new("ssh-add")
+        .arg("-L")
+        .env("SSH_AUTH_SOCK", socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    if args.contains(&"--certificate") {
+        assert!(listed.starts_with("ssh-ed25519-cert-v01@openssh.com "));
+    }
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "agent exit: {status}");
+    assert!(!socket.exists(), "socket left behind");
+}
+
+#[test]
+fn the_cli_agent_prints_the_socket_and_removes_it_on_sigterm_and_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    LocalSigner::generate_to_file(KeyType::P256, &key).unwrap();
+    let key = key.to_str().unwrap();
+    run_cli_agent(&["--key", key], "-TERM");
+    let socket = dir.path().join("agent.sock");
+    run_cli_agent(
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--key",
+            key,
+            "--certificate",
+            "--principal",
+            "deploy",
+            "--validity",
+            "600",
+        ],
+        "-INT",
+    );
+}
