@@ -71,11 +71,27 @@ pub(crate) struct CertifiedSurrogate {
     clock: Clock,
     /// The newest certificate, and the one before it (still honoured for sign requests from
     /// clients that listed identities just before a renewal).
-    current: RwLock<(Option<Arc<Minted>>, Option<Arc<Minted>>)>,
+    current: RwLock<Certificates>,
     renewing: tokio::sync::Mutex<()>,
     /// No renewal is tried before this time after one failed.
     retry_after: RwLock<Option<SystemTime>>,
     last_serial: AtomicU64,
+}
+
+#[derive(Default)]
+struct Certificates {
+    newest: Option<Arc<Minted>>,
+    previous: Option<Arc<Minted>>,
+}
+
+impl Certificates {
+    fn find(&self, blob: &[u8], now: SystemTime) -> Option<Arc<Minted>> {
+        [&self.newest, &self.previous]
+            .into_iter()
+            .flatten()
+            .find(|m| m.valid_at(now) && m.matches(blob))
+            .cloned()
+    }
 }
 
 impl std::fmt::Debug for CertifiedSurrogate {
@@ -100,7 +116,7 @@ impl CertifiedSurrogate {
             ca,
             options,
             clock,
-            current: RwLock::new((None, None)),
+            current: RwLock::new(Certificates::default()),
             renewing: tokio::sync::Mutex::new(()),
             retry_after: RwLock::new(None),
             last_serial: AtomicU64::new(0),
@@ -121,7 +137,7 @@ impl CertifiedSurrogate {
     }
 
     fn newest(&self) -> Option<Arc<Minted>> {
-        self.current.read().ok().and_then(|c| c.0.clone())
+        self.current.read().ok().and_then(|c| c.newest.clone())
     }
 
     fn renew_at(&self, minted: &Minted) -> SystemTime {
@@ -170,13 +186,7 @@ impl CertifiedSurrogate {
     /// The certificate (current or previous, if still valid) whose blob or key is `blob`.
     pub(crate) fn find(&self, blob: &[u8]) -> Option<Arc<Minted>> {
         let now = (self.clock)();
-        let current = self.current.read().ok()?;
-        let found = [&current.0, &current.1]
-            .into_iter()
-            .flatten()
-            .find(|m| m.valid_at(now) && m.matches(blob))
-            .cloned();
-        found
+        self.current.read().ok()?.find(blob, now)
     }
 
     /// Renews unless someone else just did; logs a failure with its cause.
@@ -221,8 +231,7 @@ impl CertifiedSurrogate {
                 let minted = Arc::new(minted);
                 self.last_serial.store(serial, Ordering::Relaxed);
                 if let Ok(mut current) = self.current.write() {
-                    let previous = current.0.take();
-                    *current = (Some(Arc::clone(&minted)), previous);
+                    current.previous = current.newest.replace(Arc::clone(&minted));
                 }
                 if let Ok(mut retry) = self.retry_after.write() {
                     *retry = None;
