@@ -552,3 +552,63 @@ fn the_cli_agent_prints_the_socket_and_removes_it_on_sigterm_and_sigint() {
         "-INT",
     );
 }
+
+/// Seeded xorshift, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test]
+async fn random_and_mutated_messages_get_failure_or_a_well_formed_answer() {
+    let ed25519 = local(KeyType::Ed25519);
+    let agent = Agent::builder()
+        .key(Arc::clone(&ed25519))
+        .certificate_authority(local(KeyType::P256), CertificateOptions::new(["fuzz"]))
+        .build()
+        .unwrap();
+    let valid = sign_request(&key_blob(&*ed25519), b"payload", 0);
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for round in 0..5000 {
+        let mut message = match round % 3 {
+            0 => valid.clone(),
+            1 => vec![rng.below(256) as u8; rng.below(64)],
+            _ => {
+                let mut m = vec![[11u8, 13, 17, 25, 27][rng.below(5)]];
+                m.extend((0..rng.below(40)).map(|_| rng.next() as u8));
+                m
+            }
+        };
+        for _ in 0..rng.below(4) {
+            match rng.below(3) {
+                0 if !message.is_empty() => {
+                    let i = rng.below(message.len());
+                    message[i] ^= 1 << rng.below(8);
+                }
+                1 => message.truncate(rng.below(message.len() + 1)),
+                _ => message.push(rng.next() as u8),
+            }
+        }
+        let answer = agent.respond(&message).await;
+        match answer[0] {
+            5 => assert_eq!(answer.len(), 1),
+            12 => assert_eq!(message, [11]),
+            14 => {
+                // Only a sign request that still names the key (the data may have changed).
+                assert_eq!(message[0], 13);
+                let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
+                assert_eq!(signature.algorithm(), ssh_key::Algorithm::Ed25519);
+            }
+            other => panic!("unexpected answer type {other}"),
+        }
+    }
+}
