@@ -303,7 +303,7 @@ fn certificates_are_renewed_once_validity_ends_and_logins_go_on() {
 }
 
 #[test]
-fn an_expired_certificate_is_never_listed_and_renewal_recovers_after_an_outage() {
+fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after_an_outage() {
     let log = captured_log();
     drop(log);
     let start = 1_900_000_000u64;
@@ -333,13 +333,28 @@ fn an_expired_certificate_is_never_listed_and_renewal_recovers_after_an_outage()
     assert_eq!(listed_certificate(&agent).unwrap().serial(), first.serial());
     assert_eq!(ca.calls(), 1);
 
-    // The CA goes down; after expiry the old certificate is no longer listed.
-    ca.set_down(true);
-    now.store(start + 400, Ordering::SeqCst);
-    assert!(listed_certificate(&agent).is_none());
+    // Past the renewal point (a quarter of the validity left): the current certificate is
+    // still offered while a new one is minted in the background, once.
+    now.store(start + 350, Ordering::SeqCst);
+    let offered = listed_certificate(&agent).unwrap();
+    assert!(offered.serial() >= first.serial());
+    let second = wait_for(|| listed_certificate(&agent).filter(|c| c.serial() > first.serial()))
+        .expect("renewed ahead of expiry");
+    assert_eq!(second.valid_before(), start + 350 + 400);
+    assert_eq!(ca.calls(), 2);
+    // The previous certificate still signs until it expires (a client may have listed it).
     let mut client = agent.connect();
     assert_eq!(
-        client.request(&sign_request(&first_blob(&first), b"x", 0)),
+        client.request(&sign_request(&certificate_blob(&first), b"x", 0))[0],
+        14
+    );
+
+    // The CA goes down; after expiry the certificate is no longer listed nor used.
+    ca.set_down(true);
+    now.store(start + 750, Ordering::SeqCst);
+    assert!(listed_certificate(&agent).is_none());
+    assert_eq!(
+        client.request(&sign_request(&certificate_blob(&second), b"x", 0)),
         FAILURE
     );
     assert!(
@@ -352,13 +367,13 @@ fn an_expired_certificate_is_never_listed_and_renewal_recovers_after_an_outage()
 
     // The CA comes back: the agent renews by itself.
     ca.set_down(false);
-    now.store(start + 410, Ordering::SeqCst);
+    now.store(start + 760, Ordering::SeqCst);
     let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
-    assert!(renewed.serial() > first.serial());
-    assert_eq!(renewed.valid_before(), start + 410 + 400);
+    assert!(renewed.serial() > second.serial());
+    assert_eq!(renewed.valid_before(), start + 760 + 400);
 }
 
-fn first_blob(certificate: &ssh_key::Certificate) -> Vec<u8> {
+fn certificate_blob(certificate: &ssh_key::Certificate) -> Vec<u8> {
     use ssh_encoding::Encode;
     let mut blob = Vec::new();
     certificate.encode(&mut blob).unwrap();

@@ -172,8 +172,11 @@ impl CertifiedSurrogate {
         let now = (self.clock)();
         if let Some(minted) = self.newest().filter(|m| m.valid_at(now)) {
             if self.needs_renewal(Some(&minted), now) && self.may_retry(now) {
-                let this = Arc::clone(self);
-                tokio::spawn(async move { this.renew_logged().await });
+                // Outside a Tokio runtime the serving loop's renewer (or expiry) renews instead.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let this = Arc::clone(self);
+                    runtime.spawn(async move { this.renew_logged().await });
+                }
             }
             return Some(minted);
         }
