@@ -627,3 +627,70 @@ async fn random_and_mutated_messages_get_failure_or_a_well_formed_answer() {
         }
     }
 }
+
+#[test]
+fn a_never_expiring_certificate_issued_elsewhere_for_a_managed_key_logs_in() {
+    let key = local(KeyType::Ed25519);
+    let agent = agent_for(&[(Arc::clone(&key), "managed")]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&ca)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = dir.path().join("managed.pub");
+    std::fs::write(&public, format!("{}\n", openssh(&*key))).unwrap();
+    // `always:forever`: valid_before is u64::MAX, which ssh-key's parser cannot read.
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args([
+            "-I",
+            "issued elsewhere",
+            "-n",
+            &current_user(),
+            "-V",
+            "always:forever",
+        ])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certificate = dir.path().join("managed-cert.pub");
+    // ssh also tries the file as a private key and refuses it while others can read it.
+    std::fs::set_permissions(
+        &certificate,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let ca_line = std::fs::read_to_string(dir.path().join("ca.pub")).unwrap();
+    let sshd = Sshd::start(&[], &[ca_line.trim().to_string()]);
+    // Only the certificate can log in: the server knows no plain key.
+    sshd.assert_login(
+        &agent.socket,
+        &[&format!("CertificateFile={}", certificate.display())],
+    );
+    assert!(sshd
+        .log()
+        .contains("Accepted certificate ID \"issued elsewhere\""));
+
+    // The same on the raw socket: a sign request carrying the certificate blob.
+    let line = std::fs::read_to_string(&certificate).unwrap();
+    let blob = base64_decode(line.split_whitespace().nth(1).unwrap());
+    let answer = agent.connect().request(&sign_request(&blob, b"data", 0));
+    assert_eq!(answer[0], 14);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}

@@ -213,7 +213,14 @@ impl Agent {
     }
 
     async fn sign(&self, key_blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
-        if let Some(key) = self.inner.managed.iter().find(|k| k.blob == key_blob) {
+        // A certificate for a managed key (issued elsewhere) is answered by that key, as
+        // OpenSSH's agent does.
+        let certified_key = protocol::certified_key_blob(key_blob);
+        let managed =
+            self.inner.managed.iter().find(|k| {
+                k.blob == key_blob || certified_key.as_deref() == Some(k.blob.as_slice())
+            });
+        if let Some(key) = managed {
             return match key.sign(data, flags).await {
                 Ok(signature) => protocol::sign_response(&signature),
                 Err(e) => {

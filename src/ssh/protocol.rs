@@ -97,6 +97,26 @@ fn read_string<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
     Ok(string)
 }
 
+/// For an OpenSSH certificate blob, the blob of the public key inside it; `None` for anything
+/// else. Only the fields up to the key are read, so certificates that never expire (which
+/// `ssh-key` cannot parse) or carry unknown extensions work too.
+pub(crate) fn certified_key_blob(blob: &[u8]) -> Option<Vec<u8>> {
+    use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
+    let mut body = blob;
+    let name = std::str::from_utf8(read_string(&mut body).ok()?).ok()?;
+    let algorithm = ssh_key::Algorithm::new_certificate(name).ok()?;
+    let _nonce = read_string(&mut body).ok()?;
+    let key = match algorithm {
+        ssh_key::Algorithm::Ecdsa { .. } => KeyData::Ecdsa(EcdsaPublicKey::decode(&mut body).ok()?),
+        ssh_key::Algorithm::Ed25519 => KeyData::Ed25519(Ed25519PublicKey::decode(&mut body).ok()?),
+        ssh_key::Algorithm::Rsa { .. } => KeyData::Rsa(RsaPublicKey::decode(&mut body).ok()?),
+        _ => return None,
+    };
+    let mut key_blob = Vec::new();
+    key.encode(&mut key_blob).ok()?;
+    Some(key_blob)
+}
+
 /// The `FAILURE` message body.
 pub(crate) fn failure() -> Vec<u8> {
     vec![FAILURE]
