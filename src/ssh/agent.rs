@@ -389,3 +389,19 @@ fn own_uid() -> Option<u32> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Agent>();
+    }
+
+    #[allow(dead_code)]
+    fn serving_is_send(agent: Agent, listener: UnixListener) -> impl Future<Output = ()> + Send {
+        async move { agent.serve(listener).await }
+    }
+}
