@@ -401,7 +401,8 @@ mod tests {
     }
 
     #[allow(dead_code)]
-    fn serving_is_send(agent: Agent, listener: UnixListener) -> impl Future<Output = ()> + Send {
-        async move { agent.serve(listener).await }
+    fn serving_is_send(agent: Agent, listener: UnixListener) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(async move { agent.serve(listener).await });
     }
 }
