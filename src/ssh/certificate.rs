@@ -111,7 +111,7 @@ impl CertificateOptions {
 
     /// How long before expiry a certificate is renewed.
     pub(crate) fn renew_ahead(&self) -> Duration {
-        (self.validity / 4).max(Duration::from_secs(1))
+        self.validity / 4
     }
 }
 
@@ -185,7 +185,11 @@ pub(crate) async fn mint(
             .unwrap_or(0)
     };
     let valid_after = unix(now.checked_sub(options.backdate).unwrap_or(now));
-    let valid_before = unix(now) + options.validity.as_secs();
+    // Rounded up, so a certificate lives at least the whole validity and is never due for
+    // renewal the moment it is minted.
+    let end = now + options.validity;
+    let valid_before =
+        unix(end) + u64::from(end > SystemTime::UNIX_EPOCH + Duration::from_secs(unix(end)));
     let key_id = options
         .key_id
         .clone()
@@ -333,6 +337,19 @@ mod tests {
             assert!(minted.valid_at(now + Duration::from_secs(3599)));
             assert!(!minted.valid_at(now + Duration::from_secs(3600)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_lives_at_least_its_whole_validity() {
+        let ca = LocalSigner::generate(KeyType::Ed25519).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_500);
+        let options = CertificateOptions::new(["a"]).validity(Duration::from_secs(1));
+        let minted = mint(&ca, &options, now, 1).await.unwrap();
+        assert_eq!(
+            minted.valid_before,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_002)
+        );
+        assert!(minted.valid_before - options.renew_ahead() > now);
     }
 
     #[test]

@@ -172,8 +172,10 @@ impl CertifiedSurrogate {
         let now = (self.clock)();
         if let Some(minted) = self.newest().filter(|m| m.valid_at(now)) {
             if self.needs_renewal(Some(&minted), now) && self.may_retry(now) {
-                // Outside a Tokio runtime the serving loop's renewer (or expiry) renews instead.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                // Outside a Tokio runtime the serving loop's renewer (or expiry) renews instead;
+                // while a renewal is in flight there is nothing to start.
+                let idle = self.renewing.try_lock().is_ok();
+                if let (true, Ok(runtime)) = (idle, tokio::runtime::Handle::try_current()) {
                     let this = Arc::clone(self);
                     runtime.spawn(async move { this.renew_logged().await });
                 }
