@@ -313,20 +313,20 @@ impl Agent {
         self.serve_until(listener, std::future::pending()).await
     }
 
-    /// Like [`serve`](Agent::serve), until `shutdown` completes. Connections in progress are
-    /// not waited for.
+    /// Like [`serve`](Agent::serve), until `shutdown` completes; then open connections are
+    /// closed (a request in progress is abandoned) and background renewal stops.
     pub async fn serve_until(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
-        let renewers: Vec<_> = self
-            .inner
-            .certified
-            .iter()
-            .map(|c| AbortOnDrop(tokio::spawn(renew_ahead(Arc::clone(c)))))
-            .collect();
+        let mut background = tokio::task::JoinSet::new();
+        for certified in &self.inner.certified {
+            background.spawn(renew_ahead(Arc::clone(certified)));
+        }
         let own_uid = own_uid();
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
+                // Reaps finished connections so the set does not grow.
+                Some(_) = background.join_next() => continue,
                 accepted = listener.accept() => accepted,
             };
             let stream = match accepted {
@@ -345,13 +345,13 @@ impl Agent {
                 }
             }
             let agent = self.clone();
-            tokio::spawn(async move {
+            background.spawn(async move {
                 if let Err(e) = agent.serve_connection(stream).await {
                     log::debug!("{e}");
                 }
             });
         }
-        drop(renewers);
+        background.abort_all();
     }
 }
 
@@ -366,14 +366,6 @@ async fn renew_ahead(certified: Arc<CertifiedSurrogate>) {
         } else {
             tokio::time::sleep(wait.min(RENEWER_MAX_SLEEP)).await;
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
