@@ -694,3 +694,42 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+#[test]
+fn connections_from_other_users_are_closed_unanswered() {
+    use std::os::unix::fs::PermissionsExt;
+    // A socket anyone may reach, so only the agent's own check stands in the way.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = RunningAgent::start_in(
+        Agent::builder()
+            .key(local(KeyType::Ed25519))
+            .build()
+            .unwrap(),
+        dir,
+    );
+    std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(agent.list().len(), 1);
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ssh-add",
+            "-L",
+        ])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("communication with agent failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -163,7 +163,11 @@ pub struct RunningAgent {
 impl RunningAgent {
     /// Serves `agent`, minting its certificates first.
     pub fn start(agent: Agent) -> RunningAgent {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(agent, tempfile::tempdir().unwrap())
+    }
+
+    /// Serves `agent` on `agent.sock` in `dir`.
+    pub fn start_in(agent: Agent, dir: TempDir) -> RunningAgent {
         let socket = dir.path().join("agent.sock");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
