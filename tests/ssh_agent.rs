@@ -721,15 +721,11 @@ fn connections_from_other_users_are_closed_unanswered() {
         .env("SSH_AUTH_SOCK", &agent.socket)
         .output()
         .unwrap();
+    // ssh-add reports the closed connection, or dies of SIGPIPE if it was closed first.
     assert!(!out.status.success());
     assert!(
         out.stdout.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("communication with agent failed"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }

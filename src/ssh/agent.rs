@@ -237,13 +237,10 @@ impl Agent {
                 }
             };
         }
+        // Only certificates already offered can match: a sign request never mints one, so
+        // requests for unknown keys cost no managed-key call.
         for certified in &self.inner.certified {
-            // Makes sure an expired certificate gets renewed even when only signing happens.
-            let minted = match certified.find(key_blob) {
-                Some(minted) => Some(minted),
-                None => certified.usable().await.filter(|m| m.matches(key_blob)),
-            };
-            if let Some(minted) = minted {
+            if let Some(minted) = certified.find(key_blob) {
                 return match minted.sign(data) {
                     Ok(signature) => protocol::sign_response(&signature),
                     Err(e) => {
