@@ -17,11 +17,19 @@ use crate::signer::RemoteSigner;
 const RENEWAL_RETRY: Duration = Duration::from_secs(5);
 
 /// A managed key offered as itself: every signature is a managed-key call.
-#[derive(Debug)]
 pub(crate) struct ManagedKey {
     signer: Arc<dyn RemoteSigner>,
     pub(crate) blob: Vec<u8>,
     pub(crate) comment: String,
+}
+
+impl std::fmt::Debug for ManagedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedKey")
+            .field("key_id", self.signer.key_id())
+            .field("comment", &self.comment)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManagedKey {
