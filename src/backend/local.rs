@@ -123,11 +123,8 @@ impl LocalKeyOptions {
         let path = path.as_ref();
         let bytes = read_key_file(path, self.allow_readable)?;
         let secret = parse_private_key(&bytes, self.passphrase.as_deref().map(|p| &p[..]))
-            .map_err(|e| match e.kind() {
-                // Say which file; the parse error itself knows none.
-                ErrorKind::KeyFile => Error::key_file(path, e),
-                _ => e.context(format!("{}", path.display())),
-            })?;
+            // Say which file; the parse error itself knows none.
+            .map_err(|e| e.prefixed(path.display()))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         LocalSigner::new(secret, |thumb| {
             format!("file://{}#{thumb}", absolute.display())
