@@ -558,6 +558,22 @@ fn encrypted_keys_need_the_right_passphrase() {
         );
         assert!(!err.contains("nope"));
     }
+    // A file asking for absurd KDF work is refused at once instead of hanging. (Built
+    // directly: openssl itself would spend the rounds to write it.)
+    let iv = [7u8; 16];
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(100_000_000, b"saltsalt", &iv)
+            .unwrap();
+    let costly = pkcs8::EncryptedPrivateKeyInfo {
+        encryption_algorithm: params.into(),
+        encrypted_data: &[0u8; 64],
+    };
+    let costly = keys.write("costly.p8", &pkcs8::der::Encode::to_der(&costly).unwrap());
+    let err = LocalKeyOptions::new()
+        .passphrase(PASSPHRASE)
+        .open(&costly)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
     // The passphrase is never a command-line argument.
     let out = cli(
         &[
