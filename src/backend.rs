@@ -2,3 +2,5 @@
 //! backend; the backends are here for constructing signers.
 
 pub mod local;
+#[cfg(feature = "azure")]
+pub mod azure;
