@@ -65,6 +65,7 @@ mod retry;
 mod stats;
 mod transport;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -197,6 +198,7 @@ impl fmt::Display for KeyUrl {
 pub struct KeyVaultSignerBuilder {
     url: String,
     credential: Option<Arc<dyn TokenCredential>>,
+    environment: Option<HashMap<String, String>>,
     verify_challenge_resource: bool,
     retry: RetryPolicy,
     extra_roots: Vec<Vec<u8>>,
@@ -220,6 +222,7 @@ impl KeyVaultSignerBuilder {
         KeyVaultSignerBuilder {
             url: url.to_string(),
             credential: None,
+            environment: None,
             verify_challenge_resource: true,
             retry: RetryPolicy::default(),
             extra_roots: Vec::new(),
@@ -232,6 +235,14 @@ impl KeyVaultSignerBuilder {
     /// (default: [`DefaultCredential`]).
     pub fn credential(mut self, credential: Arc<dyn TokenCredential>) -> Self {
         self.credential = Some(credential);
+        self
+    }
+
+    /// Reads the standard variables of [`DefaultCredential`] (`AZURE_TENANT_ID`, ...) from
+    /// `vars` instead of the process environment (default: the process environment). Ignored
+    /// when a [`credential`](Self::credential) is given.
+    pub fn environment(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.environment = Some(vars.into_iter().collect());
         self
     }
 
@@ -293,7 +304,12 @@ impl KeyVaultSignerBuilder {
         };
         let credential = match self.credential {
             Some(credential) => credential,
-            None => DefaultCredential::from_env(client_options.clone())?,
+            None => match &self.environment {
+                Some(vars) => {
+                    DefaultCredential::from_vars(|k| vars.get(k).cloned(), client_options.clone())?
+                }
+                None => DefaultCredential::from_env(client_options.clone())?,
+            },
         };
         let options = KeyClientOptions {
             client_options,

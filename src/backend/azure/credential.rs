@@ -163,6 +163,18 @@ impl DefaultCredential {
 /// A safe one-line description of a credential failure: the Entra status and error codes,
 /// never the response's description text.
 fn describe(source: &str, error: &azure_core::Error) -> String {
+    // The credentials wrap the token endpoint's error in a `Credential` error of their own.
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut error = error;
+    while let Some(e) = inner {
+        if let Some(az) = e.downcast_ref::<azure_core::Error>() {
+            error = az;
+            if !matches!(az.kind(), AzKind::Credential) {
+                break;
+            }
+        }
+        inner = e.source();
+    }
     match error.kind() {
         AzKind::HttpResponse {
             status, error_code, ..
