@@ -66,7 +66,12 @@ fn openssl_verifies(dir: &Path, signer: &dyn RemoteSigner, sig: &remote_signer::
     cmd.current_dir(dir)
         .args(["dgst", digest, "-verify", "pub.pem", "-signature", "sig"]);
     if alg.as_str().starts_with("PS") {
-        cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]);
+        cmd.args([
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+        ]);
     }
     let out = cmd.arg("msg").output().expect("run openssl");
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
@@ -97,12 +102,22 @@ async fn every_algorithm_signs_and_verifies_with_openssl_and_the_public_key() {
                 .public_key()
                 .verify(*alg, MESSAGE, sig.as_bytes())
                 .expect("verifies with the public key");
-            assert!(openssl_verifies(dir.path(), &signer, &sig), "{alg}: openssl verify");
+            assert!(
+                openssl_verifies(dir.path(), &signer, &sig),
+                "{alg}: openssl verify"
+            );
         }
         // Algorithms outside the key's family are refused before anything is sent.
         let before = emu.count("sign");
-        let other = if spec == KeySpec::Rsa(2048) { Algorithm::ES256 } else { Algorithm::RS256 };
-        assert_eq!(signer.sign(other, MESSAGE).await.unwrap_err().kind(), ErrorKind::Algorithm);
+        let other = if spec == KeySpec::Rsa(2048) {
+            Algorithm::ES256
+        } else {
+            Algorithm::RS256
+        };
+        assert_eq!(
+            signer.sign(other, MESSAGE).await.unwrap_err().kind(),
+            ErrorKind::Algorithm
+        );
         assert_eq!(emu.count("sign"), before);
     }
     // The client-secret credential got its tokens from the emulator's token endpoint, after
@@ -132,13 +147,20 @@ async fn a_version_less_url_pins_the_current_version() {
     let sig = pinned.sign(Algorithm::ES256, MESSAGE).await.unwrap();
     let v1_key = remote_signer::PublicKey::from_pem(&emu.public_key_pem("rotating", &v1)).unwrap();
     let v2_key = remote_signer::PublicKey::from_pem(&emu.public_key_pem("rotating", &v2)).unwrap();
-    v1_key.verify(Algorithm::ES256, MESSAGE, sig.as_bytes()).unwrap();
-    assert!(v2_key.verify(Algorithm::ES256, MESSAGE, sig.as_bytes()).is_err());
+    v1_key
+        .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
+        .unwrap();
+    assert!(v2_key
+        .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
+        .is_err());
     assert!(emu
         .served()
         .iter()
         .any(|s| s.method == "POST" && s.path == format!("/keys/rotating/{v1}/sign")));
-    assert_eq!(pinned.key_id().as_str(), format!("https://{}/keys/rotating/{v1}", emu.addr()));
+    assert_eq!(
+        pinned.key_id().as_str(),
+        format!("https://{}/keys/rotating/{v1}", emu.addr())
+    );
 
     let fresh = open(&emu, &emu.key_url("rotating", None)).await;
     assert_eq!(fresh.version(), v2);
@@ -151,14 +173,23 @@ async fn forbidden_keys_are_permission_denied_with_code_and_request_id() {
     emu.create_key("rbac", KeySpec::P256);
     emu.deny("policy", Deny::AccessPolicy);
     emu.deny("rbac", Deny::Rbac);
-    for (name, code) in [("policy", "Forbidden/AccessDenied"), ("rbac", "Forbidden/ForbiddenByRbac")] {
-        let err = builder(&emu, &emu.key_url(name, None)).build().await.unwrap_err();
+    for (name, code) in [
+        ("policy", "Forbidden/AccessDenied"),
+        ("rbac", "Forbidden/ForbiddenByRbac"),
+    ] {
+        let err = builder(&emu, &emu.key_url(name, None))
+            .build()
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         let text = err.to_string();
         assert!(text.contains("HTTP 403") && text.contains(code), "{text}");
         assert!(text.contains("request id "), "{text}");
         // Nothing of the response body's message reaches the error.
-        assert!(!text.contains("Caller") && !text.contains("appid"), "{text}");
+        assert!(
+            !text.contains("Caller") && !text.contains("appid"),
+            "{text}"
+        );
     }
     // Not retried: one attempt each.
     assert_eq!(emu.count("denied"), 2);
@@ -194,20 +225,48 @@ async fn missing_keys_and_versions_are_key_not_found() {
 async fn disabled_and_out_of_window_keys_are_key_disabled() {
     let emu = Emulator::start();
     let cases = [
-        ("disabled", Attributes { enabled: false, ..Attributes::default() }),
-        ("early", Attributes { not_before: Some(4_102_444_800), ..Attributes::default() }), // 2100
-        ("late", Attributes { expires: Some(946_684_800), ..Attributes::default() }), // 2000
+        (
+            "disabled",
+            Attributes {
+                enabled: false,
+                ..Attributes::default()
+            },
+        ),
+        (
+            "early",
+            Attributes {
+                not_before: Some(4_102_444_800),
+                ..Attributes::default()
+            },
+        ), // 2100
+        (
+            "late",
+            Attributes {
+                expires: Some(946_684_800),
+                ..Attributes::default()
+            },
+        ), // 2000
     ];
     for (name, attributes) in cases {
         emu.create_key(name, KeySpec::P256);
         emu.set_attributes(name, None, attributes);
-        let err = builder(&emu, &emu.key_url(name, None)).build().await.unwrap_err();
+        let err = builder(&emu, &emu.key_url(name, None))
+            .build()
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyDisabled, "{name}: {err}");
     }
     // Disabled after the signer started: the service's 403 KeyDisabled.
     emu.create_key("later", KeySpec::P256);
     let signer = open(&emu, &emu.key_url("later", None)).await;
-    emu.set_attributes("later", None, Attributes { enabled: false, ..Attributes::default() });
+    emu.set_attributes(
+        "later",
+        None,
+        Attributes {
+            enabled: false,
+            ..Attributes::default()
+        },
+    );
     let err = signer.sign(Algorithm::ES256, MESSAGE).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KeyDisabled, "{err}");
     assert!(err.to_string().contains("Forbidden/KeyDisabled"), "{err}");
@@ -221,9 +280,15 @@ async fn throttling_is_retried_and_honours_retry_after() {
     emu.inject(Fault::Throttle(None), 1);
     emu.inject(Fault::Throttle(Some(RetryAfter::Millis(30))), 1);
     emu.inject(Fault::Throttle(Some(RetryAfter::Seconds(0))), 1);
-    signer.sign(Algorithm::ES256, MESSAGE).await.expect("sign after throttling");
+    signer
+        .sign(Algorithm::ES256, MESSAGE)
+        .await
+        .expect("sign after throttling");
     let sign = signer.stats().sign;
-    assert_eq!((sign.attempts, sign.retries, sign.throttled, sign.succeeded), (4, 3, 3, 1));
+    assert_eq!(
+        (sign.attempts, sign.retries, sign.throttled, sign.succeeded),
+        (4, 3, 3, 1)
+    );
 }
 
 #[tokio::test]
@@ -238,7 +303,10 @@ async fn a_throttling_storm_ends_in_throttled_within_the_bounds() {
     assert_eq!(err.kind(), ErrorKind::Throttled);
     assert!(err.to_string().contains("HTTP 429 Throttled"), "{err}");
     assert!(err.to_string().contains("after 4 attempts"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(20), "bounded by max_elapsed");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "bounded by max_elapsed"
+    );
     assert_eq!(signer.stats().sign.attempts, 4);
     let _ = policy;
 
@@ -249,7 +317,10 @@ async fn a_throttling_storm_ends_in_throttled_within_the_bounds() {
     assert!(err.to_string().contains("beyond the time allowed"), "{err}");
     assert_eq!(signer.stats().sign.attempts, 5);
     emu.clear_faults();
-    signer.sign(Algorithm::ES256, MESSAGE).await.expect("recovers");
+    signer
+        .sign(Algorithm::ES256, MESSAGE)
+        .await
+        .expect("recovers");
 }
 
 #[tokio::test]
@@ -260,7 +331,10 @@ async fn server_errors_and_dropped_connections_are_retried() {
     emu.inject(Fault::Status(503), 1);
     emu.inject(Fault::Drop, 1);
     emu.inject(Fault::Status(500), 1);
-    signer.sign(Algorithm::PS256, MESSAGE).await.expect("sign after faults");
+    signer
+        .sign(Algorithm::PS256, MESSAGE)
+        .await
+        .expect("sign after faults");
     assert_eq!(signer.stats().sign.retries, 3);
 
     emu.inject_always(Fault::Status(502));
@@ -292,14 +366,20 @@ async fn latency_beyond_the_attempt_timeout_is_a_timeout() {
     let err = signer.sign(Algorithm::ES256, MESSAGE).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.is_timeout() && err.is_transient());
-    assert!(start.elapsed() < Duration::from_secs(5), "bounded by max_elapsed");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "bounded by max_elapsed"
+    );
     let sign = signer.stats().sign;
     assert_eq!((sign.attempts, sign.timed_out), (2, 1));
 
     // Latency within the timeout is just slow.
     emu.clear_faults();
     emu.inject(Fault::Latency(Duration::from_millis(50)), 1);
-    signer.sign(Algorithm::ES256, MESSAGE).await.expect("slow but in time");
+    signer
+        .sign(Algorithm::ES256, MESSAGE)
+        .await
+        .expect("slow but in time");
 }
 
 #[tokio::test]
@@ -341,7 +421,10 @@ async fn the_challenge_resource_check_is_on_by_default() {
         .build()
         .await
         .expect("challenge resource matches");
-    assert!(signer.key_id().as_str().starts_with(&format!("https://{host}:")));
+    assert!(signer
+        .key_id()
+        .as_str()
+        .starts_with(&format!("https://{host}:")));
     signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
 }
 
@@ -365,8 +448,14 @@ async fn workload_identity_gets_its_token_from_the_emulator() {
     let token_file = emu.federated_token_file();
     let vars = vec![
         ("AZURE_TENANT_ID".to_string(), TENANT_ID.to_string()),
-        ("AZURE_CLIENT_ID".to_string(), support::keyvault::CLIENT_ID.to_string()),
-        ("AZURE_FEDERATED_TOKEN_FILE".to_string(), token_file.to_string_lossy().into_owned()),
+        (
+            "AZURE_CLIENT_ID".to_string(),
+            support::keyvault::CLIENT_ID.to_string(),
+        ),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".to_string(),
+            token_file.to_string_lossy().into_owned(),
+        ),
         ("AZURE_AUTHORITY_HOST".to_string(), emu.authority_host()),
     ];
     let signer = KeyVaultSigner::builder(&emu.key_url("k", None))
@@ -405,9 +494,18 @@ async fn a_wrong_client_secret_is_permission_denied_without_the_secret() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     let text = format!("{err} {err:?}");
-    assert!(text.contains("client secret credential") && text.contains("7000215"), "{text}");
-    assert!(!text.contains("not-the-secret-xyz") && !text.contains(CLIENT_SECRET), "{text}");
-    assert!(!text.contains("Invalid client secret provided"), "no body text: {text}");
+    assert!(
+        text.contains("client secret credential") && text.contains("7000215"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-secret-xyz") && !text.contains(CLIENT_SECRET),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Invalid client secret provided"),
+        "no body text: {text}"
+    );
 }
 
 #[tokio::test]
@@ -454,7 +552,11 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
     let cli = || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_remote-signer"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("AZURE_") || k.starts_with("IDENTITY_") || k.starts_with("MSI_") || k.starts_with("SSL_CERT") {
+            if k.starts_with("AZURE_")
+                || k.starts_with("IDENTITY_")
+                || k.starts_with("MSI_")
+                || k.starts_with("SSL_CERT")
+            {
                 cmd.env_remove(k);
             }
         }
@@ -462,21 +564,47 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
         cmd
     };
     let out = cli()
-        .args(["public-key", "--key", &url, "--no-verify-challenge-resource"])
+        .args([
+            "public-key",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), emu.public_key_pem("cli", &version));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        emu.public_key_pem("cli", &version)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("msg"), MESSAGE).unwrap();
     let out = cli()
-        .args(["sign", "--key", &url, "--no-verify-challenge-resource", "--alg", "PS512", "--in"])
+        .args([
+            "sign",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+            "--alg",
+            "PS512",
+            "--in",
+        ])
         .arg(dir.path().join("msg"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let sig = URL_SAFE_NO_PAD.decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sig = URL_SAFE_NO_PAD
+        .decode(String::from_utf8(out.stdout).unwrap().trim())
+        .unwrap();
     let public = remote_signer::PublicKey::from_pem(&emu.public_key_pem("cli", &version)).unwrap();
     public.verify(Algorithm::PS512, MESSAGE, &sig).unwrap();
 
@@ -491,7 +619,9 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
 // ---- The emulator against the recorded exchanges -------------------------------------------
 
 fn data(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keyvault").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/keyvault")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -512,7 +642,13 @@ impl Raw {
         }
     }
 
-    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let url = format!("{}{path}?api-version=2025-07-01", self.base);
         let mut req = match method {
             "GET" => self.http.get(url),
@@ -522,13 +658,19 @@ impl Raw {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
         if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let bytes = res.bytes().await.unwrap();
-        (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -554,11 +696,21 @@ async fn emulator_matches_the_recorded_challenge_get_sign_verify() {
     assert_eq!(body, expected["body"]);
     let challenge = headers["www-authenticate"].to_str().unwrap();
     let recorded = expected["headers"]["WWW-Authenticate"].as_str().unwrap();
-    assert_eq!(challenge, recorded.replace("12345678-1234-1234-1234-123456789012", TENANT_ID));
-    for h in ["Content-Type", "x-ms-keyvault-service-version", "x-ms-keyvault-region"] {
+    assert_eq!(
+        challenge,
+        recorded.replace("12345678-1234-1234-1234-123456789012", TENANT_ID)
+    );
+    for h in [
+        "Content-Type",
+        "x-ms-keyvault-service-version",
+        "x-ms-keyvault-region",
+    ] {
         assert!(headers.contains_key(h.to_ascii_lowercase().as_str()), "{h}");
     }
-    assert_eq!(headers["content-type"], expected["headers"]["Content-Type"].as_str().unwrap());
+    assert_eq!(
+        headers["content-type"],
+        expected["headers"]["Content-Type"].as_str().unwrap()
+    );
 
     // 2. The key bundle has the recorded members, integer times, and a kid naming the version.
     let token = emu.issue_token();
@@ -567,21 +719,32 @@ async fn emulator_matches_the_recorded_challenge_get_sign_verify() {
     assert_eq!(status, 200);
     assert_eq!(keys_of(&bundle), keys_of(expected));
     assert_eq!(keys_of(&bundle["key"]), keys_of(&expected["key"]));
-    assert_eq!(keys_of(&bundle["attributes"]), keys_of(&expected["attributes"]));
+    assert_eq!(
+        keys_of(&bundle["attributes"]),
+        keys_of(&expected["attributes"])
+    );
     for member in ["kty", "crv", "key_ops"] {
         assert_eq!(bundle["key"][member], expected["key"][member], "{member}");
     }
     for t in ["created", "updated"] {
         assert!(bundle["attributes"][t].is_i64(), "{t} is integer seconds");
     }
-    assert_eq!(bundle["attributes"]["recoveryLevel"], expected["attributes"]["recoveryLevel"]);
+    assert_eq!(
+        bundle["attributes"]["recoveryLevel"],
+        expected["attributes"]["recoveryLevel"]
+    );
     let kid = bundle["key"]["kid"].as_str().unwrap();
     assert!(kid.ends_with(&path), "{kid}");
 
     // 3. Sign the recorded request body: the reply has the recorded shape, a 64-byte r||s.
     let sign_request = &ex[2]["request"]["body"];
     let (status, _, signed) = raw
-        .send("POST", &format!("{path}/sign"), Some(&token), Some(&sign_request.to_string()))
+        .send(
+            "POST",
+            &format!("{path}/sign"),
+            Some(&token),
+            Some(&sign_request.to_string()),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(keys_of(&signed), keys_of(&ex[2]["response"]["body"]));
@@ -597,12 +760,22 @@ async fn emulator_matches_the_recorded_challenge_get_sign_verify() {
     let mut verify = ex[3]["request"]["body"].clone();
     verify["value"] = json!(sig);
     let (status, _, verified) = raw
-        .send("POST", &format!("{path}/verify"), Some(&token), Some(&verify.to_string()))
+        .send(
+            "POST",
+            &format!("{path}/verify"),
+            Some(&token),
+            Some(&verify.to_string()),
+        )
         .await;
     assert_eq!((status, &verified), (200, &ex[3]["response"]["body"]));
     // The recorded signature was made by another key: it does not verify here.
     let (_, _, verified) = raw
-        .send("POST", &format!("{path}/verify"), Some(&token), Some(&ex[3]["request"]["body"].to_string()))
+        .send(
+            "POST",
+            &format!("{path}/verify"),
+            Some(&token),
+            Some(&ex[3]["request"]["body"].to_string()),
+        )
         .await;
     assert_eq!(verified, json!({"value": false}));
 }
@@ -627,11 +800,19 @@ async fn emulator_errors_match_the_recorded_service_errors() {
     assert!(message.starts_with("A key with (name/id) missing was not found in this key vault."));
 
     for (name, case) in [("policy", "403_access_policy"), ("rbac", "403_rbac")] {
-        let (status, _, body) = raw.send("GET", &format!("/keys/{name}/"), Some(&token), None).await;
+        let (status, _, body) = raw
+            .send("GET", &format!("/keys/{name}/"), Some(&token), None)
+            .await;
         let expected = &recorded[case];
         assert_eq!(status, expected["status"], "{case}");
-        assert_eq!(body["error"]["code"], expected["body"]["error"]["code"], "{case}");
-        assert_eq!(body["error"]["innererror"], expected["body"]["error"]["innererror"], "{case}");
+        assert_eq!(
+            body["error"]["code"], expected["body"]["error"]["code"],
+            "{case}"
+        );
+        assert_eq!(
+            body["error"]["innererror"], expected["body"]["error"]["innererror"],
+            "{case}"
+        );
     }
 
     emu.inject(Fault::Throttle(None), 1);
@@ -639,9 +820,15 @@ async fn emulator_errors_match_the_recorded_service_errors() {
     let expected = &recorded["429_throttled"];
     assert_eq!(status, expected["status"]);
     assert_eq!(body, expected["body"]);
-    assert!(!headers.contains_key("retry-after"), "recorded 429 has no Retry-After");
+    assert!(
+        !headers.contains_key("retry-after"),
+        "recorded 429 has no Retry-After"
+    );
     assert!(headers.contains_key("x-ms-request-id"));
-    assert_eq!(headers["content-type"], expected["headers"]["Content-Type"].as_str().unwrap());
+    assert_eq!(
+        headers["content-type"],
+        expected["headers"]["Content-Type"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -655,13 +842,17 @@ async fn emulator_serves_the_requests_the_sdks_were_observed_to_send() {
     emu.create_key("throttled", KeySpec::P256);
     emu.deny("forbidden", Deny::AccessPolicy);
     let log = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keyvault/sdk_requests_observed.jsonl"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/keyvault/sdk_requests_observed.jsonl"),
     )
     .unwrap();
     let mut seen = 0;
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let req: Value = serde_json::from_str(line).unwrap();
-        let (method, path) = (req["method"].as_str().unwrap(), req["path"].as_str().unwrap());
+        let (method, path) = (
+            req["method"].as_str().unwrap(),
+            req["path"].as_str().unwrap(),
+        );
         let path = path.replace("019c0863cf454d86a33f96c863e81d34", &rsa_version);
         let name = path.split('/').nth(2).unwrap();
         if path.contains("ec-key/0836") {
@@ -672,7 +863,9 @@ async fn emulator_serves_the_requests_the_sdks_were_observed_to_send() {
         if auth && name == "throttled" {
             emu.inject(Fault::Throttle(None), 1);
         }
-        let (status, headers, _) = raw.send(method, &path, auth.then_some(token.as_str()), body).await;
+        let (status, headers, _) = raw
+            .send(method, &path, auth.then_some(token.as_str()), body)
+            .await;
         let expected = match (auth, name) {
             (false, _) => 401,
             (_, "missing-key") => 404,
@@ -689,6 +882,10 @@ async fn emulator_serves_the_requests_the_sdks_were_observed_to_send() {
     assert!(seen > 20);
     // The version-less forms the Rust SDK sends were among them.
     let served = emu.served();
-    assert!(served.iter().any(|s| s.path == "/keys/rsa-key/" && s.status == 200));
-    assert!(served.iter().any(|s| s.path == "/keys/rsa-key//sign" && s.status == 200));
+    assert!(served
+        .iter()
+        .any(|s| s.path == "/keys/rsa-key/" && s.status == 200));
+    assert!(served
+        .iter()
+        .any(|s| s.path == "/keys/rsa-key//sign" && s.status == 200));
 }

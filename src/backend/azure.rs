@@ -40,7 +40,7 @@
 //! Throttling (429, honouring `Retry-After`, `retry-after-ms` and `x-ms-retry-after-ms`), 5xx
 //! answers, dropped connections and attempts that exceed their timeout are retried with
 //! exponential backoff, within a bound on retries and on the total time ([`RetryPolicy`]).
-//! Failures map to [`ErrorKind`](crate::ErrorKind)s:
+//! Failures map to [`ErrorKind`]s:
 //!
 //! | what happened | kind |
 //! |---|---|
@@ -131,14 +131,10 @@ impl KeyUrl {
         if parts.next().is_some() {
             return Err(bad("Key Vault key URL has too many path segments"));
         }
-        let valid_name = name.len() <= 127
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let valid_name =
+            name.len() <= 127 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !valid_name {
-            return Err(bad(
-                "key names are 1 to 127 letters, digits and dashes",
-            ));
+            return Err(bad("key names are 1 to 127 letters, digits and dashes"));
         }
         if let Some(v) = version {
             if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -316,8 +312,9 @@ impl KeyVaultSignerBuilder {
             verify_challenge_resource: Some(self.verify_challenge_resource),
             ..KeyClientOptions::default()
         };
-        let client = KeyClient::new(url.vault(), credential, Some(options))
-            .map_err(|_| Error::with_context(ErrorKind::Config, "cannot create Key Vault client"))?;
+        let client = KeyClient::new(url.vault(), credential, Some(options)).map_err(|_| {
+            Error::with_context(ErrorKind::Config, "cannot create Key Vault client")
+        })?;
         let stats = self.stats.unwrap_or_default();
         let caller = retry::Caller::new(self.retry, stats.clone());
 
@@ -367,11 +364,18 @@ struct ResolvedKey {
 
 impl ResolvedKey {
     fn from_bundle(url: &KeyUrl, key: &Key, what: &str) -> Result<Self> {
-        let protocol = |why: &str| Error::with_context(ErrorKind::Protocol, format!("{what}: {why}"));
+        let protocol =
+            |why: &str| Error::with_context(ErrorKind::Protocol, format!("{what}: {why}"));
         let unsupported =
             |why: &str| Error::with_context(ErrorKind::UnsupportedKey, format!("{what}: {why}"));
-        let jwk = key.key.as_ref().ok_or_else(|| protocol("no key in reply"))?;
-        let kid = jwk.kid.clone().ok_or_else(|| protocol("no key id in reply"))?;
+        let jwk = key
+            .key
+            .as_ref()
+            .ok_or_else(|| protocol("no key in reply"))?;
+        let kid = jwk
+            .kid
+            .clone()
+            .ok_or_else(|| protocol("no key id in reply"))?;
         let returned = KeyUrl::parse(&kid).map_err(|_| protocol("malformed key id in reply"))?;
         let version = returned
             .version
@@ -404,7 +408,11 @@ impl ResolvedKey {
                     }
                     None => return Err(protocol("EC key without a curve")),
                 };
-                PublicKey::from_ec_coordinates(key_type, &field("x", &jwk.x)?, &field("y", &jwk.y)?)?
+                PublicKey::from_ec_coordinates(
+                    key_type,
+                    &field("x", &jwk.x)?,
+                    &field("y", &jwk.y)?,
+                )?
             }
             Some(other) => return Err(unsupported(&format!("key type {other} cannot sign"))),
             None => return Err(protocol("key without a type")),
@@ -430,7 +438,8 @@ impl ResolvedKey {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs() as i64;
-        let disabled = |why: &str| Error::with_context(ErrorKind::KeyDisabled, format!("{what}: {why}"));
+        let disabled =
+            |why: &str| Error::with_context(ErrorKind::KeyDisabled, format!("{what}: {why}"));
         if !self.enabled {
             return Err(disabled("the key is disabled"));
         }
@@ -526,7 +535,9 @@ impl RemoteSigner for KeyVaultSigner {
     async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
         algorithm.check_key_type(self.public_key.key_type())?;
         let (Some(sdk_alg), Some(hash)) = (sdk_algorithm(algorithm), algorithm.hash()) else {
-            return Err(Error::algorithm(format!("{algorithm} is not offered by Key Vault")));
+            return Err(Error::algorithm(format!(
+                "{algorithm} is not offered by Key Vault"
+            )));
         };
         let digest = hash.digest(message);
         let result = self
@@ -548,8 +559,9 @@ impl RemoteSigner for KeyVaultSigner {
                 }
             })
             .await?;
-        let protocol =
-            |why: &str| Error::with_context(ErrorKind::Protocol, format!("{}: {why}", self.display));
+        let protocol = |why: &str| {
+            Error::with_context(ErrorKind::Protocol, format!("{}: {why}", self.display))
+        };
         if let Some(kid) = &result.kid {
             let returned = KeyUrl::parse(kid).map_err(|_| protocol("malformed key id in reply"))?;
             if returned.name != self.name || returned.version.as_deref() != Some(&self.version) {
@@ -579,7 +591,10 @@ mod tests {
     #[test]
     fn parses_key_urls() {
         let u = KeyUrl::parse("https://v.vault.azure.net/keys/k1").unwrap();
-        assert_eq!((u.vault(), u.name(), u.version()), ("https://v.vault.azure.net/", "k1", None));
+        assert_eq!(
+            (u.vault(), u.name(), u.version()),
+            ("https://v.vault.azure.net/", "k1", None)
+        );
         let u = KeyUrl::parse("https://h.managedhsm.azure.net/keys/k-2/0123abcd/").unwrap();
         assert_eq!(u.version(), Some("0123abcd"));
         let u = KeyUrl::parse("https://127.0.0.1:8443/keys/k/").unwrap();
@@ -595,7 +610,11 @@ mod tests {
             "https://u:p@v.vault.azure.net/keys/k",
             "not a url",
         ] {
-            assert_eq!(KeyUrl::parse(bad).unwrap_err().kind(), ErrorKind::KeyRef, "{bad}");
+            assert_eq!(
+                KeyUrl::parse(bad).unwrap_err().kind(),
+                ErrorKind::KeyRef,
+                "{bad}"
+            );
         }
     }
 
@@ -614,7 +633,13 @@ mod tests {
         };
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
         assert!(key.check_usable(at(1_500), "k").is_ok());
-        assert_eq!(key.check_usable(at(999), "k").unwrap_err().kind(), ErrorKind::KeyDisabled);
-        assert_eq!(key.check_usable(at(2_000), "k").unwrap_err().kind(), ErrorKind::KeyDisabled);
+        assert_eq!(
+            key.check_usable(at(999), "k").unwrap_err().kind(),
+            ErrorKind::KeyDisabled
+        );
+        assert_eq!(
+            key.check_usable(at(2_000), "k").unwrap_err().kind(),
+            ErrorKind::KeyDisabled
+        );
     }
 }

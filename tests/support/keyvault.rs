@@ -41,7 +41,8 @@ pub const CLIENT_ID: &str = "5a3b1f0e-0000-4000-8000-emulatorclnt";
 /// The registered client secret.
 pub const CLIENT_SECRET: &str = "emulator-secret~value";
 /// The federated token the workload-identity credential must present.
-pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp0ZXN0In0.";
+pub const FEDERATED_TOKEN: &str =
+    "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp0ZXN0In0.";
 /// The resource the 401 challenge names, as the public cloud's vaults do.
 pub const RESOURCE: &str = "https://vault.azure.net";
 
@@ -167,6 +168,11 @@ impl Emulator {
     /// Starts an emulator on 127.0.0.1 with a fresh CA. Its certificate is valid for
     /// `127.0.0.1`, `localhost` and `*.vault.azure.net`.
     pub fn start() -> Emulator {
+        Self::start_on(0)
+    }
+
+    /// Like [`start`](Self::start), on a given port of 127.0.0.1 (0: any free port).
+    pub fn start_on(port: u16) -> Emulator {
         let dir = tempfile::tempdir().expect("temp dir");
         let (ca_pem, tls) = make_tls();
         let ca_path = dir.path().join("emulator-ca.pem");
@@ -178,7 +184,8 @@ impl Emulator {
             .build()
             .expect("runtime");
         // Bound without block_on, so that tests running inside a runtime can start one.
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let std_listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let listener = {
@@ -186,7 +193,11 @@ impl Emulator {
             tokio::net::TcpListener::from_std(std_listener).expect("listener")
         };
         let state: Shared = Arc::default();
-        runtime.spawn(serve(listener, tokio_rustls::TlsAcceptor::from(tls), state.clone()));
+        runtime.spawn(serve(
+            listener,
+            tokio_rustls::TlsAcceptor::from(tls),
+            state.clone(),
+        ));
         Emulator {
             addr,
             state,
@@ -283,13 +294,17 @@ impl Emulator {
 
     fn add_version(&self, name: &str, key: Private) -> String {
         let id = random_hex(16);
-        self.lock().keys.entry(name.to_string()).or_default().push(Version {
-            id: id.clone(),
-            key,
-            attributes: Attributes::default(),
-            created: now(),
-            key_ops: vec!["sign".into(), "verify".into()],
-        });
+        self.lock()
+            .keys
+            .entry(name.to_string())
+            .or_default()
+            .push(Version {
+                id: id.clone(),
+                key,
+                attributes: Attributes::default(),
+                created: now(),
+                key_ops: vec!["sign".into(), "verify".into()],
+            });
         id
     }
 
@@ -387,7 +402,11 @@ fn find<'a>(state: &'a State, name: &str, version: Option<&str>) -> Option<&'a V
     }
 }
 
-fn find_mut<'a>(state: &'a mut State, name: &str, version: Option<&str>) -> Option<&'a mut Version> {
+fn find_mut<'a>(
+    state: &'a mut State,
+    name: &str,
+    version: Option<&str>,
+) -> Option<&'a mut Version> {
     let versions = state.keys.get_mut(name)?;
     match version {
         None | Some("") => versions.last_mut(),
@@ -410,7 +429,14 @@ fn random_hex(bytes: usize) -> String {
 
 fn request_id() -> String {
     let h = random_hex(16);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn generate(spec: KeySpec) -> Private {
@@ -433,13 +459,19 @@ fn parse_private_pem(pem: &str) -> Option<Private> {
     if let Ok(k) = rsa::RsaPrivateKey::from_pkcs1_pem(pem) {
         return Some(Private::Rsa(Box::new(k)));
     }
-    if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem)) {
+    if let Ok(k) =
+        p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem))
+    {
         return Some(Private::P256(k));
     }
-    if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pem).or_else(|_| p384::SecretKey::from_sec1_pem(pem)) {
+    if let Ok(k) =
+        p384::SecretKey::from_pkcs8_pem(pem).or_else(|_| p384::SecretKey::from_sec1_pem(pem))
+    {
         return Some(Private::P384(k));
     }
-    if let Ok(k) = k256::SecretKey::from_pkcs8_pem(pem).or_else(|_| k256::SecretKey::from_sec1_pem(pem)) {
+    if let Ok(k) =
+        k256::SecretKey::from_pkcs8_pem(pem).or_else(|_| k256::SecretKey::from_sec1_pem(pem))
+    {
         return Some(Private::K256(k));
     }
     None
@@ -475,7 +507,9 @@ fn make_tls() -> (String, Arc<rustls::ServerConfig>) {
         .distinguished_name
         .push(DnType::CommonName, "Key Vault emulator");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&server_key, &issuer).expect("server certificate");
+    let cert = params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
@@ -489,7 +523,11 @@ fn make_tls() -> (String, Arc<rustls::ServerConfig>) {
     (ca_cert.pem(), Arc::new(config))
 }
 
-async fn serve(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, state: Shared) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Shared,
+) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -533,7 +571,9 @@ fn reply(status: u16, body: &Value, extra: &[(&str, String)]) -> Reply {
     for (name, value) in extra {
         builder = builder.header(*name, value.as_str());
     }
-    builder.body(Full::new(Bytes::from(text))).expect("response")
+    builder
+        .body(Full::new(Bytes::from(text)))
+        .expect("response")
 }
 
 fn error(status: u16, code: &str, message: &str, inner: Option<&str>) -> Reply {
@@ -591,15 +631,24 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
         return Ok(response);
     }
     if !path.starts_with("/keys/") {
-        let response = error(404, "NotFound", "The requested resource was not found.", None);
+        let response = error(
+            404,
+            "NotFound",
+            "The requested resource was not found.",
+            None,
+        );
         record(&state, 404);
         return Ok(response);
     }
 
     // The challenge: any key request without a token (or with one this vault did not issue).
-    let known = bearer
-        .as_ref()
-        .is_some_and(|t| state.lock().unwrap_or_else(|e| e.into_inner()).tokens.contains(t));
+    let known = bearer.as_ref().is_some_and(|t| {
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tokens
+            .contains(t)
+    });
     if !known {
         bump(&state, "challenge");
         let message = if bearer.is_none() {
@@ -657,7 +706,12 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
 
     if !query.split('&').any(|p| p.starts_with("api-version=")) {
         record(&state, 400);
-        return Ok(error(400, "BadParameter", "The api-version query parameter is missing.", None));
+        return Ok(error(
+            400,
+            "BadParameter",
+            "The api-version query parameter is missing.",
+            None,
+        ));
     }
 
     let response = keys(&state, &method, &path, &host, &body, tamper);
@@ -689,20 +743,40 @@ fn token_endpoint(state: &Shared, body: &[u8]) -> Reply {
         )
     };
     if field("grant_type") != "client_credentials" {
-        return aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return aad_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
     if field("client_id") != CLIENT_ID {
-        return aad_error(400, "unauthorized_client", 700016, "Application not found in the directory.");
+        return aad_error(
+            400,
+            "unauthorized_client",
+            700016,
+            "Application not found in the directory.",
+        );
     }
     if field("scope") != format!("{RESOURCE}/.default") {
-        return aad_error(400, "invalid_scope", 70011, "The provided value for scope is not valid.");
+        return aad_error(
+            400,
+            "invalid_scope",
+            70011,
+            "The provided value for scope is not valid.",
+        );
     }
     let secret_ok = field("client_secret") == CLIENT_SECRET;
     let assertion_ok = field("client_assertion_type")
         == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         && field("client_assertion") == FEDERATED_TOKEN;
     if !secret_ok && !assertion_ok {
-        return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.");
+        return aad_error(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+        );
     }
     let token = random_hex(32);
     state
@@ -727,7 +801,11 @@ fn jwk(version: &Version, kid: &str) -> Value {
     let mut key = json!({ "kid": kid });
     let ec = |crv: &str, point: &[u8]| {
         let half = (point.len() - 1) / 2;
-        (crv.to_string(), b64(&point[1..1 + half]), b64(&point[1 + half..]))
+        (
+            crv.to_string(),
+            b64(&point[1..1 + half]),
+            b64(&point[1 + half..]),
+        )
     };
     let (crv, x, y) = match &version.key {
         Private::Rsa(k) => {
@@ -772,11 +850,20 @@ fn unusable(version: &Version, op: &str) -> Option<Reply> {
     let a = &version.attributes;
     let now = now();
     let (inner, message) = if !a.enabled {
-        ("KeyDisabled", format!("Operation {op} is not allowed on a disabled key."))
+        (
+            "KeyDisabled",
+            format!("Operation {op} is not allowed on a disabled key."),
+        )
     } else if a.not_before.is_some_and(|nbf| now < nbf) {
-        ("KeyNotYetValid", format!("Operation {op} is not allowed on a key that is not yet valid."))
+        (
+            "KeyNotYetValid",
+            format!("Operation {op} is not allowed on a key that is not yet valid."),
+        )
     } else if a.expires.is_some_and(|exp| now >= exp) {
-        ("KeyExpired", format!("Operation {op} is not allowed on an expired key."))
+        (
+            "KeyExpired",
+            format!("Operation {op} is not allowed on an expired key."),
+        )
     } else {
         return None;
     };
@@ -810,19 +897,24 @@ fn keys(state: &Shared, method: &str, path: &str, host: &str, body: &[u8], tampe
             ),
         };
     }
-    *s.counts.entry(match op {
-        "get" => "get",
-        "create" => "create",
-        "sign" => "sign",
-        _ => "verify",
-    })
-    .or_default() += 1;
+    *s.counts
+        .entry(match op {
+            "get" => "get",
+            "create" => "create",
+            "sign" => "sign",
+            _ => "verify",
+        })
+        .or_default() += 1;
     if op == "create" {
         drop(s);
         return create(state, name, host, body);
     }
     let Some(v) = find(&s, name, Some(version)) else {
-        let what = if version.is_empty() { name.to_string() } else { format!("{name}/{version}") };
+        let what = if version.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}/{version}")
+        };
         return error(
             404,
             "KeyNotFound",
@@ -838,7 +930,12 @@ fn keys(state: &Shared, method: &str, path: &str, host: &str, body: &[u8], tampe
                 return refusal;
             }
             if !v.key_ops.iter().any(|o| o == op) {
-                return error(403, "Forbidden", &format!("Operation {op} is not permitted on this key."), Some("KeyOperationForbidden"));
+                return error(
+                    403,
+                    "Forbidden",
+                    &format!("Operation {op} is not permitted on this key."),
+                    Some("KeyOperationForbidden"),
+                );
             }
             let Ok(request) = serde_json::from_slice::<Value>(body) else {
                 return error(400, "BadParameter", "Request body is not valid JSON.", None);
@@ -864,7 +961,12 @@ fn keys(state: &Shared, method: &str, path: &str, host: &str, body: &[u8], tampe
                 }
             } else {
                 let (Some(digest), Some(sig)) = (field("digest"), field("value")) else {
-                    return error(400, "BadParameter", "Properties digest and value are required.", None);
+                    return error(
+                        400,
+                        "BadParameter",
+                        "Properties digest and value are required.",
+                        None,
+                    );
                 };
                 match verify(&v.key, alg, &digest, &sig) {
                     Ok(ok) => reply(200, &json!({"value": ok}), &[]),
@@ -905,7 +1007,11 @@ fn create(state: &Shared, name: &str, host: &str, body: &[u8]) -> Reply {
         key_ops: vec!["sign".into(), "verify".into()],
     });
     let v = versions.last().expect("just pushed");
-    reply(200, &bundle(v, &format!("https://{host}/keys/{name}/{id}")), &[])
+    reply(
+        200,
+        &bundle(v, &format!("https://{host}/keys/{name}/{id}")),
+        &[],
+    )
 }
 
 fn hash_len(alg: &str) -> Option<usize> {
@@ -924,13 +1030,19 @@ fn sign(key: &Private, alg: &str, digest: &[u8]) -> Result<Vec<u8>, &'static str
         return Err("Invalid digest length.");
     }
     let bad = "The algorithm does not match the key type.";
-    Ok(match (key, alg) {
+    match (key, alg) {
         (Private::Rsa(k), "RS256") => k.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest),
         (Private::Rsa(k), "RS384") => k.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest),
         (Private::Rsa(k), "RS512") => k.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest),
-        (Private::Rsa(k), "PS256") => k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), digest),
-        (Private::Rsa(k), "PS384") => k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), digest),
-        (Private::Rsa(k), "PS512") => k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), digest),
+        (Private::Rsa(k), "PS256") => {
+            k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), digest)
+        }
+        (Private::Rsa(k), "PS384") => {
+            k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), digest)
+        }
+        (Private::Rsa(k), "PS512") => {
+            k.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), digest)
+        }
         (Private::P256(k), "ES256") => {
             let s: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
                 .sign_prehash(digest)
@@ -951,7 +1063,7 @@ fn sign(key: &Private, alg: &str, digest: &[u8]) -> Result<Vec<u8>, &'static str
         }
         _ => return Err(bad),
     }
-    .map_err(|_| bad)?)
+    .map_err(|_| bad)
 }
 
 fn verify(key: &Private, alg: &str, digest: &[u8], sig: &[u8]) -> Result<bool, &'static str> {
@@ -974,10 +1086,16 @@ fn verify(key: &Private, alg: &str, digest: &[u8], sig: &[u8]) -> Result<bool, &
             }
             .is_ok()
         }
-        (Private::P256(k), "ES256") => p256::ecdsa::Signature::from_slice(sig)
-            .is_ok_and(|s| p256::ecdsa::VerifyingKey::from(k.public_key()).verify_prehash(digest, &s).is_ok()),
-        (Private::P384(k), "ES384") => p384::ecdsa::Signature::from_slice(sig)
-            .is_ok_and(|s| p384::ecdsa::VerifyingKey::from(k.public_key()).verify_prehash(digest, &s).is_ok()),
+        (Private::P256(k), "ES256") => p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| {
+            p256::ecdsa::VerifyingKey::from(k.public_key())
+                .verify_prehash(digest, &s)
+                .is_ok()
+        }),
+        (Private::P384(k), "ES384") => p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| {
+            p384::ecdsa::VerifyingKey::from(k.public_key())
+                .verify_prehash(digest, &s)
+                .is_ok()
+        }),
         (Private::K256(k), "ES256K") => k256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| {
             let s = s.normalize_s().unwrap_or(s);
             k256::ecdsa::VerifyingKey::from(k.public_key())

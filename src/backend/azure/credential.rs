@@ -103,12 +103,22 @@ impl DefaultCredential {
             }
         };
 
-        let source = match (&tenant, &client_id, var("AZURE_CLIENT_SECRET"), var("AZURE_FEDERATED_TOKEN_FILE")) {
+        let source = match (
+            &tenant,
+            &client_id,
+            var("AZURE_CLIENT_SECRET"),
+            var("AZURE_FEDERATED_TOKEN_FILE"),
+        ) {
             (Some(tenant), Some(client_id), Some(secret), _) => {
                 let options = ClientSecretCredentialOptions { client_options };
                 Source::ClientSecret(
-                    ClientSecretCredential::new(tenant, client_id.clone(), Secret::new(secret), Some(options))
-                        .map_err(failed("client secret"))?,
+                    ClientSecretCredential::new(
+                        tenant,
+                        client_id.clone(),
+                        Secret::new(secret),
+                        Some(options),
+                    )
+                    .map_err(failed("client secret"))?,
                 )
             }
             (Some(tenant), Some(client_id), None, Some(file)) => {
@@ -124,12 +134,12 @@ impl DefaultCredential {
                 )
             }
             _ => {
-                let managed = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    client_options,
-                    ..Default::default()
-                }))
-                .map_err(failed("managed identity"))?;
+                let managed =
+                    ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                        user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                        client_options,
+                    }))
+                    .map_err(failed("managed identity"))?;
                 let cli = AzureCliCredential::new(Some(AzureCliCredentialOptions {
                     tenant_id: tenant.clone(),
                     ..Default::default()
@@ -151,11 +161,13 @@ impl DefaultCredential {
         match &self.source {
             Source::ClientSecret(_) => "client secret",
             Source::Workload(_) => "workload identity",
-            Source::Fallback { chosen, .. } => match *chosen.lock().unwrap_or_else(|e| e.into_inner()) {
-                Some(0) => "managed identity",
-                Some(_) => "az CLI",
-                None => "managed identity or az CLI",
-            },
+            Source::Fallback { chosen, .. } => {
+                match *chosen.lock().unwrap_or_else(|e| e.into_inner()) {
+                    Some(0) => "managed identity",
+                    Some(_) => "az CLI",
+                    None => "managed identity or az CLI",
+                }
+            }
         }
     }
 }
@@ -187,7 +199,10 @@ fn describe(source: &str, error: &azure_core::Error) -> String {
                 .take(64)
                 .collect();
             if codes.is_empty() {
-                format!("{source} credential: token endpoint answered HTTP {}", u16::from(*status))
+                format!(
+                    "{source} credential: token endpoint answered HTTP {}",
+                    u16::from(*status)
+                )
             } else {
                 format!(
                     "{source} credential: token endpoint answered HTTP {} (Entra error codes {codes})",

@@ -91,7 +91,9 @@ impl RetryPolicy {
     }
 
     fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.initial_backoff
             .checked_mul(factor)
             .unwrap_or(self.max_backoff)
@@ -117,7 +119,12 @@ impl Caller {
 
     /// Runs `attempt` until it succeeds, fails for good, or the policy's bounds are reached.
     /// `what` names the key in error texts.
-    pub(super) async fn call<T, F, Fut>(&self, op: Operation, what: &str, mut attempt: F) -> Result<T>
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        op: Operation,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = azure_core::Result<T>>,
@@ -163,11 +170,16 @@ impl Caller {
                 return Err(give_up(None));
             }
             let backoff = self.policy.backoff(retries + 1);
-            let wait = failure.retry_after.map_or(backoff, |after| after.max(backoff));
+            let wait = failure
+                .retry_after
+                .map_or(backoff, |after| after.max(backoff));
             if start.elapsed() + wait >= self.policy.max_elapsed {
                 let why = match failure.retry_after {
                     Some(after) if after > backoff => {
-                        format!("the service asked to wait {:.1} s, beyond the time allowed", after.as_secs_f64())
+                        format!(
+                            "the service asked to wait {:.1} s, beyond the time allowed",
+                            after.as_secs_f64()
+                        )
                     }
                     _ => "no time left to retry".to_string(),
                 };

@@ -10,7 +10,10 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Builds the client. Roots: the system's as OpenSSL finds them (`SSL_CERT_FILE` and
 /// `SSL_CERT_DIR` take the place of the system store when set), plus `extra_pem`.
-pub(super) fn http_client(extra_pem: &[Vec<u8>], connect_timeout: Duration) -> Result<reqwest::Client> {
+pub(super) fn http_client(
+    extra_pem: &[Vec<u8>],
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
     let config_error = |why: &str| Error::with_context(ErrorKind::Config, why.to_string());
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable entries in the system store are skipped, as OpenSSL does.
