@@ -383,6 +383,24 @@ async fn latency_beyond_the_attempt_timeout_is_a_timeout() {
 }
 
 #[tokio::test]
+async fn an_untrusted_certificate_fails_at_once_with_a_hint() {
+    let emu = Emulator::start();
+    let other = Emulator::start();
+    emu.create_key("k", KeySpec::P256);
+    let err = KeyVaultSigner::builder(&emu.key_url("k", None))
+        .environment(env_without_cert_file(&emu))
+        .add_root_certificate_pem(other.ca_pem())
+        .verify_challenge_resource(false)
+        .retry(quick_retry())
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("SSL_CERT_FILE"), "{err}");
+    assert!(!err.to_string().contains("after"), "not retried: {err}");
+}
+
+#[tokio::test]
 async fn a_tampered_signature_is_caught() {
     let emu = Emulator::start();
     emu.create_key("k", KeySpec::Rsa(2048));

@@ -125,6 +125,23 @@ fn request_id(headers: &Headers) -> Option<String> {
     })
 }
 
+/// Whether rustls refused the server's certificate somewhere in `error`'s causes.
+fn is_certificate_failure(error: &azure_core::Error) -> bool {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        // An `io::Error`'s `source()` skips its payload (which may be another `io::Error`
+        // holding the rustls error); follow the payload instead.
+        cause = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 /// Classifies one failed attempt.
 pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
     let mut failure = Failure {
@@ -179,10 +196,17 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
             }
             failure.detail = detail;
         }
+        AzKind::Io | AzKind::Connection if is_certificate_failure(error) => {
+            // Retrying cannot help: the vault's certificate is not trusted here.
+            failure.kind = ErrorKind::Unavailable;
+            failure.detail = "TLS: the vault's certificate is not trusted (for a private CA \
+                or an emulator, point SSL_CERT_FILE at its CA certificate)"
+                .to_string();
+        }
         AzKind::Io | AzKind::Connection => {
             failure.kind = ErrorKind::Unavailable;
             failure.retryable = true;
-            failure.detail = "cannot reach the vault (connection or TLS failure)".to_string();
+            failure.detail = "cannot reach the vault (connection failure)".to_string();
             failure.source = Some(error.to_string().into());
         }
         AzKind::Credential => {
