@@ -31,6 +31,11 @@ pub struct AgentArgs {
     #[arg(long)]
     allow_readable_key_file: bool,
 
+    /// Key Vault: do not require the vault's authentication challenge to name a resource in
+    /// the vault's domain (for emulators and private endpoints only)
+    #[arg(long)]
+    no_verify_challenge_resource: bool,
+
     /// Offer an in-memory key with a short-lived OpenSSH user certificate signed by each key,
     /// instead of the keys themselves
     #[arg(long)]
@@ -68,6 +73,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
             key: key.clone(),
             passphrase_file: args.passphrase_file.clone(),
             allow_readable_key_file: args.allow_readable_key_file,
+            no_verify_challenge_resource: args.no_verify_challenge_resource,
         };
         let signer = key_args
             .open()
