@@ -7,6 +7,10 @@
 #[path = "support/ssh/mod.rs"]
 mod ssh_support;
 
+#[cfg(feature = "azure")]
+#[path = "support/keyvault.rs"]
+mod keyvault;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -728,4 +732,89 @@ fn connections_from_other_users_are_closed_unanswered() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Keys served by the Key Vault emulator over real TLS, through the official SDK.
+#[cfg(feature = "azure")]
+mod key_vault {
+    use super::*;
+    use keyvault::{Emulator, KeySpec};
+    use remote_signer::backend::azure::KeyVaultSigner;
+
+    /// The emulator and the runtime the signers' connections were opened on (kept alive for
+    /// the whole test, as an application's runtime would be).
+    struct Vault {
+        emu: Emulator,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Vault {
+        fn start() -> Vault {
+            Vault {
+                emu: Emulator::start(),
+                runtime: tokio::runtime::Runtime::new().unwrap(),
+            }
+        }
+
+        fn key(&self, name: &str, spec: KeySpec) -> Arc<dyn RemoteSigner> {
+            let version = self.emu.create_key(name, spec);
+            let url = self.emu.key_url(name, Some(&version));
+            let environment: Vec<_> = self
+                .emu
+                .env()
+                .into_iter()
+                .filter(|(k, _)| k != "SSL_CERT_FILE")
+                .collect();
+            let signer = self
+                .runtime
+                .block_on(
+                    KeyVaultSigner::builder(&url)
+                        .environment(environment)
+                        .add_root_certificate_pem(self.emu.ca_pem())
+                        .verify_challenge_resource(false)
+                        .build(),
+                )
+                .expect("open the emulator's key");
+            Arc::new(signer)
+        }
+    }
+
+    #[test]
+    fn key_vault_rsa_and_ec_keys_log_in_through_the_agent() {
+        let vault = Vault::start();
+        let keys = [
+            (vault.key("ssh-rsa", KeySpec::Rsa(2048)), "key vault rsa"),
+            (vault.key("ssh-ec", KeySpec::P256), "key vault ec"),
+        ];
+        let agent = agent_for(&keys);
+        assert_eq!(agent.list().len(), 2);
+        let authorized: Vec<String> = keys.iter().map(|(s, _)| openssh(&**s)).collect();
+        let sshd = Sshd::start(&authorized, &[]);
+        let before = vault.emu.count("sign");
+        for algorithm in ["rsa-sha2-256", "rsa-sha2-512", "ecdsa-sha2-nistp256"] {
+            sshd.assert_login(
+                &agent.socket,
+                &[&format!("PubkeyAcceptedAlgorithms={algorithm}")],
+            );
+        }
+        // Every login is one signature by the vault.
+        assert_eq!(vault.emu.count("sign"), before + 3);
+    }
+
+    #[test]
+    fn a_key_vault_ca_certifies_the_surrogate_once_for_many_logins() {
+        let vault = Vault::start();
+        let ca = vault.key("ssh-ca", KeySpec::Rsa(2048));
+        let agent = RunningAgent::start(
+            Agent::builder()
+                .certificate_authority(Arc::clone(&ca), CertificateOptions::new([current_user()]))
+                .build()
+                .unwrap(),
+        );
+        let sshd = Sshd::start(&[], &[openssh(&*ca)]);
+        for _ in 0..3 {
+            sshd.assert_login(&agent.socket, &[]);
+        }
+        assert_eq!(vault.emu.count("sign"), 1);
+    }
 }
