@@ -25,3 +25,18 @@ done
 openssl rsa -in "$t/rsa.pem" -RSAPublicKey_out 2>/dev/null > "$pk/rsa.pkcs1.pem"
 printf '%s\n' '{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}' > "$pk/ed.jwk"
 printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl seed' > "$pk/ed.ssh"
+# ssh-agent message bodies (fuzz_targets/ssh_agent_message.rs): identities, sign requests for a
+# plain key and for a certificate, a refused add-identity and an extension.
+am=corpus/ssh_agent_message
+mkdir -p "$am"
+u32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+blob() { awk '{print $2}' "$1" | base64 -d; }
+sign() { b=$(blob "$1" | wc -c); { printf '\x0d'; u32 "$b"; blob "$1"; u32 4; printf 'data'; u32 "$2"; }; }
+ssh-keygen -q -t ed25519 -N '' -C seed -f "$t/user"
+ssh-keygen -q -t ecdsa -N '' -C seed -f "$t/ca"
+ssh-keygen -q -s "$t/ca" -I seed -n seed "$t/user.pub"
+printf '\x0b' > "$am/identities"
+sign "$t/user.pub" 0 > "$am/sign"
+sign "$t/user-cert.pub" 4 > "$am/sign_certificate"
+{ printf '\x11'; u32 11; printf 'ssh-ed25519'; } > "$am/add_identity"
+{ printf '\x1b'; u32 24; printf 'session-bind@openssh.com'; } > "$am/extension"
