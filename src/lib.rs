@@ -2,6 +2,8 @@
 //!
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
+//!
+//! Snowflake key-pair JWTs ([`snowflake`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -11,6 +13,7 @@ mod error;
 pub mod key;
 pub mod keyref;
 mod signer;
+pub mod snowflake;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
