@@ -35,9 +35,7 @@ mod token;
 
 pub use names::{normalize_account, normalize_user};
 pub use sql_api::{SqlApiTokens, DEFAULT_RENEW_BEFORE, DEFAULT_SQL_API_LIFETIME};
-pub use token::{
-    alter_user_statement, KeyPairAuth, KeySlot, Token, LOGIN_LIFETIME, MAX_LIFETIME,
-};
+pub use token::{alter_user_statement, KeyPairAuth, KeySlot, Token, LOGIN_LIFETIME, MAX_LIFETIME};
 
 /// The `Authorization` header name.
 pub const AUTHORIZATION: &str = "Authorization";

@@ -65,7 +65,11 @@ impl SqlApiTokens {
     /// Tokens valid for [`DEFAULT_SQL_API_LIFETIME`], renewed [`DEFAULT_RENEW_BEFORE`] ahead of
     /// expiry.
     pub fn new(auth: KeyPairAuth) -> Self {
-        Self::build(auth, DEFAULT_SQL_API_LIFETIME, DEFAULT_RENEW_BEFORE.as_secs())
+        Self::build(
+            auth,
+            DEFAULT_SQL_API_LIFETIME,
+            DEFAULT_RENEW_BEFORE.as_secs(),
+        )
     }
 
     /// Tokens valid for `lifetime`, renewed `renew_before` ahead of their expiry.
@@ -153,8 +157,11 @@ impl SqlApiTokens {
         match self.inner.auth.token_at(now, self.inner.lifetime).await {
             Ok(token) => {
                 *renewal = None;
-                *self.inner.current.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some(token.clone());
+                *self
+                    .inner
+                    .current
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
                 Ok(token)
             }
             Err(error) => {
