@@ -131,7 +131,11 @@ fn cli() -> Command {
 }
 
 fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = cli().args(args).output().unwrap();
+    run_cli_with_env(args, &[])
+}
+
+fn run_cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = cli().args(args).envs(env.iter().copied()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -142,7 +146,14 @@ fn run_cli(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn connector_vectors_from_the_cli() {
     let (_dir, key) = private_key_copy();
-    let key = key.to_str().unwrap();
+    check_cli_vectors(key.to_str().unwrap(), &[]);
+}
+
+/// Reproduces every vector byte for byte with the built `remote-signer` binary; `key` is a
+/// KEYREF to the vectors' key (a 0600 file, or the same key in a Key Vault with `env` naming
+/// the credentials and CA).
+pub fn check_cli_vectors(key: &str, env: &[(&str, &str)]) {
+    let run_cli = |args: &[&str]| run_cli_with_env(args, env);
     for case in all_cases() {
         let (iat, lifetime) = (case.iat.to_string(), (case.exp - case.iat).to_string());
         let (code, stdout, stderr) = run_cli(&[

@@ -9,6 +9,9 @@ const MAX_NAME_CHARS: usize = 255;
 /// Labels after the account that name a way to reach it rather than a region.
 const HOST_LABELS: [&str; 2] = ["privatelink", "snowflakecomputing"];
 
+/// The cloud label of `locator.region.cloud`.
+const CLOUDS: [&str; 3] = ["aws", "azure", "gcp"];
+
 /// The account as it appears in the token's `iss` and `sub`.
 ///
 /// The connectors (Python `AuthByKeyPair`, JDBC `SessionUtilKeyPair`, Go `prepareJWTToken`)
@@ -36,9 +39,13 @@ const HOST_LABELS: [&str; 2] = ["privatelink", "snowflakecomputing"];
 /// - **`org.account`** (the dotted form used in SQL, e.g. `myorg.myaccount`): every connector
 ///   silently truncates it to `MYORG`, a token Snowflake then rejects. It is refused with an error
 ///   that names the `org-account` form. It is told apart from `locator.region[.cloud]` by the
-///   label after the first dot: Snowflake region ids always contain a `-` (`us-east-2`,
-///   `east-us-2`, `us-central1`, `europe-west4`), while organisation and account names may
-///   contain only letters, digits and `_`.
+///   label after the first dot: organisation and account names contain only letters, digits
+///   and `_`, while a region id always contains a `-` and is either followed by its cloud
+///   (`xy12345.us-east-2.aws`, `xy12345.east-us-2.azure`, `xy12345.us-central1.gcp`) or is an
+///   AWS region id (`xy12345.us-east-1`, the legacy form Snowflake documents for some AWS
+///   regions; `<area>-<words>-<number>`). Anything else after the first dot (other than
+///   `privatelink`, `snowflakecomputing` and `global`) is refused too, since cutting it could
+///   only guess.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty account, characters
@@ -82,17 +89,48 @@ pub fn normalize_account(account: &str) -> Result<String> {
             ))),
         };
     }
-    let is_region = second.contains('-');
     let is_host = HOST_LABELS.iter().any(|h| second.eq_ignore_ascii_case(h));
+    let has_cloud = rest[1..]
+        .iter()
+        .any(|label| CLOUDS.iter().any(|c| label.eq_ignore_ascii_case(c)));
+    let is_aws_region = is_aws_region_id(second);
+    let is_region = second.contains('-') && (has_cloud || is_aws_region);
     if !is_region && !is_host {
-        return Err(bad(format!(
-            "{account:?} looks like the dotted org.account form, which Snowflake clients cut to \
-             {:?}; use the org-account form: {}",
-            first.to_ascii_uppercase(),
-            format!("{first}-{second}").to_ascii_uppercase()
-        )));
+        let upper = |s: &str| s.to_ascii_uppercase();
+        return Err(bad(if second.contains('-') {
+            format!(
+                "{account:?} is neither locator.region.cloud (e.g. xy12345.east-us-2.azure; only \
+                 AWS regions may leave out the cloud) nor org-account; for the dotted \
+                 org.account form write {}",
+                upper(&format!("{first}-{second}"))
+            )
+        } else {
+            format!(
+                "{account:?} looks like the dotted org.account form, which Snowflake clients cut \
+                 to {:?}; use the org-account form: {}",
+                upper(first),
+                upper(&format!("{first}-{second}"))
+            )
+        }));
     }
     Ok(first.to_ascii_uppercase())
+}
+
+/// `us-east-1`, `eu-central-1`, `us-gov-west-1`: a two-letter area, words, a number. Only AWS
+/// regions appear without the cloud label (Azure's `east-us-2` and GCP's `us-central1` do not
+/// have this shape).
+fn is_aws_region_id(label: &str) -> bool {
+    let letters = |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic());
+    let parts: Vec<&str> = label.split('-').collect();
+    let [area, words @ .., number] = parts.as_slice() else {
+        return false;
+    };
+    area.len() == 2
+        && letters(area)
+        && !words.is_empty()
+        && words.iter().all(letters)
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The user as it appears in the token's `iss` and `sub`: uppercased (Unicode rules, as Python's
@@ -128,9 +166,13 @@ mod tests {
             ("xy12345", "XY12345"),
             ("xy12345.us-east-2.aws", "XY12345"),
             ("xy12345.us-east-1", "XY12345"),
+            ("xy12345.eu-central-1", "XY12345"),
+            ("xy12345.ap-southeast-2", "XY12345"),
             ("xy12345.east-us-2.azure", "XY12345"),
             ("xy12345.us-central1.gcp", "XY12345"),
             ("xy12345.us-east-1.privatelink", "XY12345"),
+            ("xy12345.east-us-2.azure.privatelink", "XY12345"),
+            ("xy12345.us-gov-west-1-fhplus.aws", "XY12345"),
             ("myorg-myaccount.privatelink", "MYORG-MYACCOUNT"),
             ("myorg-myaccount.snowflakecomputing.com", "MYORG-MYACCOUNT"),
             ("xy12345-mygroup.global", "XY12345"),
@@ -147,6 +189,15 @@ mod tests {
         assert!(err.to_string().contains("MYORG-MYACCOUNT"), "{err}");
         assert!(err.to_string().contains("org-account"), "{err}");
         assert!(normalize_account("my_org.my_account").is_err());
+        assert!(normalize_account("myorg.myaccount.aws").is_err());
+        let err = normalize_account("myorg.my-account")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MYORG-MY-ACCOUNT"), "{err}");
+        let err = normalize_account("xy12345.east-us-2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("locator.region.cloud"), "{err}");
         assert!(normalize_account("xy12345.global")
             .unwrap_err()
             .to_string()

@@ -203,5 +203,7 @@ mod tests {
     fn is_send_sync() {
         fn check<T: Send + Sync + Clone>() {}
         check::<SqlApiTokens>();
+        check::<KeyPairAuth>();
+        check::<Token>();
     }
 }
