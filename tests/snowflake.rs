@@ -405,6 +405,8 @@ struct CountingSigner {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     failing: AtomicBool,
+    /// Signing waits while a test holds this.
+    hold: tokio::sync::Mutex<()>,
 }
 
 impl CountingSigner {
@@ -415,6 +417,7 @@ impl CountingSigner {
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            hold: tokio::sync::Mutex::new(()),
         })
     }
     fn signs(&self) -> u64 {
@@ -436,6 +439,7 @@ impl RemoteSigner for CountingSigner {
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         // Stand-in for a round trip to the key service.
         tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(self.hold.lock().await);
         let result = if self.failing.load(Ordering::SeqCst) {
             Err(Error::with_context(
                 ErrorKind::Unavailable,
@@ -610,6 +614,44 @@ async fn a_failed_renewal_keeps_the_old_token_until_it_expires_then_recovers() {
     let t = tokens.bearer_token_at(at(start + 610)).await.unwrap();
     assert_ne!(t.as_str(), first.as_str());
     assert_eq!(t.issued_at(), at(start + 610));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_keep_the_current_token_while_a_renewal_is_in_flight() {
+    let (_dir, key) = vector_signer();
+    let signer = CountingSigner::new(key);
+    let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
+    let tokens =
+        SqlApiTokens::with_lifetime(auth, Duration::from_secs(600), Duration::from_secs(60))
+            .unwrap();
+    let start = 1_700_000_000;
+    let first = tokens.bearer_token_at(at(start)).await.unwrap();
+
+    // The key service stalls during the renewal.
+    let stall = signer.hold.lock().await;
+    let renewing = tokio::spawn({
+        let tokens = tokens.clone();
+        async move { tokens.bearer_token_at(at(start + 550)).await }
+    });
+    while signer.signs() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // Others are not held up: the current token is still valid. (The timeout only turns a
+    // regression into a failure instead of a hang.)
+    let during = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokens.bearer_token_at(at(start + 551)),
+    )
+    .await
+    .expect("a caller waited for the renewal although the current token was valid")
+    .unwrap();
+    assert_eq!(during.as_str(), first.as_str());
+    drop(stall);
+    let renewed = renewing.await.unwrap().unwrap();
+    assert_eq!(renewed.issued_at(), at(start + 550));
+    let after = tokens.bearer_token_at(at(start + 552)).await.unwrap();
+    assert_eq!(after.as_str(), renewed.as_str());
+    assert_eq!(signer.signs(), 2);
 }
 
 #[tokio::test]

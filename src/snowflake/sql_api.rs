@@ -24,7 +24,8 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Hands out one cached token to every caller and signs a new one only when the cached token
 /// is within `renew_before` of its expiry, so the managed key signs once per
 /// `lifetime - renew_before` however many requests are made. When many tasks find the token
-/// due at once, exactly one signs and the others wait for its result (single flight). If that
+/// due at once, exactly one signs (single flight); the others go on with the current token
+/// while it has not expired, or wait for the new one once it has. If that
 /// renewal fails while the old token has not expired yet, the old token is returned, and the
 /// renewal is tried again by a call at least 5 s later.
 ///
@@ -138,7 +139,16 @@ impl SqlApiTokens {
         if let Some(token) = self.cached(now_secs, self.inner.renew_before) {
             return Ok(token);
         }
-        let mut renewal = self.inner.renewal.lock().await;
+        let mut renewal = match self.inner.renewal.try_lock() {
+            Ok(renewal) => renewal,
+            Err(_) => {
+                // Another task is renewing: the current token serves until it expires.
+                if let Some(token) = self.cached(now_secs, 0) {
+                    return Ok(token);
+                }
+                self.inner.renewal.lock().await
+            }
+        };
         // Whoever held the lock may have renewed already.
         if let Some(token) = self.cached(now_secs, self.inner.renew_before) {
             return Ok(token);
