@@ -5,6 +5,8 @@
 //! - `ssh-agent` (default): the ssh-agent server in [`ssh`], and the CLI's `agent` subcommand.
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
+//!
+//! Snowflake key-pair JWTs ([`snowflake`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -14,6 +16,7 @@ mod error;
 pub mod key;
 pub mod keyref;
 mod signer;
+pub mod snowflake;
 #[cfg(feature = "ssh-agent")]
 pub mod ssh;
 

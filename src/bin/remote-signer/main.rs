@@ -12,6 +12,7 @@ mod agent;
 mod common;
 mod demo;
 mod keys;
+mod snowflake;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,8 @@ enum Command {
     Verify(keys::VerifyArgs),
     /// Generate a new key file (mode 0600), for development
     Generate(keys::GenerateArgs),
+    /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
+    Snowflake(snowflake::SnowflakeArgs),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
     /// Run an ssh-agent in the foreground whose identities are managed keys or short-lived
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args).await,
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Snowflake(args) => snowflake::run(args).await,
             #[cfg(feature = "ssh-agent")]
             Command::Agent(args) => agent::run(args).await,
         }
