@@ -34,11 +34,7 @@ fn quick_retry() -> RetryPolicy {
 /// token endpoint and trusts the emulator's CA, with the challenge check off (127.0.0.1 is
 /// not under vault.azure.net).
 fn builder(emu: &Emulator, url: &str) -> KeyVaultSignerBuilder {
-    KeyVaultSigner::builder(url)
-        .environment(env_without_cert_file(emu))
-        .add_root_certificate_pem(emu.ca_pem())
-        .verify_challenge_resource(false)
-        .retry(quick_retry())
+    emu.signer_builder(url).retry(quick_retry())
 }
 
 fn env_without_cert_file(emu: &Emulator) -> Vec<(String, String)> {
@@ -124,6 +120,27 @@ async fn every_algorithm_signs_and_verifies_with_openssl_and_the_public_key() {
     // the vault's challenge.
     assert!(emu.count("token") >= 1);
     assert!(emu.count("challenge") >= 1);
+}
+
+#[tokio::test]
+async fn the_shared_helper_serves_a_known_key() {
+    // What other areas' tests use: a known local key, served by the emulator.
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    let local = remote_signer::backend::local::LocalSigner::generate_to_file(
+        remote_signer::KeyType::Rsa,
+        &path,
+    )
+    .unwrap();
+    emu.import_pem("known", &std::fs::read_to_string(&path).unwrap());
+    let signer = emu.signer("known").await;
+    assert_eq!(signer.public_key(), local.public_key());
+    let sig = signer.sign(Algorithm::RS256, MESSAGE).await.unwrap();
+    local
+        .public_key()
+        .verify(Algorithm::RS256, MESSAGE, sig.as_bytes())
+        .unwrap();
 }
 
 #[tokio::test]

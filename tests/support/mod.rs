@@ -1,3 +1,4 @@
 //! Servers and helpers shared by the integration tests, examples and benches.
 
+#[cfg(feature = "azure")]
 pub mod keyvault;
