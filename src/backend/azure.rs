@@ -31,9 +31,10 @@
 //! [`DefaultCredential`]).
 //!
 //! # TLS
-//! The SDK's HTTP transport is `reqwest` 0.13 over rustls (ring). Trusted roots are the
-//! system's, read as OpenSSL reads them: when `SSL_CERT_FILE` (or `SSL_CERT_DIR`) is set, the
-//! certificates there are used, which is how a private CA or an emulator's CA is trusted.
+//! The SDK's HTTP transport is `reqwest` 0.13 over rustls with the ring provider (the SDK's
+//! default TLS features, which bring aws-lc, are not used). Trusted roots are the system's
+//! plus the certificates in `SSL_CERT_FILE` (and `SSL_CERT_DIR`) when set, which is how a
+//! private CA or an emulator's CA is trusted;
 //! [`KeyVaultSignerBuilder::add_root_certificate_pem`] adds roots in code.
 //!
 //! # Retries and errors
