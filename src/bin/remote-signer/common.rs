@@ -81,3 +81,11 @@ pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
         other => other.context("cannot write to standard output"),
     }
 }
+
+/// `println!` that treats a closed stdout (`| head`) as the end of output, not a panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::common::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())?
+    };
+}
