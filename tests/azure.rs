@@ -144,6 +144,36 @@ async fn the_shared_helper_serves_a_known_key() {
 }
 
 #[tokio::test]
+async fn hsm_protected_keys_sign_too() {
+    let emu = Emulator::start();
+    for (name, spec, alg) in [
+        ("rsa-hsm", KeySpec::Rsa(2048), Algorithm::PS384),
+        ("ec-hsm", KeySpec::P384, Algorithm::ES384),
+    ] {
+        emu.create_key(name, spec);
+        emu.set_hsm(name, None);
+        let signer = emu.signer(name).await;
+        let sig = signer.sign(alg, MESSAGE).await.unwrap();
+        signer
+            .public_key()
+            .verify(alg, MESSAGE, sig.as_bytes())
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn keys_that_may_not_sign_are_refused_at_start() {
+    let emu = Emulator::start();
+    emu.create_key("verify-only", KeySpec::P256);
+    emu.set_key_ops("verify-only", None, &["verify"]);
+    let err = builder(&emu, &emu.key_url("verify-only", None))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
+}
+
+#[tokio::test]
 async fn a_version_less_url_pins_the_current_version() {
     let emu = Emulator::start();
     let v1 = emu.create_key("rotating", KeySpec::P256);

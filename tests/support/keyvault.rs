@@ -139,6 +139,7 @@ struct Version {
     attributes: Attributes,
     created: i64,
     key_ops: Vec<String>,
+    hsm: bool,
 }
 
 #[derive(Default)]
@@ -343,8 +344,17 @@ impl Emulator {
                 attributes: Attributes::default(),
                 created: now(),
                 key_ops: vec!["sign".into(), "verify".into()],
+                hsm: false,
             });
         id
+    }
+
+    /// Marks one version (`None`: the current version) as HSM-protected: its `kty` becomes
+    /// `RSA-HSM` or `EC-HSM`, as Premium vaults and Managed HSM report.
+    pub fn set_hsm(&self, name: &str, version: Option<&str>) {
+        let mut state = self.lock();
+        let v = find_mut(&mut state, name, version).expect("known key version");
+        v.hsm = true;
     }
 
     /// Sets the attributes of one version (`None`: the current version).
@@ -848,7 +858,7 @@ fn jwk(version: &Version, kid: &str) -> Value {
     };
     let (crv, x, y) = match &version.key {
         Private::Rsa(k) => {
-            key["kty"] = json!("RSA");
+            key["kty"] = json!(if version.hsm { "RSA-HSM" } else { "RSA" });
             key["key_ops"] = json!(version.key_ops);
             key["n"] = json!(b64(&k.n().to_bytes_be()));
             key["e"] = json!(b64(&k.e().to_bytes_be()));
@@ -858,7 +868,7 @@ fn jwk(version: &Version, kid: &str) -> Value {
         Private::P384(k) => ec("P-384", k.public_key().to_encoded_point(false).as_bytes()),
         Private::K256(k) => ec("P-256K", k.public_key().to_encoded_point(false).as_bytes()),
     };
-    key["kty"] = json!("EC");
+    key["kty"] = json!(if version.hsm { "EC-HSM" } else { "EC" });
     key["key_ops"] = json!(version.key_ops);
     key["crv"] = json!(crv);
     key["x"] = json!(x);
@@ -1044,6 +1054,7 @@ fn create(state: &Shared, name: &str, host: &str, body: &[u8]) -> Reply {
         attributes: Attributes::default(),
         created: now(),
         key_ops: vec!["sign".into(), "verify".into()],
+        hsm: request["kty"].as_str().is_some_and(|k| k.ends_with("-HSM")),
     });
     let v = versions.last().expect("just pushed");
     reply(
