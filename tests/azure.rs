@@ -620,6 +620,7 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
             if k.starts_with("AZURE_")
                 || k.starts_with("IDENTITY_")
                 || k.starts_with("MSI_")
+                || k.starts_with("IMDS_")
                 || k.starts_with("SSL_CERT")
             {
                 cmd.env_remove(k);
@@ -672,6 +673,32 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
         .unwrap();
     let public = remote_signer::PublicKey::from_pem(&emu.public_key_pem("cli", &version)).unwrap();
     public.verify(Algorithm::PS512, MESSAGE, &sig).unwrap();
+
+    // With no AZURE_* secret, the default chain falls through to managed identity, served
+    // here by the emulator as App Service's identity endpoint.
+    let mut cmd = cli();
+    for (k, _) in emu.env() {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .envs(emu.managed_identity_env())
+        .args([
+            "public-key",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        emu.public_key_pem("cli", &version)
+    );
 
     // Without the flag the SDK's check refuses the emulator's challenge.
     let out = cli().args(["public-key", "--key", &url]).output().unwrap();

@@ -43,6 +43,8 @@ pub const CLIENT_SECRET: &str = "emulator-secret~value";
 /// The federated token the workload-identity credential must present.
 pub const FEDERATED_TOKEN: &str =
     "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp0ZXN0In0.";
+/// The `IDENTITY_HEADER` secret of the emulated App Service managed-identity endpoint.
+pub const IDENTITY_HEADER: &str = "emulator-identity-header";
 /// The resource the 401 challenge names, as the public cloud's vaults do.
 pub const RESOURCE: &str = "https://vault.azure.net";
 
@@ -307,6 +309,23 @@ impl Emulator {
                 .await
                 .expect("open emulator key"),
         )
+    }
+
+    /// The variables of an App Service managed identity served by this emulator
+    /// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`) plus `SSL_CERT_FILE`; no `AZURE_*` secret, so
+    /// the default credential chain reaches managed identity without leaving 127.0.0.1.
+    pub fn managed_identity_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "IDENTITY_ENDPOINT".into(),
+                format!("https://{}/msi/token", self.addr),
+            ),
+            ("IDENTITY_HEADER".into(), IDENTITY_HEADER.into()),
+            (
+                "SSL_CERT_FILE".into(),
+                self.ca_path.to_string_lossy().into_owned(),
+            ),
+        ]
     }
 
     /// A token the vault accepts, for credentials that do not go through the token endpoint.
@@ -643,6 +662,11 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
+    let identity_header = req
+        .headers()
+        .get("x-identity-header")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     let bearer = req
         .headers()
         .get("authorization")
@@ -676,6 +700,40 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
     if path == format!("/{TENANT_ID}/oauth2/v2.0/token") && method == "POST" {
         bump(&state, "token");
         let response = token_endpoint(&state, &body);
+        record(&state, response.status().as_u16());
+        return Ok(response);
+    }
+    if path == "/msi/token" && method == "GET" {
+        bump(&state, "token");
+        let header_ok = identity_header.as_deref() == Some(IDENTITY_HEADER);
+        let resource_ok = query.split('&').any(|p| {
+            p == "resource=https%3A%2F%2Fvault.azure.net" || p == format!("resource={RESOURCE}")
+        });
+        let response = if header_ok && resource_ok {
+            let token = random_hex(32);
+            state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tokens
+                .insert(token.clone());
+            reply(
+                200,
+                &json!({
+                    "access_token": token,
+                    "expires_on": (now() + 3600).to_string(),
+                    "resource": RESOURCE,
+                    "token_type": "Bearer",
+                    "client_id": CLIENT_ID,
+                }),
+                &[],
+            )
+        } else {
+            reply(
+                400,
+                &json!({"error": "invalid_request", "error_description": "bad identity request"}),
+                &[],
+            )
+        };
         record(&state, response.status().as_u16());
         return Ok(response);
     }
