@@ -535,6 +535,51 @@ async fn workload_identity_gets_its_token_from_the_emulator() {
     assert_eq!(emu.count("token"), 1);
 }
 
+/// Any `TokenCredential` can be given; this one hands out a token the emulator issued.
+#[derive(Debug)]
+struct FixedToken(String);
+
+#[async_trait::async_trait]
+impl remote_signer::backend::azure::TokenCredential for FixedToken {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        assert_eq!(scopes, ["https://vault.azure.net/.default"]);
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.clone(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn any_token_credential_can_be_given() {
+    let emu = Emulator::start();
+    emu.create_key("k", KeySpec::P256);
+    let signer = KeyVaultSigner::builder(&emu.key_url("k", None))
+        .credential(Arc::new(FixedToken(emu.issue_token())))
+        .add_root_certificate_pem(emu.ca_pem())
+        .verify_challenge_resource(false)
+        .build()
+        .await
+        .unwrap();
+    signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
+    assert_eq!(emu.count("token"), 0, "the token endpoint was not used");
+
+    // A token the vault does not accept is a permission error, not a retry loop.
+    let err = KeyVaultSigner::builder(&emu.key_url("k", None))
+        .credential(Arc::new(FixedToken("forged".into())))
+        .add_root_certificate_pem(emu.ca_pem())
+        .verify_challenge_resource(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(!err.to_string().contains("forged"));
+}
+
 #[tokio::test]
 async fn a_wrong_client_secret_is_permission_denied_without_the_secret() {
     let emu = Emulator::start();
