@@ -60,6 +60,7 @@
 //! [`KeyVaultSigner::stats`] counts remote operations and their outcomes; share one
 //! [`OperationStats`] among signers with [`KeyVaultSignerBuilder::stats`].
 
+mod check;
 mod credential;
 mod error;
 mod retry;
@@ -336,6 +337,7 @@ impl KeyVaultSignerBuilder {
         Ok(KeyVaultSigner {
             key_id: KeyId::new(resolved.kid),
             display: format!("{}/keys/{}/{}", host_of(&url), url.name, resolved.version),
+            check: check::SignatureCheck::new(&resolved.public_key),
             public_key: resolved.public_key,
             name: url.name,
             version: resolved.version,
@@ -462,6 +464,7 @@ pub struct KeyVaultSigner {
     key_id: KeyId,
     display: String,
     public_key: PublicKey,
+    check: check::SignatureCheck,
     name: String,
     version: String,
     client: KeyClient,
@@ -572,7 +575,11 @@ impl RemoteSigner for KeyVaultSigner {
         let bytes = result
             .result
             .ok_or_else(|| protocol("no signature in reply"))?;
-        if self.public_key.verify(algorithm, message, &bytes).is_err() {
+        if self
+            .check
+            .verify(&self.public_key, algorithm, message, &bytes)
+            .is_err()
+        {
             return Err(Error::with_context(
                 ErrorKind::InvalidSignature,
                 format!(
