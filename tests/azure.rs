@@ -143,6 +143,35 @@ async fn the_shared_helper_serves_a_known_key() {
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_signs_share_one_signer_and_are_all_counted() {
+    let emu = Emulator::start();
+    emu.create_key("busy", KeySpec::P256);
+    let signer = emu.signer("busy").await;
+    let tasks: Vec<_> = (0..40u32)
+        .map(|i| {
+            let signer = signer.clone();
+            tokio::spawn(async move {
+                let message = format!("message {i}");
+                let sig = signer
+                    .sign(Algorithm::ES256, message.as_bytes())
+                    .await
+                    .unwrap();
+                signer
+                    .public_key()
+                    .verify(Algorithm::ES256, message.as_bytes(), sig.as_bytes())
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(emu.count("sign"), 40);
+    // One token for all of them.
+    assert_eq!(emu.count("token"), 1);
+}
+
 #[tokio::test]
 async fn hsm_protected_keys_sign_too() {
     let emu = Emulator::start();
