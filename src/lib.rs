@@ -20,4 +20,4 @@ pub mod snowflake;
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
 pub use keyref::{KeyRef, OpenOptions};
-pub use signer::{KeyId, RemoteSigner};
+pub use signer::{Counted, KeyId, RemoteSigner};
