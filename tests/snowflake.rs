@@ -1,6 +1,9 @@
 //! Snowflake key-pair JWTs: the official connector's vectors (library and CLI), the refusals,
 //! the SQL API token cache under load with a fixed clock, and the example against a local
 //! HTTPS stand-in for the SQL API.
+//!
+//! `check_connector_vectors` takes any `Arc<dyn RemoteSigner>` and `check_cli_vectors` any
+//! KEYREF, so the same checks run against the vectors' key held elsewhere (a Key Vault).
 
 #[path = "support/snowflake_sql_api.rs"]
 mod sql_api_server;
