@@ -2,8 +2,8 @@
 //!
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
-//!
-//! Snowflake key-pair JWTs ([`snowflake`]) need no feature.
+//! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
+//!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

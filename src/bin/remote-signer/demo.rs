@@ -13,7 +13,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
     let dir = tempfile::Builder::new()
         .prefix("remote-signer-demo")
         .tempdir()?;
-    println!(
+    crate::say!(
         "remote-signer demo (throwaway keys in {})",
         dir.path().display()
     );
@@ -37,18 +37,18 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
                 .verify(alg, b"hello from remote-signeR", signature.as_bytes())
                 .is_err();
             anyhow::ensure!(tampered, "a tampered message verified");
-            println!(
+            crate::say!(
                 "  {key_type:<8} {alg:<6} signed {} bytes -> {}-byte signature, verified; tampered message refused",
                 message.len(),
                 signature.as_bytes().len()
             );
         }
-        println!(
+        crate::say!(
             "  {key_type:<8} fingerprints: snowflake {}  openssh {}",
             signer.public_key().snowflake_fingerprint(),
             signer.public_key().openssh_fingerprint()?
         );
     }
-    println!("demo: all signatures verified");
+    crate::say!("demo: all signatures verified");
     Ok(Outcome::Done)
 }

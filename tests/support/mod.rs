@@ -1,0 +1,3 @@
+//! Servers and helpers shared by the integration tests, examples and benches.
+
+pub mod keyvault;
