@@ -12,11 +12,7 @@
 //! URL; `--ca-cert` trusts only the given CA (for a private endpoint or a test server).
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use std::path::PathBuf;
 
 use remote_signer::backend::local::LocalKeyOptions;
 use remote_signer::snowflake::{KeyPairAuth, SqlApiTokens};
@@ -87,11 +83,16 @@ pub async fn run(config: &Config) -> Result<serde_json::Value, BoxError> {
             config.account.to_ascii_lowercase()
         ),
     };
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(config.ca_cert.as_deref())?)
+    // This crate's TLS is rustls with the ring provider (no aws-lc build); say so once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut client = reqwest::Client::builder()
         .user_agent(concat!("remote-signer-example/", env!("CARGO_PKG_VERSION")))
-        .https_only(true)
-        .build()?;
+        .https_only(true);
+    if let Some(ca_cert) = &config.ca_cert {
+        let pem = std::fs::read(ca_cert)?;
+        client = client.tls_certs_only([reqwest::Certificate::from_pem(&pem)?]);
+    }
+    let client = client.build()?;
 
     let body = serde_json::json!({ "statement": config.statement, "timeout": 60 });
     let mut request = client
@@ -117,26 +118,6 @@ pub async fn run(config: &Config) -> Result<serde_json::Value, BoxError> {
         .into());
     }
     Ok(answer)
-}
-
-/// rustls with the ring provider, trusting the system's roots, or only `ca_cert` when given.
-fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, BoxError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_cert {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)? {
-                roots.add(cert?)?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 #[tokio::main]

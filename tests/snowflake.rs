@@ -460,20 +460,10 @@ impl RemoteSigner for CountingSigner {
 }
 
 fn client_trusting(server: &FakeSnowflake) -> reqwest::Client {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_slice(server.ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
         .user_agent("remote-signer-test/1")
+        .tls_certs_only([reqwest::Certificate::from_pem(server.ca_pem.as_bytes()).unwrap()])
         .build()
         .unwrap()
 }
