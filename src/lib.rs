@@ -4,6 +4,8 @@
 //! - `cli` (default): the `remote-signer` command-line tool.
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
+//!
+//! Snowflake key-pair JWTs ([`snowflake`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -13,8 +15,9 @@ mod error;
 pub mod key;
 pub mod keyref;
 mod signer;
+pub mod snowflake;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
 pub use keyref::{KeyRef, OpenOptions};
-pub use signer::{KeyId, RemoteSigner};
+pub use signer::{Counted, KeyId, RemoteSigner};

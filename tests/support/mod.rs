@@ -2,3 +2,4 @@
 
 #[cfg(feature = "azure")]
 pub mod keyvault;
+pub mod snowflake_sql_api;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod common;
 mod demo;
 mod keys;
+mod snowflake;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,8 @@ enum Command {
     Verify(keys::VerifyArgs),
     /// Generate a new key file (mode 0600), for development
     Generate(keys::GenerateArgs),
+    /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
+    Snowflake(snowflake::SnowflakeArgs),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args).await,
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Snowflake(args) => snowflake::run(args).await,
         }
     });
     match result {
