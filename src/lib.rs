@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 //!
 //! # Cargo features
-//! - `cli` (default): the `remote-signer` command-line tool.
-//! - `ssh-agent` (default): the ssh-agent server in [`ssh`], and the CLI's `agent` subcommand.
+//! - `cli` (default): the `remote-signer` command-line tool; it enables every backend. A library
+//!   that wants a lean build uses `default-features = false` and names what it needs.
+//! - `ssh-agent`: the ssh-agent server in [`ssh`] (the CLI's `agent` subcommand; `cli` enables it).
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
 //!
@@ -23,4 +24,4 @@ pub mod ssh;
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
 pub use keyref::{KeyRef, OpenOptions};
-pub use signer::{KeyId, RemoteSigner};
+pub use signer::{Counted, KeyId, RemoteSigner};

@@ -1,4 +1,9 @@
-//! The [`RemoteSigner`] trait: one key, held somewhere else, that signs on request.
+//! The [`RemoteSigner`] trait: one key, held somewhere else, that signs on request, and
+//! wrappers that add behaviour to any signer.
+
+mod counted;
+
+pub use counted::Counted;
 
 use std::fmt;
 use std::sync::Arc;

@@ -7,6 +7,9 @@
 //!
 //! - [`KeyPairAuth`] normalises the account and user as the official connectors do and signs
 //!   tokens byte-identical to the Python connector's for the same key, account, user and `iat`.
+//!   Where the connectors cut an account name into something the user cannot have meant (the
+//!   dotted `org.account` form, a `.global` name without a connection group), it refuses with
+//!   an error that names the right form; [`normalize_account`] documents each case.
 //!   [`KeyPairAuth::login_token`] signs a fresh 60-second token on every call, for the login flow
 //!   (which refuses tokens older than 60 s).
 //! - [`SqlApiTokens`] caches the SQL API bearer token and renews it ahead of expiry, one

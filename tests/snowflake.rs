@@ -1,9 +1,11 @@
 //! Snowflake key-pair JWTs: the official connector's vectors (library and CLI), the refusals,
 //! the SQL API token cache under load with a fixed clock, and the example against a local
 //! HTTPS stand-in for the SQL API.
+//!
+//! `check_connector_vectors` takes any `Arc<dyn RemoteSigner>` and `check_cli_vectors` any
+//! KEYREF, so the same checks run against the vectors' key held elsewhere (a Key Vault).
 
-#[path = "support/snowflake_sql_api.rs"]
-mod sql_api_server;
+mod support;
 
 #[allow(dead_code)] // its `main` is not called here
 #[path = "../examples/snowflake_sql.rs"]
@@ -24,7 +26,7 @@ use remote_signer::{
     Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Signature,
 };
 use serde::Deserialize;
-use sql_api_server::{fixed_clock, system_clock, FakeSnowflake, Registration};
+use support::snowflake_sql_api::{fixed_clock, system_clock, FakeSnowflake, Registration};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snowflake");
 
@@ -146,14 +148,18 @@ fn run_cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
 #[test]
 fn connector_vectors_from_the_cli() {
     let (_dir, key) = private_key_copy();
-    check_cli_vectors(key.to_str().unwrap(), &[]);
+    check_cli_vectors(key.to_str().unwrap(), &[], &[]);
 }
 
 /// Reproduces every vector byte for byte with the built `remote-signer` binary; `key` is a
 /// KEYREF to the vectors' key (a 0600 file, or the same key in a Key Vault with `env` naming
-/// the credentials and CA).
-pub fn check_cli_vectors(key: &str, env: &[(&str, &str)]) {
-    let run_cli = |args: &[&str]| run_cli_with_env(args, env);
+/// the credentials and CA), `key_args` any further key options.
+pub fn check_cli_vectors(key: &str, key_args: &[&str], env: &[(&str, &str)]) {
+    let run_cli = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend_from_slice(key_args);
+        run_cli_with_env(&args, env)
+    };
     for case in all_cases() {
         let (iat, lifetime) = (case.iat.to_string(), (case.exp - case.iat).to_string());
         let (code, stdout, stderr) = run_cli(&[
@@ -795,4 +801,50 @@ async fn the_local_sql_api_checks_tokens_as_snowflake_does() {
     assert_eq!(execute(&client, &server.url, &headers).await, 401);
     assert!(server.rejections().pop().unwrap().contains("signature"));
     assert_eq!(server.accepted(), 1);
+}
+
+/// The same vectors with the key held by the Key Vault emulator, through the official SDK.
+#[cfg(feature = "azure")]
+mod key_vault {
+    use super::*;
+    use remote_signer::backend::azure::KeyVaultSigner;
+    use support::keyvault::Emulator;
+
+    fn emulator_with_vector_key() -> (Emulator, String) {
+        let emu = Emulator::start();
+        let pem = std::fs::read_to_string(Path::new(DATA).join("rsa_key.p8")).unwrap();
+        let version = emu.import_pem("snowflake", &pem);
+        let url = emu.key_url("snowflake", Some(&version));
+        (emu, url)
+    }
+
+    #[tokio::test]
+    async fn connector_vectors_with_the_key_in_key_vault() {
+        let (emu, url) = emulator_with_vector_key();
+        let env: Vec<_> = emu
+            .env()
+            .into_iter()
+            .filter(|(name, _)| name != "SSL_CERT_FILE")
+            .collect();
+        let signer = KeyVaultSigner::builder(&url)
+            .environment(env)
+            .add_root_certificate_pem(emu.ca_pem())
+            // 127.0.0.1 is not under the challenge's vault.azure.net.
+            .verify_challenge_resource(false)
+            .build()
+            .await
+            .unwrap();
+        let before = emu.count("sign");
+        check_connector_vectors(Arc::new(signer)).await;
+        // One managed signature per token, none for names, fingerprints or ALTER USER.
+        assert_eq!(emu.count("sign") - before, all_cases().len() as u64);
+    }
+
+    #[test]
+    fn connector_vectors_from_the_cli_with_the_key_in_key_vault() {
+        let (emu, url) = emulator_with_vector_key();
+        let env = emu.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        check_cli_vectors(&url, &["--no-verify-challenge-resource"], &env);
+    }
 }
