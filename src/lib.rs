@@ -2,15 +2,19 @@
 //!
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
+//!
+//! Surrogate keys ([`surrogate`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
 mod error;
+mod jws;
 pub mod key;
 pub mod keyref;
 mod signer;
+pub mod surrogate;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
