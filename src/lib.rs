@@ -3,12 +3,15 @@
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
 //!
-//! Surrogate keys ([`surrogate`]) need no feature.
+//! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
+//!
+//! Surrogate keys ([`surrogate`]) and session tokens ([`cookie`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
+pub mod cookie;
 mod error;
 mod jws;
 pub mod key;

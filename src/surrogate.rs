@@ -91,5 +91,4 @@ pub use signer::{
 };
 pub use verifier::{SurrogateVerifier, TrustedKey, DEFAULT_LEEWAY};
 
-#[allow(unused_imports)] // for the cookie module
 pub(crate) use clock::{from_unix_seconds, unix_seconds};

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod common;
+mod cookie;
 mod demo;
 mod keys;
 
@@ -34,6 +35,9 @@ enum Command {
     Verify(keys::VerifyArgs),
     /// Generate a new key file (mode 0600), for development
     Generate(keys::GenerateArgs),
+    /// Sign and verify session tokens (cookies)
+    #[command(subcommand)]
+    Cookie(cookie::CookieCommand),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
 }
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args).await,
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Cookie(command) => cookie::run(command).await,
         }
     });
     match result {
