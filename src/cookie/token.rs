@@ -1,7 +1,8 @@
 //! Issuing and verifying session tokens.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,8 @@ use crate::jws;
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;
 use crate::surrogate::{
-    from_unix_seconds, unix_seconds, Clock, SurrogateSigner, SurrogateVerifier, SystemClock,
-    TrustedKey,
+    from_unix_seconds, unix_seconds, CertificateInfo, CertifiedKey, Clock, SurrogateSigner,
+    SurrogateVerifier, SystemClock, TrustedKey,
 };
 
 /// The default token lifetime (one hour).
@@ -80,6 +81,9 @@ enum Mode {
 /// ```
 pub struct SessionSigner {
     mode: Mode,
+    /// The encoded header for the current surrogate: the same for every token it signs.
+    /// Holds the key weakly, so a rotated-out surrogate is dropped (and zeroized) on time.
+    header_cache: std::sync::Mutex<Option<(std::sync::Weak<CertifiedKey>, Arc<str>)>>,
     purpose: String,
     ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -130,6 +134,7 @@ impl SessionSigner {
         Ok(SessionSigner {
             clock: signer.clock().clone(),
             mode: Mode::Surrogate(signer),
+            header_cache: Default::default(),
             purpose,
             ttl: DEFAULT_TTL,
         })
@@ -141,6 +146,7 @@ impl SessionSigner {
         let algorithm = managed.default_algorithm();
         SessionSigner {
             mode: Mode::Direct { managed, algorithm },
+            header_cache: Default::default(),
             purpose: purpose.into(),
             ttl: DEFAULT_TTL,
             clock: Arc::new(SystemClock),
@@ -234,18 +240,44 @@ impl SessionSigner {
                         "token lifetime exceeds the surrogate's token-expiry bound",
                     ));
                 }
-                let header = Header {
-                    alg: Algorithm::EdDSA.as_str().into(),
-                    kid: Some(key.thumbprint().into()),
-                    typ: Some(TOKEN_TYP.into()),
-                    cert: Some(key.certificate().into()),
-                    crit: None,
-                };
-                let input = jws::signing_input(&header, &claims)?;
+                let header = self.surrogate_header(&key)?;
+                let payload = serde_json::to_vec(&claims)
+                    .map_err(|_| Error::invalid_input("claims cannot be encoded as JSON"))?;
+                let mut input = String::with_capacity(header.len() + 1 + payload.len() * 4 / 3 + 4);
+                input.push_str(&header);
+                input.push('.');
+                input.push_str(&jws::encode_part(&payload));
                 let signature = key.sign(input.as_bytes());
                 Ok(format!("{input}.{}", signature.to_base64url()))
             }
         }
+    }
+}
+
+impl SessionSigner {
+    /// `base64url(header)` for tokens signed by `key`, encoded once per surrogate.
+    fn surrogate_header(&self, key: &Arc<CertifiedKey>) -> Result<Arc<str>> {
+        let mut cache = self
+            .header_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached_key, header)) = &*cache {
+            if std::ptr::eq(cached_key.as_ptr(), Arc::as_ptr(key)) {
+                return Ok(header.clone());
+            }
+        }
+        let header = Header {
+            alg: Algorithm::EdDSA.as_str().into(),
+            kid: Some(key.thumbprint().into()),
+            typ: Some(TOKEN_TYP.into()),
+            cert: Some(key.certificate().into()),
+            crit: None,
+        };
+        let json = serde_json::to_vec(&header)
+            .map_err(|_| Error::invalid_input("cannot encode the token header"))?;
+        let encoded: Arc<str> = jws::encode_part(&json).into();
+        *cache = Some((Arc::downgrade(key), encoded.clone()));
+        Ok(encoded)
     }
 }
 
@@ -313,7 +345,12 @@ pub struct SessionVerifier {
     leeway: Duration,
     max_len: usize,
     clock: Arc<dyn Clock>,
+    /// Encoded surrogate-mode headers that passed every header check, with their certificate.
+    headers: RwLock<HashMap<Box<str>, Arc<CertificateInfo>>>,
 }
+
+/// How many verified surrogate-mode headers are kept.
+const HEADER_CACHE_CAPACITY: usize = 1024;
 
 impl fmt::Debug for SessionVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -343,6 +380,7 @@ impl SessionVerifier {
             leeway,
             max_len: DEFAULT_MAX_TOKEN_LEN,
             clock: Arc::new(SystemClock),
+            headers: RwLock::new(HashMap::new()),
         }
     }
 
@@ -351,6 +389,7 @@ impl SessionVerifier {
         self.leeway = leeway;
         let trusted = self.trusted.clone();
         self.surrogates = SurrogateVerifier::new(trusted).leeway(leeway);
+        self.headers = RwLock::new(HashMap::new());
         self
     }
 
@@ -391,6 +430,21 @@ impl SessionVerifier {
             return Err(invalid("token is larger than allowed"));
         }
         let parts = jws::split(token, "token")?;
+        let signature = jws::decode_part(parts.signature, "token signature")?;
+        let message = parts.signing_input.as_bytes();
+        let cached = self
+            .headers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(parts.header)
+            .cloned();
+        if let Some(info) = cached {
+            // This exact header passed every header check before.
+            info.public_key()
+                .verify(Algorithm::EdDSA, message, &signature)
+                .map_err(|_| invalid("token signature does not verify"))?;
+            return self.finish(parts.payload, SigningMode::Surrogate, Some(info), now);
+        }
         let header: Header = jws::decode_json(parts.header, "token header")?;
         if header.crit.is_some() {
             return Err(invalid("token has critical header parameters"));
@@ -398,8 +452,6 @@ impl SessionVerifier {
         if header.typ.as_deref() != Some(TOKEN_TYP) {
             return Err(invalid("token is not a session token (typ)"));
         }
-        let signature = jws::decode_part(parts.signature, "token signature")?;
-        let message = parts.signing_input.as_bytes();
         let (mode, certificate) = match &header.cert {
             Some(cert) => {
                 let info = self.surrogates.verify_certificate(cert, &self.purpose)?;
@@ -412,6 +464,11 @@ impl SessionVerifier {
                 info.public_key()
                     .verify(Algorithm::EdDSA, message, &signature)
                     .map_err(|_| invalid("token signature does not verify"))?;
+                let mut headers = self.headers.write().unwrap_or_else(PoisonError::into_inner);
+                if headers.len() >= HEADER_CACHE_CAPACITY {
+                    headers.clear();
+                }
+                headers.insert(parts.header.into(), info.clone());
                 (SigningMode::Surrogate, Some(info))
             }
             None => {
@@ -438,7 +495,18 @@ impl SessionVerifier {
                 (SigningMode::Direct, None)
             }
         };
-        let claims: Map<String, Value> = jws::decode_json(parts.payload, "token claims")?;
+        self.finish(parts.payload, mode, certificate, now)
+    }
+
+    /// The claims checks, common to both modes.
+    fn finish(
+        &self,
+        payload: &str,
+        mode: SigningMode,
+        certificate: Option<Arc<CertificateInfo>>,
+        now: SystemTime,
+    ) -> Result<Session> {
+        let claims: Map<String, Value> = jws::decode_json(payload, "token claims")?;
         if claims.get("aud").and_then(Value::as_str) != Some(self.purpose.as_str()) {
             return Err(invalid("token is for another audience"));
         }
