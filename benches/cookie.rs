@@ -67,7 +67,7 @@ fn setup() -> Setup {
     let verifier = SessionVerifier::new([TrustedKey::from_signer(&*managed)], "session");
     verifier.verify(&token).unwrap();
     let bare = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let input = token[..token.rfind('.').unwrap()].as_bytes().to_vec();
+    let input = token.as_bytes()[..token.rfind('.').unwrap()].to_vec();
     Setup {
         bare_signature: bare.sign(&input),
         bare_public: bare.verifying_key(),
