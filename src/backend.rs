@@ -1,4 +1,6 @@
 //! Where keys live. Applications use [`RemoteSigner`](crate::RemoteSigner) and never name a
 //! backend; the backends are here for constructing signers.
 
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod local;

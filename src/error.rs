@@ -163,6 +163,15 @@ impl Error {
         Self::with_context(ErrorKind::KeyFile, format!("{}: {what}", path.display()))
     }
 
+    /// Puts `prefix: ` in front of the context (for naming the file or key concerned).
+    pub(crate) fn prefixed(mut self, prefix: impl fmt::Display) -> Self {
+        self.inner.context = Some(match self.inner.context.take() {
+            Some(context) => format!("{prefix}: {context}"),
+            None => prefix.to_string(),
+        });
+        self
+    }
+
     pub(crate) fn algorithm(what: impl Into<String>) -> Self {
         Self::with_context(ErrorKind::Algorithm, what)
     }

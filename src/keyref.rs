@@ -91,9 +91,23 @@ impl fmt::Display for KeyRef {
 }
 
 /// Options for opening any [`KeyRef`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpenOptions {
     local: LocalKeyOptions,
+    verify_challenge_resource: bool,
+    #[cfg(feature = "azure")]
+    azure_retry: Option<crate::backend::azure::RetryPolicy>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            local: LocalKeyOptions::default(),
+            verify_challenge_resource: true,
+            #[cfg(feature = "azure")]
+            azure_retry: None,
+        }
+    }
 }
 
 impl OpenOptions {
@@ -107,6 +121,22 @@ impl OpenOptions {
         self.local = local;
         self
     }
+
+    /// For Key Vault keys: whether the resource in the vault's authentication challenge must
+    /// match the vault's domain (default `true`). Switch off only for emulators and private
+    /// endpoints. Ignored for key files.
+    pub fn verify_challenge_resource(mut self, verify: bool) -> Self {
+        self.verify_challenge_resource = verify;
+        self
+    }
+
+    /// For Key Vault keys: retries and time bounds (default
+    /// [`RetryPolicy::default`](crate::backend::azure::RetryPolicy::default)).
+    #[cfg(feature = "azure")]
+    pub fn azure_retry(mut self, retry: crate::backend::azure::RetryPolicy) -> Self {
+        self.azure_retry = Some(retry);
+        self
+    }
 }
 
 impl KeyRef {
@@ -118,10 +148,23 @@ impl KeyRef {
     pub async fn open(&self, options: &OpenOptions) -> Result<Arc<dyn RemoteSigner>> {
         match self {
             KeyRef::File(path) => Ok(Arc::new(options.local.open(path)?)),
-            KeyRef::AzureKeyVault(_) => Err(Error::with_context(
-                ErrorKind::Config,
-                "Key Vault keys need the `azure` feature",
-            )),
+            #[cfg(feature = "azure")]
+            KeyRef::AzureKeyVault(url) => {
+                let mut builder = crate::backend::azure::KeyVaultSigner::builder(url)
+                    .verify_challenge_resource(options.verify_challenge_resource);
+                if let Some(retry) = options.azure_retry {
+                    builder = builder.retry(retry);
+                }
+                Ok(Arc::new(builder.build().await?))
+            }
+            #[cfg(not(feature = "azure"))]
+            KeyRef::AzureKeyVault(_) => {
+                let _ = options.verify_challenge_resource;
+                Err(Error::with_context(
+                    ErrorKind::Config,
+                    "Key Vault keys need the `azure` feature",
+                ))
+            }
         }
     }
 }

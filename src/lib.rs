@@ -2,10 +2,12 @@
 //!
 //! # Cargo features
 //! - `cli` (default): the `remote-signer` command-line tool.
-//!
 //! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
+//! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
+//!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
 //!
-//! Surrogate keys ([`surrogate`]) and session tokens ([`cookie`]) need no feature.
+//! Snowflake key-pair JWTs ([`snowflake`]), surrogate keys ([`surrogate`]) and session tokens
+//! ([`cookie`]) need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -17,9 +19,10 @@ mod jws;
 pub mod key;
 pub mod keyref;
 mod signer;
+pub mod snowflake;
 pub mod surrogate;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
 pub use keyref::{KeyRef, OpenOptions};
-pub use signer::{KeyId, RemoteSigner};
+pub use signer::{Counted, KeyId, RemoteSigner};

@@ -1,4 +1,9 @@
-//! The [`RemoteSigner`] trait: one key, held somewhere else, that signs on request.
+//! The [`RemoteSigner`] trait: one key, held somewhere else, that signs on request, and
+//! wrappers that add behaviour to any signer.
+
+mod counted;
+
+pub use counted::Counted;
 
 use std::fmt;
 use std::sync::Arc;
@@ -91,62 +96,32 @@ pub trait RemoteSigner: fmt::Debug + Send + Sync {
     async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature>;
 }
 
-#[async_trait]
-impl<T: RemoteSigner + ?Sized> RemoteSigner for Arc<T> {
-    fn key_id(&self) -> &KeyId {
-        (**self).key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        (**self).public_key()
-    }
-    fn key_type(&self) -> KeyType {
-        (**self).key_type()
-    }
-    fn default_algorithm(&self) -> Algorithm {
-        (**self).default_algorithm()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
-        (**self).sign(algorithm, message).await
-    }
+/// Forwards the trait through smart pointers and references, so `Arc<dyn RemoteSigner>`,
+/// `Box<dyn RemoteSigner>` and `&T` are signers too.
+macro_rules! forward_remote_signer {
+    ($($ptr:ty),*) => {$(
+        #[async_trait]
+        impl<T: RemoteSigner + ?Sized> RemoteSigner for $ptr {
+            fn key_id(&self) -> &KeyId {
+                (**self).key_id()
+            }
+            fn public_key(&self) -> &PublicKey {
+                (**self).public_key()
+            }
+            fn key_type(&self) -> KeyType {
+                (**self).key_type()
+            }
+            fn default_algorithm(&self) -> Algorithm {
+                (**self).default_algorithm()
+            }
+            async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
+                (**self).sign(algorithm, message).await
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<T: RemoteSigner + ?Sized> RemoteSigner for Box<T> {
-    fn key_id(&self) -> &KeyId {
-        (**self).key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        (**self).public_key()
-    }
-    fn key_type(&self) -> KeyType {
-        (**self).key_type()
-    }
-    fn default_algorithm(&self) -> Algorithm {
-        (**self).default_algorithm()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
-        (**self).sign(algorithm, message).await
-    }
-}
-
-#[async_trait]
-impl<T: RemoteSigner + ?Sized> RemoteSigner for &T {
-    fn key_id(&self) -> &KeyId {
-        (**self).key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        (**self).public_key()
-    }
-    fn key_type(&self) -> KeyType {
-        (**self).key_type()
-    }
-    fn default_algorithm(&self) -> Algorithm {
-        (**self).default_algorithm()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
-        (**self).sign(algorithm, message).await
-    }
-}
+forward_remote_signer!(Arc<T>, Box<T>, &T);
 
 #[cfg(test)]
 mod tests {

@@ -656,6 +656,8 @@ mod cookie_app;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out() {
     use reqwest::cookie::CookieStore as _;
+    // reqwest is built without a TLS provider of its own (the suite uses rustls with ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
     let managed = managed(KeyType::Rsa);
     let cookies = cookie_app::session_cookies(managed).unwrap();

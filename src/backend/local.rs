@@ -27,6 +27,11 @@ pub const PASSPHRASE_ENV: &str = "REMOTE_SIGNER_KEY_PASSPHRASE";
 /// Key files larger than this are refused before reading (no key is this large).
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
+/// More PBKDF2 rounds than any tool writes (OpenSSL: 2,048; OWASP advice: 600,000).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// scrypt memory cap (128 * N * r * p bytes): 1 GiB.
+const MAX_SCRYPT_BYTES: u64 = 1 << 30;
+
 const OID_RSA: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_EC: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -123,11 +128,8 @@ impl LocalKeyOptions {
         let path = path.as_ref();
         let bytes = read_key_file(path, self.allow_readable)?;
         let secret = parse_private_key(&bytes, self.passphrase.as_deref().map(|p| &p[..]))
-            .map_err(|e| match e.kind() {
-                // Say which file; the parse error itself knows none.
-                ErrorKind::KeyFile => Error::key_file(path, e),
-                _ => e.context(format!("{}", path.display())),
-            })?;
+            // Say which file; the parse error itself knows none.
+            .map_err(|e| e.prefixed(path.display()))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         LocalSigner::new(secret, |thumb| {
             format!("file://{}#{thumb}", absolute.display())
@@ -304,9 +306,26 @@ fn parse_encrypted_pkcs8(der: &[u8], passphrase: Option<&[u8]>) -> Result<Secret
             ),
         ));
     };
-    if info.encryption_algorithm.pbes2().is_none() {
+    let Some(pbes2) = info.encryption_algorithm.pbes2() else {
         return Err(unsupported(
             "PBES1 key encryption; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+        ));
+    };
+    // A crafted file could ask for billions of KDF rounds and hang the process; refuse first.
+    let affordable = match &pbes2.kdf {
+        pkcs8::pkcs5::pbes2::Kdf::Pbkdf2(p) => p.iteration_count <= MAX_PBKDF2_ITERATIONS,
+        pkcs8::pkcs5::pbes2::Kdf::Scrypt(p) => {
+            let memory = 128u64
+                .saturating_mul(p.cost_parameter)
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(u64::from(p.parallelization.max(1)));
+            memory <= MAX_SCRYPT_BYTES
+        }
+        _ => true,
+    };
+    if !affordable {
+        return Err(unsupported(
+            "key encryption parameters ask for more work than any real key file",
         ));
     }
     let wrong = || Error::with_context(ErrorKind::Passphrase, "wrong passphrase");

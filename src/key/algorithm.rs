@@ -54,7 +54,7 @@ impl KeyType {
 
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             KeyType::Rsa => "RSA",
             KeyType::P256 => "EC P-256",
             KeyType::P384 => "EC P-384",
@@ -201,7 +201,7 @@ impl Algorithm {
 
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -27,6 +27,11 @@ pub struct KeyArgs {
     /// Accept a key file that group or others can read (for mounted secrets only)
     #[arg(long)]
     pub allow_readable_key_file: bool,
+
+    /// Key Vault: do not require the vault's authentication challenge to name a resource in
+    /// the vault's domain (for emulators and private endpoints only)
+    #[arg(long)]
+    pub no_verify_challenge_resource: bool,
 }
 
 impl KeyArgs {
@@ -37,7 +42,9 @@ impl KeyArgs {
         if let Some(file) = &self.passphrase_file {
             local = local.passphrase_file(file)?;
         }
-        Ok(OpenOptions::new().local(local))
+        Ok(OpenOptions::new()
+            .local(local)
+            .verify_challenge_resource(!self.no_verify_challenge_resource))
     }
 
     pub async fn open(&self) -> anyhow::Result<Arc<dyn RemoteSigner>> {
@@ -73,4 +80,12 @@ pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write to standard output"),
     }
+}
+
+/// `println!` that treats a closed stdout (`| head`) as the end of output, not a panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::common::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())?
+    };
 }

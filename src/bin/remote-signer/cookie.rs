@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use remote_signer::backend::local::LocalKeyOptions;
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::surrogate::TrustedKey;
-use remote_signer::{KeyRef, PublicKey};
+use remote_signer::{KeyRef, OpenOptions, PublicKey};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
@@ -90,12 +91,7 @@ async fn trusted_key(trust: &str) -> anyhow::Result<TrustedKey> {
         }
     }
     let key_ref: KeyRef = trust.parse()?;
-    let options = KeyArgs {
-        key: trust.to_string(),
-        passphrase_file: None,
-        allow_readable_key_file: false,
-    }
-    .options()?;
+    let options = OpenOptions::new().local(LocalKeyOptions::new().passphrase_from_env());
     let signer = key_ref
         .open(&options)
         .await

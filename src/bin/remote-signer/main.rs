@@ -11,6 +11,7 @@ mod common;
 mod cookie;
 mod demo;
 mod keys;
+mod snowflake;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     /// Sign and verify session tokens (cookies)
     #[command(subcommand)]
     Cookie(cookie::CookieCommand),
+    /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
+    Snowflake(snowflake::SnowflakeArgs),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Cookie(command) => cookie::run(command).await,
+            Command::Snowflake(args) => snowflake::run(args).await,
         }
     });
     match result {

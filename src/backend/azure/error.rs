@@ -1,0 +1,241 @@
+//! Turns the SDK's errors into this crate's, keeping only what is safe to show: the HTTP
+//! status, Azure error codes and the request id. Response bodies, tokens and digests never
+//! reach an error text.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use azure_core::error::ErrorKind as AzKind;
+use azure_core::http::headers::{HeaderName, Headers};
+use azure_core::http::RawResponse;
+use serde::Deserialize;
+
+use crate::error::ErrorKind;
+
+/// The remote operations this backend performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Operation {
+    /// Reading the key (its public half and attributes).
+    GetKey,
+    /// Signing a digest.
+    Sign,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::GetKey => "get key",
+            Operation::Sign => "sign",
+        })
+    }
+}
+
+/// One failed attempt, classified.
+pub(super) struct Failure {
+    pub(super) kind: ErrorKind,
+    pub(super) retryable: bool,
+    pub(super) retry_after: Option<Duration>,
+    /// Safe text: status, codes, request id.
+    pub(super) detail: String,
+    pub(super) source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl Failure {
+    pub(super) fn timeout(after: Duration) -> Self {
+        Failure {
+            kind: ErrorKind::Timeout,
+            retryable: true,
+            retry_after: None,
+            detail: format!("no answer within {:.1} s", after.as_secs_f64()),
+            source: None,
+        }
+    }
+}
+
+/// A credential failure whose text is known to be safe (built by this crate).
+#[derive(Debug)]
+pub(super) struct CredentialFailure(pub(super) String);
+
+impl fmt::Display for CredentialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for CredentialFailure {}
+
+#[derive(Deserialize)]
+struct Body {
+    error: Option<BodyError>,
+}
+
+#[derive(Deserialize)]
+struct BodyError {
+    code: Option<String>,
+    innererror: Option<Inner>,
+}
+
+#[derive(Deserialize)]
+struct Inner {
+    code: Option<String>,
+}
+
+/// Only the error codes of a Key Vault error body, each capped and limited to a safe alphabet.
+fn codes(raw: &RawResponse) -> (Option<String>, Option<String>) {
+    let safe = |code: String| {
+        code.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .take(64)
+            .collect::<String>()
+    };
+    match serde_json::from_slice::<Body>(raw.body()) {
+        Ok(Body { error: Some(e) }) => (
+            e.code.map(safe),
+            e.innererror.and_then(|i| i.code).map(safe),
+        ),
+        _ => (None, None),
+    }
+}
+
+fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
+    headers.get_optional_str(&HeaderName::from_static(name))
+}
+
+/// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds).
+/// An HTTP-date `Retry-After` is not honoured; the computed backoff applies instead.
+pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
+    let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+    ms("retry-after-ms")
+        .or_else(|| ms("x-ms-retry-after-ms"))
+        .map(Duration::from_millis)
+        .or_else(|| {
+            header(headers, "retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        })
+}
+
+fn request_id(headers: &Headers) -> Option<String> {
+    header(headers, "x-ms-request-id").map(|id| {
+        id.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(64)
+            .collect()
+    })
+}
+
+/// Whether rustls refused the server's certificate somewhere in `error`'s causes.
+fn is_certificate_failure(error: &azure_core::Error) -> bool {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        // An `io::Error`'s `source()` skips its payload (which may be another `io::Error`
+        // holding the rustls error); follow the payload instead.
+        cause = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
+/// Classifies one failed attempt.
+pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
+    let mut failure = Failure {
+        kind: ErrorKind::Protocol,
+        retryable: false,
+        retry_after: None,
+        detail: String::new(),
+        source: None,
+    };
+    match error.kind() {
+        AzKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => {
+            let status = u16::from(*status);
+            let (code, inner) = raw_response.as_deref().map(codes).unwrap_or_default();
+            let headers = raw_response.as_deref().map(RawResponse::headers);
+            let disabled = [&code, &inner].iter().any(|c| {
+                matches!(
+                    c.as_deref(),
+                    Some("KeyDisabled" | "KeyExpired" | "KeyNotYetValid")
+                )
+            });
+            (failure.kind, failure.retryable) = match status {
+                401 => (ErrorKind::PermissionDenied, false),
+                403 if disabled => (ErrorKind::KeyDisabled, false),
+                403 => (ErrorKind::PermissionDenied, false),
+                404 => (ErrorKind::KeyNotFound, false),
+                408 => (ErrorKind::Timeout, true),
+                429 => (ErrorKind::Throttled, true),
+                500..=599 => (ErrorKind::Unavailable, true),
+                _ => (ErrorKind::Protocol, false),
+            };
+            if failure.retryable {
+                failure.retry_after = headers.and_then(retry_after);
+            }
+            let mut detail = format!("HTTP {status}");
+            match (code, inner) {
+                (Some(code), Some(inner)) => detail.push_str(&format!(" {code}/{inner}")),
+                (Some(code), None) => detail.push_str(&format!(" {code}")),
+                _ => {}
+            }
+            if let Some(id) = headers.and_then(request_id) {
+                detail.push_str(&format!(", request id {id}"));
+            }
+            if status == 401 {
+                detail.push_str(", the vault did not accept the access token");
+            }
+            if op == Operation::Sign && status == 403 && !disabled {
+                detail.push_str(", the caller may lack the keys/sign permission");
+            }
+            failure.detail = detail;
+        }
+        AzKind::Io | AzKind::Connection if is_certificate_failure(error) => {
+            // Retrying cannot help: the vault's certificate is not trusted here.
+            failure.kind = ErrorKind::Unavailable;
+            failure.detail = "TLS: the vault's certificate is not trusted (for a private CA \
+                or an emulator, point SSL_CERT_FILE at its CA certificate)"
+                .to_string();
+        }
+        AzKind::Io | AzKind::Connection => {
+            failure.kind = ErrorKind::Unavailable;
+            failure.retryable = true;
+            failure.detail = "cannot reach the vault (connection failure)".to_string();
+            failure.source = Some(error.to_string().into());
+        }
+        AzKind::Credential => {
+            failure.kind = ErrorKind::PermissionDenied;
+            failure.detail = "could not get an access token".to_string();
+            let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+            while let Some(e) = source {
+                if let Some(safe) = e.downcast_ref::<CredentialFailure>() {
+                    failure.detail = safe.0.clone();
+                    break;
+                }
+                source = e.source();
+            }
+        }
+        AzKind::DataConversion => {
+            failure.detail = "the reply could not be decoded".to_string();
+        }
+        _ => {
+            let text = error.to_string();
+            if text.contains("challenge resource") {
+                failure.kind = ErrorKind::Config;
+                failure.detail = "the vault's authentication challenge names a resource outside \
+                    the vault's domain (switch the challenge-resource check off only for \
+                    emulators and private endpoints)"
+                    .to_string();
+            } else {
+                failure.detail = "the request failed in the Azure SDK".to_string();
+            }
+        }
+    }
+    failure
+}

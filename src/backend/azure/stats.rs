@@ -1,0 +1,126 @@
+//! Counts of remote operations and their outcomes, for watching cost and health.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::Operation;
+use crate::error::ErrorKind;
+
+/// Counters for one kind of remote operation.
+#[derive(Debug, Default)]
+struct Counters {
+    attempts: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    denied: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> OperationCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OperationCounts {
+            attempts: get(&self.attempts),
+            succeeded: get(&self.succeeded),
+            failed: get(&self.failed),
+            retries: get(&self.retries),
+            throttled: get(&self.throttled),
+            denied: get(&self.denied),
+            timed_out: get(&self.timed_out),
+        }
+    }
+}
+
+/// Live counters of remote Key Vault operations, shareable among signers
+/// (see [`KeyVaultSignerBuilder::stats`](super::KeyVaultSignerBuilder::stats)).
+///
+/// Key Vault bills each attempt that reaches it; `attempts` is the number to watch for cost.
+#[derive(Debug, Default)]
+pub struct OperationStats {
+    get_key: Counters,
+    sign: Counters,
+}
+
+/// The outcome counts of one kind of operation at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperationCounts {
+    /// Attempts sent (each retry is an attempt; the SDK's unauthenticated challenge request
+    /// that precedes the first attempt is not counted).
+    pub attempts: u64,
+    /// Operations that succeeded.
+    pub succeeded: u64,
+    /// Operations that failed for good (after their retries).
+    pub failed: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Attempts answered with 429.
+    pub throttled: u64,
+    /// Operations that failed with permission denied.
+    pub denied: u64,
+    /// Operations that failed with a timeout.
+    pub timed_out: u64,
+}
+
+/// A copy of [`OperationStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Reads of the key (once per signer, at start).
+    pub get_key: OperationCounts,
+    /// Sign operations.
+    pub sign: OperationCounts,
+}
+
+impl OperationStats {
+    /// New counters, all zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            get_key: self.get_key.snapshot(),
+            sign: self.sign.snapshot(),
+        }
+    }
+
+    fn of(&self, op: Operation) -> &Counters {
+        match op {
+            Operation::GetKey => &self.get_key,
+            Operation::Sign => &self.sign,
+        }
+    }
+
+    pub(super) fn attempt(&self, op: Operation) {
+        self.of(op).attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn succeeded(&self, op: Operation) {
+        self.of(op).succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn retried(&self, op: Operation) {
+        self.of(op).retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn throttled(&self, op: Operation) {
+        self.of(op).throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn failed(&self, op: Operation, kind: ErrorKind) {
+        let c = self.of(op);
+        c.failed.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            ErrorKind::PermissionDenied => {
+                c.denied.fetch_add(1, Ordering::Relaxed);
+            }
+            ErrorKind::Timeout => {
+                c.timed_out.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
