@@ -766,3 +766,99 @@ async fn errors_and_debug_output_hold_no_key_material() {
         .unwrap_err();
     assert!(!format!("{err:?}").contains(&f.certificate[..20]));
 }
+
+// ---- the Key Vault emulator as the managed key ----
+
+#[cfg(feature = "azure")]
+mod support;
+
+#[cfg(feature = "azure")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_vault_outage_step_by_step() {
+    use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
+    use support::keyvault::{Emulator, Fault, KeySpec};
+
+    let emu = Emulator::start();
+    let version = emu.create_key("cookies", KeySpec::Rsa(2048));
+    let environment: Vec<(String, String)> = emu
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != "SSL_CERT_FILE")
+        .collect();
+    let managed: Arc<dyn RemoteSigner> = Arc::new(
+        KeyVaultSigner::builder(&emu.key_url("cookies", Some(&version)))
+            .environment(environment)
+            .add_root_certificate_pem(emu.ca_pem())
+            .verify_challenge_resource(false)
+            .retry(
+                RetryPolicy::default()
+                    .max_retries(1)
+                    .initial_backoff(Duration::from_millis(10))
+                    .max_backoff(Duration::from_millis(20)),
+            )
+            .build()
+            .await
+            .unwrap(),
+    );
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let signer = SurrogateSigner::builder(managed.clone(), "session")
+        .jitter(Duration::ZERO)
+        .retry_backoff(Duration::from_secs(1), Duration::from_secs(8))
+        .clock(clock.clone())
+        .rng(ChaCha20Rng::seed_from_u64(11))
+        .build()
+        .unwrap();
+    let verifier = SurrogateVerifier::new([TrustedKey::from_signer(&*managed)]);
+
+    // Many messages, one vault signature; the certificate names the vault key version.
+    let mut a = None;
+    for i in 0..1_000u32 {
+        a = Some(signer.sign(&i.to_be_bytes()).await.unwrap());
+    }
+    let a = a.unwrap();
+    assert_eq!(emu.count("sign"), 1);
+    let info = verifier
+        .verify_at(
+            at(T0),
+            a.certificate(),
+            "session",
+            &999u32.to_be_bytes(),
+            a.signature().as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(info.issuer(), managed.key_id().as_str());
+
+    // The vault fails: signing goes on with surrogate A until its certificate expires.
+    emu.inject_always(Fault::Status(503));
+    clock.set(at(T0 + 3000));
+    let during = signer.sign(b"during").await.unwrap();
+    assert_eq!(during.key().thumbprint(), a.key().thumbprint());
+    signer.settled().await;
+    let status = signer.status();
+    assert_eq!((status.attempts, status.issued), (2, 1));
+    assert_eq!(status.next_rotation, Some(at(T0 + 3001)));
+    assert!(status.last_error.is_some());
+
+    clock.set(at(T0 + 3600));
+    let err = signer.sign(b"after expiry").await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert_eq!(emu.count("sign"), 1);
+
+    // The vault returns: the next retry certifies surrogate B and signing resumes.
+    emu.clear_faults();
+    clock.set(at(T0 + 3600 + 2));
+    let b = signer.sign(b"recovered").await.unwrap();
+    assert_ne!(b.key().thumbprint(), a.key().thumbprint());
+    assert_eq!(emu.count("sign"), 2);
+    assert!(signer.status().last_error.is_none());
+    verifier
+        .verify_at(
+            at(T0 + 3602),
+            b.certificate(),
+            "session",
+            b"recovered",
+            b.signature().as_bytes(),
+        )
+        .unwrap();
+}
