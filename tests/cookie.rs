@@ -639,6 +639,21 @@ fn cli_signs_and_verifies_in_both_modes() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("carol"));
+    // A trusted key that cannot be read: also one line and exit 1.
+    let (code, out, err) = cli(
+        &[
+            "cookie",
+            "verify",
+            "--trust",
+            "/nonexistent/key.pem",
+            "--purpose",
+            "p",
+        ],
+        &token,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
     // Claims that are not a JSON object.
     let (code, _, err) = cli(&["cookie", "sign", "--key", key, "--purpose", "p"], "[1]");
     assert_ne!(code, 0);

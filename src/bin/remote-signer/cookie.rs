@@ -100,7 +100,16 @@ async fn trusted_key(trust: &str) -> anyhow::Result<TrustedKey> {
     Ok(TrustedKey::new(signer.public_key().clone()))
 }
 
+/// Every failure of `verify` exits 1 with one line, as its interface promises: an invalid
+/// token, and also input or trusted keys that cannot be read.
 async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    match verify_inner(args).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => Ok(Outcome::Invalid(format!("error: {e:#}").replace('\n', " "))),
+    }
+}
+
+async fn verify_inner(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let mut trusted = Vec::new();
     for trust in &args.trust {
         trusted.push(trusted_key(trust).await?);
