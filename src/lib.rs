@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 //!
 //! # Cargo features
-//! - `cli` (default): the `remote-signer` command-line tool.
+//! - `cli` (default): the `remote-signer` command-line tool; it enables every backend. A library
+//!   that wants a lean build uses `default-features = false` and names what it needs.
 //! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].

@@ -34,11 +34,7 @@ fn quick_retry() -> RetryPolicy {
 /// token endpoint and trusts the emulator's CA, with the challenge check off (127.0.0.1 is
 /// not under vault.azure.net).
 fn builder(emu: &Emulator, url: &str) -> KeyVaultSignerBuilder {
-    KeyVaultSigner::builder(url)
-        .environment(env_without_cert_file(emu))
-        .add_root_certificate_pem(emu.ca_pem())
-        .verify_challenge_resource(false)
-        .retry(quick_retry())
+    emu.signer_builder(url).retry(quick_retry())
 }
 
 fn env_without_cert_file(emu: &Emulator) -> Vec<(String, String)> {
@@ -124,6 +120,86 @@ async fn every_algorithm_signs_and_verifies_with_openssl_and_the_public_key() {
     // the vault's challenge.
     assert!(emu.count("token") >= 1);
     assert!(emu.count("challenge") >= 1);
+}
+
+#[tokio::test]
+async fn the_shared_helper_serves_a_known_key() {
+    // What other areas' tests use: a known local key, served by the emulator.
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    let local = remote_signer::backend::local::LocalSigner::generate_to_file(
+        remote_signer::KeyType::Rsa,
+        &path,
+    )
+    .unwrap();
+    emu.import_pem("known", &std::fs::read_to_string(&path).unwrap());
+    let signer = emu.signer("known").await;
+    assert_eq!(signer.public_key(), local.public_key());
+    let sig = signer.sign(Algorithm::RS256, MESSAGE).await.unwrap();
+    local
+        .public_key()
+        .verify(Algorithm::RS256, MESSAGE, sig.as_bytes())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_signs_share_one_signer_and_are_all_counted() {
+    let emu = Emulator::start();
+    emu.create_key("busy", KeySpec::P256);
+    let signer = emu.signer("busy").await;
+    let tasks: Vec<_> = (0..40u32)
+        .map(|i| {
+            let signer = signer.clone();
+            tokio::spawn(async move {
+                let message = format!("message {i}");
+                let sig = signer
+                    .sign(Algorithm::ES256, message.as_bytes())
+                    .await
+                    .unwrap();
+                signer
+                    .public_key()
+                    .verify(Algorithm::ES256, message.as_bytes(), sig.as_bytes())
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(emu.count("sign"), 40);
+    // One token for all of them.
+    assert_eq!(emu.count("token"), 1);
+}
+
+#[tokio::test]
+async fn hsm_protected_keys_sign_too() {
+    let emu = Emulator::start();
+    for (name, spec, alg) in [
+        ("rsa-hsm", KeySpec::Rsa(2048), Algorithm::PS384),
+        ("ec-hsm", KeySpec::P384, Algorithm::ES384),
+    ] {
+        emu.create_key(name, spec);
+        emu.set_hsm(name, None);
+        let signer = emu.signer(name).await;
+        let sig = signer.sign(alg, MESSAGE).await.unwrap();
+        signer
+            .public_key()
+            .verify(alg, MESSAGE, sig.as_bytes())
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn keys_that_may_not_sign_are_refused_at_start() {
+    let emu = Emulator::start();
+    emu.create_key("verify-only", KeySpec::P256);
+    emu.set_key_ops("verify-only", None, &["verify"]);
+    let err = builder(&emu, &emu.key_url("verify-only", None))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
 }
 
 #[tokio::test]
@@ -488,6 +564,51 @@ async fn workload_identity_gets_its_token_from_the_emulator() {
     assert_eq!(emu.count("token"), 1);
 }
 
+/// Any `TokenCredential` can be given; this one hands out a token the emulator issued.
+#[derive(Debug)]
+struct FixedToken(String);
+
+#[async_trait::async_trait]
+impl remote_signer::backend::azure::TokenCredential for FixedToken {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        assert_eq!(scopes, ["https://vault.azure.net/.default"]);
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.clone(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn any_token_credential_can_be_given() {
+    let emu = Emulator::start();
+    emu.create_key("k", KeySpec::P256);
+    let signer = KeyVaultSigner::builder(&emu.key_url("k", None))
+        .credential(Arc::new(FixedToken(emu.issue_token())))
+        .add_root_certificate_pem(emu.ca_pem())
+        .verify_challenge_resource(false)
+        .build()
+        .await
+        .unwrap();
+    signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
+    assert_eq!(emu.count("token"), 0, "the token endpoint was not used");
+
+    // A token the vault does not accept is a permission error, not a retry loop.
+    let err = KeyVaultSigner::builder(&emu.key_url("k", None))
+        .credential(Arc::new(FixedToken("forged".into())))
+        .add_root_certificate_pem(emu.ca_pem())
+        .verify_challenge_resource(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(!err.to_string().contains("forged"));
+}
+
 #[tokio::test]
 async fn a_wrong_client_secret_is_permission_denied_without_the_secret() {
     let emu = Emulator::start();
@@ -573,6 +694,7 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
             if k.starts_with("AZURE_")
                 || k.starts_with("IDENTITY_")
                 || k.starts_with("MSI_")
+                || k.starts_with("IMDS_")
                 || k.starts_with("SSL_CERT")
             {
                 cmd.env_remove(k);
@@ -625,6 +747,32 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
         .unwrap();
     let public = remote_signer::PublicKey::from_pem(&emu.public_key_pem("cli", &version)).unwrap();
     public.verify(Algorithm::PS512, MESSAGE, &sig).unwrap();
+
+    // With no AZURE_* secret, the default chain falls through to managed identity, served
+    // here by the emulator as App Service's identity endpoint.
+    let mut cmd = cli();
+    for (k, _) in emu.env() {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .envs(emu.managed_identity_env())
+        .args([
+            "public-key",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        emu.public_key_pem("cli", &version)
+    );
 
     // Without the flag the SDK's check refuses the emulator's challenge.
     let out = cli().args(["public-key", "--key", &url]).output().unwrap();

@@ -138,28 +138,30 @@ fn cli_fails(args: &[&str], needle: &str) -> String {
     err
 }
 
-/// openssl dgst/pkeyutl verification of a JOSE signature made by the CLI.
-fn openssl_verifies(keys: &Keys, public_pem: &Path, alg: Algorithm, jose_sig: &[u8]) -> bool {
-    let msg = keys.write("msg.bin", MESSAGE);
-    let der = Signature::new(alg, jose_sig.to_vec()).to_der().unwrap();
-    let sig = keys.write("sig.bin", &der);
-    let (p, m, s) = (
-        public_pem.to_str().unwrap(),
-        msg.to_str().unwrap(),
-        sig.to_str().unwrap(),
-    );
+/// The openssl command line that signs (`verify: None`) or verifies (`verify: Some(sig)`)
+/// `message` with `key` under `alg`: `pkeyutl -rawin` for Ed25519, `dgst` otherwise.
+fn openssl_args<'a>(
+    alg: Algorithm,
+    key: &'a str,
+    message: &'a str,
+    verify: Option<&'a str>,
+) -> Vec<&'a str> {
     let digest = match alg.hash() {
         Some(remote_signer::key::Hash::Sha256) => "-sha256",
         Some(remote_signer::key::Hash::Sha384) => "-sha384",
         Some(remote_signer::key::Hash::Sha512) => "-sha512",
         _ => "",
     };
-    let mut args: Vec<&str> = if alg == Algorithm::EdDSA {
-        vec![
-            "pkeyutl", "-verify", "-pubin", "-inkey", p, "-rawin", "-in", m, "-sigfile", s,
-        ]
-    } else {
-        vec!["dgst", digest, "-verify", p, "-signature", s]
+    let mut args = match (alg, verify) {
+        (Algorithm::EdDSA, Some(sig)) => vec![
+            "pkeyutl", "-verify", "-pubin", "-inkey", key, "-rawin", "-in", message, "-sigfile",
+            sig,
+        ],
+        (Algorithm::EdDSA, None) => {
+            vec!["pkeyutl", "-sign", "-inkey", key, "-rawin", "-in", message]
+        }
+        (_, Some(sig)) => vec!["dgst", digest, "-verify", key, "-signature", sig],
+        (_, None) => vec!["dgst", digest, "-sign", key],
     };
     if matches!(alg, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) {
         args.extend([
@@ -170,8 +172,22 @@ fn openssl_verifies(keys: &Keys, public_pem: &Path, alg: Algorithm, jose_sig: &[
         ]);
     }
     if alg != Algorithm::EdDSA {
-        args.push(m);
+        args.push(message);
     }
+    args
+}
+
+/// openssl verifies a JOSE signature made by the CLI.
+fn openssl_verifies(keys: &Keys, public_pem: &Path, alg: Algorithm, jose_sig: &[u8]) -> bool {
+    let msg = keys.write("msg.bin", MESSAGE);
+    let der = Signature::new(alg, jose_sig.to_vec()).to_der().unwrap();
+    let sig = keys.write("sig.bin", &der);
+    let args = openssl_args(
+        alg,
+        public_pem.to_str().unwrap(),
+        msg.to_str().unwrap(),
+        Some(sig.to_str().unwrap()),
+    );
     Command::new("openssl")
         .args(&args)
         .output()
@@ -183,29 +199,7 @@ fn openssl_verifies(keys: &Keys, public_pem: &Path, alg: Algorithm, jose_sig: &[
 /// openssl signs; returns the signature as the CLI takes it (base64url; ECDSA in DER).
 fn openssl_signs(keys: &Keys, key: &Path, alg: Algorithm) -> String {
     let msg = keys.write("msg-o.bin", MESSAGE);
-    let (k, m) = (key.to_str().unwrap(), msg.to_str().unwrap());
-    let digest = match alg.hash() {
-        Some(remote_signer::key::Hash::Sha256) => "-sha256",
-        Some(remote_signer::key::Hash::Sha384) => "-sha384",
-        Some(remote_signer::key::Hash::Sha512) => "-sha512",
-        _ => "",
-    };
-    let mut args: Vec<&str> = if alg == Algorithm::EdDSA {
-        vec!["pkeyutl", "-sign", "-inkey", k, "-rawin", "-in", m]
-    } else {
-        vec!["dgst", digest, "-sign", k]
-    };
-    if matches!(alg, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) {
-        args.extend([
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-            "rsa_pss_saltlen:digest",
-        ]);
-    }
-    if alg != Algorithm::EdDSA {
-        args.push(m);
-    }
+    let args = openssl_args(alg, key.to_str().unwrap(), msg.to_str().unwrap(), None);
     URL_SAFE_NO_PAD.encode(openssl(&args))
 }
 

@@ -31,9 +31,10 @@
 //! [`DefaultCredential`]).
 //!
 //! # TLS
-//! The SDK's HTTP transport is `reqwest` 0.13 over rustls (ring). Trusted roots are the
-//! system's, read as OpenSSL reads them: when `SSL_CERT_FILE` (or `SSL_CERT_DIR`) is set, the
-//! certificates there are used, which is how a private CA or an emulator's CA is trusted.
+//! The SDK's HTTP transport is `reqwest` 0.13 over rustls with the ring provider (the SDK's
+//! default TLS features, which bring aws-lc, are not used). Trusted roots are the system's
+//! plus the certificates in `SSL_CERT_FILE` (and `SSL_CERT_DIR`) when set, which is how a
+//! private CA or an emulator's CA is trusted;
 //! [`KeyVaultSignerBuilder::add_root_certificate_pem`] adds roots in code.
 //!
 //! # Retries and errors
@@ -59,6 +60,7 @@
 //! [`KeyVaultSigner::stats`] counts remote operations and their outcomes; share one
 //! [`OperationStats`] among signers with [`KeyVaultSignerBuilder::stats`].
 
+mod check;
 mod credential;
 mod error;
 mod retry;
@@ -335,6 +337,7 @@ impl KeyVaultSignerBuilder {
         Ok(KeyVaultSigner {
             key_id: KeyId::new(resolved.kid),
             display: format!("{}/keys/{}/{}", host_of(&url), url.name, resolved.version),
+            check: check::SignatureCheck::new(&resolved.public_key),
             public_key: resolved.public_key,
             name: url.name,
             version: resolved.version,
@@ -461,6 +464,7 @@ pub struct KeyVaultSigner {
     key_id: KeyId,
     display: String,
     public_key: PublicKey,
+    check: check::SignatureCheck,
     name: String,
     version: String,
     client: KeyClient,
@@ -571,7 +575,11 @@ impl RemoteSigner for KeyVaultSigner {
         let bytes = result
             .result
             .ok_or_else(|| protocol("no signature in reply"))?;
-        if self.public_key.verify(algorithm, message, &bytes).is_err() {
+        if self
+            .check
+            .verify(&self.public_key, algorithm, message, &bytes)
+            .is_err()
+        {
             return Err(Error::with_context(
                 ErrorKind::InvalidSignature,
                 format!(

@@ -43,6 +43,8 @@ pub const CLIENT_SECRET: &str = "emulator-secret~value";
 /// The federated token the workload-identity credential must present.
 pub const FEDERATED_TOKEN: &str =
     "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp0ZXN0In0.";
+/// The `IDENTITY_HEADER` secret of the emulated App Service managed-identity endpoint.
+pub const IDENTITY_HEADER: &str = "emulator-identity-header";
 /// The resource the 401 challenge names, as the public cloud's vaults do.
 pub const RESOURCE: &str = "https://vault.azure.net";
 
@@ -139,6 +141,7 @@ struct Version {
     attributes: Attributes,
     created: i64,
     key_ops: Vec<String>,
+    hsm: bool,
 }
 
 #[derive(Default)]
@@ -269,6 +272,62 @@ impl Emulator {
         ]
     }
 
+    /// A signer builder for `url` set up for this emulator: the client-secret credential from
+    /// [`env`](Self::env) (passed in, not through the process environment), the CA trusted in
+    /// code, the challenge-resource check off (127.0.0.1 is not under vault.azure.net), and
+    /// quick retries (3 retries, 10-40 ms apart, 20 s in all).
+    pub fn signer_builder(
+        &self,
+        url: &str,
+    ) -> remote_signer::backend::azure::KeyVaultSignerBuilder {
+        use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
+        let vars = self.env().into_iter().filter(|(k, _)| k != "SSL_CERT_FILE");
+        KeyVaultSigner::builder(url)
+            .environment(vars)
+            .add_root_certificate_pem(self.ca_pem())
+            .verify_challenge_resource(false)
+            .retry(
+                RetryPolicy::default()
+                    .max_retries(3)
+                    .initial_backoff(Duration::from_millis(10))
+                    .max_backoff(Duration::from_millis(40))
+                    .attempt_timeout(Duration::from_secs(10))
+                    .max_elapsed(Duration::from_secs(20)),
+            )
+    }
+
+    /// A signer for the current version of key `name`, through the official SDK and TLS, as
+    /// an application would hold it.
+    ///
+    /// # Panics
+    /// If the key cannot be opened.
+    pub async fn signer(&self, name: &str) -> Arc<dyn remote_signer::RemoteSigner> {
+        let url = self.key_url(name, None);
+        Arc::new(
+            self.signer_builder(&url)
+                .build()
+                .await
+                .expect("open emulator key"),
+        )
+    }
+
+    /// The variables of an App Service managed identity served by this emulator
+    /// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`) plus `SSL_CERT_FILE`; no `AZURE_*` secret, so
+    /// the default credential chain reaches managed identity without leaving 127.0.0.1.
+    pub fn managed_identity_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "IDENTITY_ENDPOINT".into(),
+                format!("https://{}/msi/token", self.addr),
+            ),
+            ("IDENTITY_HEADER".into(), IDENTITY_HEADER.into()),
+            (
+                "SSL_CERT_FILE".into(),
+                self.ca_path.to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+
     /// A token the vault accepts, for credentials that do not go through the token endpoint.
     pub fn issue_token(&self) -> String {
         let token = random_hex(32);
@@ -304,8 +363,17 @@ impl Emulator {
                 attributes: Attributes::default(),
                 created: now(),
                 key_ops: vec!["sign".into(), "verify".into()],
+                hsm: false,
             });
         id
+    }
+
+    /// Marks one version (`None`: the current version) as HSM-protected: its `kty` becomes
+    /// `RSA-HSM` or `EC-HSM`, as Premium vaults and Managed HSM report.
+    pub fn set_hsm(&self, name: &str, version: Option<&str>) {
+        let mut state = self.lock();
+        let v = find_mut(&mut state, name, version).expect("known key version");
+        v.hsm = true;
     }
 
     /// Sets the attributes of one version (`None`: the current version).
@@ -594,6 +662,11 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
+    let identity_header = req
+        .headers()
+        .get("x-identity-header")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     let bearer = req
         .headers()
         .get("authorization")
@@ -627,6 +700,40 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
     if path == format!("/{TENANT_ID}/oauth2/v2.0/token") && method == "POST" {
         bump(&state, "token");
         let response = token_endpoint(&state, &body);
+        record(&state, response.status().as_u16());
+        return Ok(response);
+    }
+    if path == "/msi/token" && method == "GET" {
+        bump(&state, "token");
+        let header_ok = identity_header.as_deref() == Some(IDENTITY_HEADER);
+        let resource_ok = query.split('&').any(|p| {
+            p == "resource=https%3A%2F%2Fvault.azure.net" || p == format!("resource={RESOURCE}")
+        });
+        let response = if header_ok && resource_ok {
+            let token = random_hex(32);
+            state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tokens
+                .insert(token.clone());
+            reply(
+                200,
+                &json!({
+                    "access_token": token,
+                    "expires_on": (now() + 3600).to_string(),
+                    "resource": RESOURCE,
+                    "token_type": "Bearer",
+                    "client_id": CLIENT_ID,
+                }),
+                &[],
+            )
+        } else {
+            reply(
+                400,
+                &json!({"error": "invalid_request", "error_description": "bad identity request"}),
+                &[],
+            )
+        };
         record(&state, response.status().as_u16());
         return Ok(response);
     }
@@ -809,7 +916,7 @@ fn jwk(version: &Version, kid: &str) -> Value {
     };
     let (crv, x, y) = match &version.key {
         Private::Rsa(k) => {
-            key["kty"] = json!("RSA");
+            key["kty"] = json!(if version.hsm { "RSA-HSM" } else { "RSA" });
             key["key_ops"] = json!(version.key_ops);
             key["n"] = json!(b64(&k.n().to_bytes_be()));
             key["e"] = json!(b64(&k.e().to_bytes_be()));
@@ -819,7 +926,7 @@ fn jwk(version: &Version, kid: &str) -> Value {
         Private::P384(k) => ec("P-384", k.public_key().to_encoded_point(false).as_bytes()),
         Private::K256(k) => ec("P-256K", k.public_key().to_encoded_point(false).as_bytes()),
     };
-    key["kty"] = json!("EC");
+    key["kty"] = json!(if version.hsm { "EC-HSM" } else { "EC" });
     key["key_ops"] = json!(version.key_ops);
     key["crv"] = json!(crv);
     key["x"] = json!(x);
@@ -1005,6 +1112,7 @@ fn create(state: &Shared, name: &str, host: &str, body: &[u8]) -> Reply {
         attributes: Attributes::default(),
         created: now(),
         key_ops: vec!["sign".into(), "verify".into()],
+        hsm: request["kty"].as_str().is_some_and(|k| k.ends_with("-HSM")),
     });
     let v = versions.last().expect("just pushed");
     reply(

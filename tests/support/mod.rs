@@ -1,4 +1,5 @@
 //! Servers and helpers shared by the integration tests, examples and benches.
 
+#[cfg(feature = "azure")]
 pub mod keyvault;
 pub mod snowflake_sql_api;

@@ -239,3 +239,110 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
     }
     failure
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::http::StatusCode;
+
+    fn http_error(status: u16, headers: &[(&'static str, &str)], body: &str) -> azure_core::Error {
+        let mut h = Headers::new();
+        for (name, value) in headers {
+            h.insert(HeaderName::from_static(name), value.to_string());
+        }
+        let status = StatusCode::from(status);
+        let raw = RawResponse::from_bytes(status, h, body.as_bytes().to_vec());
+        azure_core::Error::with_message(
+            AzKind::HttpResponse {
+                status,
+                error_code: None,
+                raw_response: Some(Box::new(raw)),
+            },
+            "the SDK's message, which may quote the body",
+        )
+    }
+
+    #[test]
+    fn statuses_map_to_kinds_with_codes_and_request_id_only() {
+        let body = r#"{"error":{"code":"Forbidden","message":"Caller appid=secret-ish is not authorized","innererror":{"code":"ForbiddenByRbac"}}}"#;
+        let f = classify(
+            Operation::Sign,
+            &http_error(403, &[("x-ms-request-id", "abc-123")], body),
+        );
+        assert_eq!((f.kind, f.retryable), (ErrorKind::PermissionDenied, false));
+        assert!(
+            f.detail.contains("HTTP 403 Forbidden/ForbiddenByRbac"),
+            "{}",
+            f.detail
+        );
+        assert!(f.detail.contains("request id abc-123"), "{}", f.detail);
+        assert!(
+            !f.detail.contains("appid") && !f.detail.contains("SDK"),
+            "{}",
+            f.detail
+        );
+
+        let disabled =
+            r#"{"error":{"code":"Forbidden","message":"x","innererror":{"code":"KeyDisabled"}}}"#;
+        assert_eq!(
+            classify(Operation::Sign, &http_error(403, &[], disabled)).kind,
+            ErrorKind::KeyDisabled
+        );
+        let missing =
+            r#"{"error":{"code":"KeyNotFound","message":"A key with (name/id) k was not found"}}"#;
+        assert_eq!(
+            classify(Operation::GetKey, &http_error(404, &[], missing)).kind,
+            ErrorKind::KeyNotFound
+        );
+        assert_eq!(
+            classify(Operation::GetKey, &http_error(401, &[], "")).kind,
+            ErrorKind::PermissionDenied
+        );
+        let f = classify(
+            Operation::Sign,
+            &http_error(503, &[("retry-after", "2")], "not json"),
+        );
+        assert_eq!(
+            (f.kind, f.retryable, f.retry_after),
+            (ErrorKind::Unavailable, true, Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            classify(Operation::Sign, &http_error(400, &[], "{}")).kind,
+            ErrorKind::Protocol
+        );
+    }
+
+    #[test]
+    fn retry_after_headers_in_order_of_precision() {
+        let f = |headers: &[(&'static str, &str)]| {
+            classify(Operation::Sign, &http_error(429, headers, "")).retry_after
+        };
+        assert_eq!(f(&[]), None);
+        assert_eq!(
+            f(&[("retry-after-ms", "250")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            f(&[("x-ms-retry-after-ms", "40")]),
+            Some(Duration::from_millis(40))
+        );
+        assert_eq!(f(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
+        assert_eq!(
+            f(&[("retry-after", "3"), ("retry-after-ms", "1500")]),
+            Some(Duration::from_millis(1500))
+        );
+        // An HTTP-date is not honoured; the computed backoff applies.
+        assert_eq!(f(&[("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")]), None);
+    }
+
+    #[test]
+    fn codes_are_capped_and_sanitised() {
+        let body = format!(
+            r#"{{"error":{{"code":"Bad\u001b[31m{}"}}}}"#,
+            "x".repeat(500)
+        );
+        let f = classify(Operation::Sign, &http_error(400, &[], &body));
+        assert!(f.detail.len() < 100, "{}", f.detail);
+        assert!(!f.detail.contains('\u{1b}'));
+    }
+}

@@ -8,8 +8,9 @@ use rustls::pki_types::CertificateDer;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Builds the client. Roots: the system's as OpenSSL finds them (`SSL_CERT_FILE` and
-/// `SSL_CERT_DIR` take the place of the system store when set), plus `extra_pem`.
+/// Builds the client. Roots: the system's, the certificates in `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` when set (in addition to the system's, unlike OpenSSL, so that a private CA
+/// does not cost the public roots), and `extra_pem`.
 pub(super) fn http_client(
     extra_pem: &[Vec<u8>],
     connect_timeout: Duration,
@@ -17,8 +18,16 @@ pub(super) fn http_client(
     let config_error = |why: &str| Error::with_context(ErrorKind::Config, why.to_string());
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable entries in the system store are skipped, as OpenSSL does.
+    // With SSL_CERT_FILE or SSL_CERT_DIR set this loads only those; the system's directories
+    // are then added explicitly.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
+    if openssl_probe::has_ssl_cert_env_vars() {
+        for dir in openssl_probe::candidate_cert_dirs() {
+            let system = rustls_native_certs::load_certs_from_paths(None, Some(dir));
+            roots.add_parsable_certificates(system.certs);
+        }
+    }
     for pem in extra_pem {
         let mut found = false;
         for cert in CertificateDer::pem_slice_iter(pem) {
