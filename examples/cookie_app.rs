@@ -43,13 +43,20 @@ pub fn app(cookies: SessionCookies) -> Router {
         .with_state(cookies)
 }
 
-async fn home() -> Html<&'static str> {
-    Html(
-        "<!doctype html><title>cookie app</title>\
-         <form method=post action=/login>\
-         <label>Name <input name=user></label> <button>Log in</button></form>\
-         <p><a href=/account>Account</a></p>",
-    )
+async fn home(session: Option<ValidSession>) -> Html<&'static str> {
+    Html(match session {
+        Some(_) => {
+            "<!doctype html><title>cookie app</title><p>You are signed in.</p>\
+             <p><a href=/account>Account</a></p>\
+             <form method=post action=/logout><button>Log out</button></form>"
+        }
+        None => {
+            "<!doctype html><title>cookie app</title>\
+             <form method=post action=/login>\
+             <label>Name <input name=user></label> <button>Log in</button></form>\
+             <p><a href=/account>Account</a></p>"
+        }
+    })
 }
 
 #[derive(serde::Deserialize)]

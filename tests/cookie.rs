@@ -693,6 +693,15 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
 
     let page = client.get(url("/account")).send().await.unwrap();
     assert_eq!(page.status(), 401, "no session yet");
+    let home = client
+        .get(url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Log in"), "{home}");
 
     // Log in: the form post sets the cookie and redirects to the account page.
     let login = client
@@ -709,6 +718,15 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
 
     let page = client.get(url("/account")).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    let home = client
+        .get(url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("You are signed in."), "{home}");
 
     // The cookie as the browser holds it, and its attributes as the server set them.
     let cookie_header = jar
@@ -763,6 +781,7 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
     let out = client.post(url("/logout")).send().await.unwrap();
     assert_eq!(out.status(), 200);
     assert_eq!(out.url().path(), "/");
+    assert!(out.text().await.unwrap().contains("Log in"));
     assert!(jar.cookies(&url("/").parse().unwrap()).is_none());
     let page = client.get(url("/account")).send().await.unwrap();
     assert_eq!(page.status(), 401);

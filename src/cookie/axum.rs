@@ -18,7 +18,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -241,7 +241,8 @@ impl SessionCookies {
 }
 
 /// The verified session of a request; extracting it rejects the request with
-/// `401 Unauthorized` when the cookie is missing or invalid.
+/// `401 Unauthorized` when the cookie is missing or invalid. Extract `Option<ValidSession>`
+/// for pages that serve visitors with and without a session alike.
 #[derive(Debug, Clone)]
 pub struct ValidSession(pub Session);
 
@@ -279,5 +280,24 @@ where
             .verify_headers(&parts.headers)
             .map(ValidSession)
             .map_err(SessionRejection)
+    }
+}
+
+impl<S> OptionalFromRequestParts<S> for ValidSession
+where
+    S: Send + Sync,
+    SessionCookies: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Option<Self>, Self::Rejection> {
+        let cookies = SessionCookies::from_ref(state);
+        Ok(cookies
+            .verify_headers(&parts.headers)
+            .ok()
+            .map(ValidSession))
     }
 }
