@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "ssh-agent")]
 mod agent;
 mod common;
+mod cookie;
 mod demo;
 mod keys;
 mod snowflake;
@@ -37,6 +38,9 @@ enum Command {
     Verify(keys::VerifyArgs),
     /// Generate a new key file (mode 0600), for development
     Generate(keys::GenerateArgs),
+    /// Sign and verify session tokens (cookies)
+    #[command(subcommand)]
+    Cookie(cookie::CookieCommand),
     /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
     Snowflake(snowflake::SnowflakeArgs),
     /// Run the main job end to end on a throwaway local key and say what happened
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args).await,
             Command::Generate(args) => keys::generate(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Cookie(command) => cookie::run(command).await,
             Command::Snowflake(args) => snowflake::run(args).await,
             #[cfg(feature = "ssh-agent")]
             Command::Agent(args) => agent::run(args).await,

@@ -1,0 +1,259 @@
+//! The surrogate certificate: a compact JWS signed by the managed key (format in the module
+//! docs of [`crate::surrogate`]).
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::{from_unix_seconds, unix_seconds};
+use crate::error::{Error, ErrorKind, Result};
+use crate::jws;
+use crate::key::{Algorithm, Jwk, PublicKey};
+use crate::signer::RemoteSigner;
+
+/// The `typ` header of every surrogate certificate (RFC 8725 explicit typing), so no other
+/// JWT signed by the managed key can pass for a certificate.
+pub const CERTIFICATE_TYP: &str = "surrogate+jwt";
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CertHeader {
+    pub alg: String,
+    pub kid: String,
+    pub typ: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CertClaims {
+    pub iss: String,
+    pub sub: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub pur: Vec<String>,
+    pub max_exp: u64,
+    pub cnf: Confirmation,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Confirmation {
+    pub jwk: Jwk,
+}
+
+/// What a certificate says, as issued or after verification.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub(crate) issuer: String,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) subject: String,
+    pub(crate) key: PublicKey,
+    pub(crate) issued_at: u64,
+    pub(crate) not_before: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) purposes: Vec<String>,
+    pub(crate) max_token_expiry: u64,
+}
+
+impl CertificateInfo {
+    /// The managed key id (`iss`, and the header's `kid`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The managed key's algorithm (header `alg`).
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The surrogate's RFC 7638 thumbprint (`sub`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The surrogate's public key (`cnf.jwk`).
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// `iat`.
+    pub fn issued_at(&self) -> SystemTime {
+        from_unix_seconds(self.issued_at)
+    }
+
+    /// `nbf`: the surrogate may sign from then on.
+    pub fn not_before(&self) -> SystemTime {
+        from_unix_seconds(self.not_before)
+    }
+
+    /// `exp`: the surrogate may sign until then.
+    pub fn expires_at(&self) -> SystemTime {
+        from_unix_seconds(self.expires_at)
+    }
+
+    /// `pur`: what the surrogate may sign.
+    pub fn purposes(&self) -> &[String] {
+        &self.purposes
+    }
+
+    /// Whether `purpose` is among the certified purposes.
+    pub fn allows(&self, purpose: &str) -> bool {
+        self.purposes.iter().any(|p| p == purpose)
+    }
+
+    /// `max_exp`: the latest expiry a token signed by the surrogate may carry.
+    pub fn max_token_expiry(&self) -> SystemTime {
+        from_unix_seconds(self.max_token_expiry)
+    }
+
+    pub(crate) fn max_token_expiry_secs(&self) -> u64 {
+        self.max_token_expiry
+    }
+
+    pub(crate) fn window_secs(&self) -> (u64, u64) {
+        (self.not_before, self.expires_at)
+    }
+}
+
+impl fmt::Debug for CertificateInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateInfo")
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .field("subject", &self.subject)
+            .field("not_before", &self.not_before)
+            .field("expires_at", &self.expires_at)
+            .field("purposes", &self.purposes)
+            .field("max_token_expiry", &self.max_token_expiry)
+            .finish()
+    }
+}
+
+/// What the issuer puts in a certificate.
+pub(crate) struct Request<'a> {
+    pub algorithm: Algorithm,
+    pub key: &'a PublicKey,
+    pub purposes: &'a [String],
+    pub now: u64,
+    pub lifetime: u64,
+    pub max_token_lifetime: u64,
+}
+
+/// Signs a certificate with the managed key and checks the result before returning it, so a
+/// signer that returns garbage never yields a certificate.
+pub(crate) async fn issue(
+    managed: &dyn RemoteSigner,
+    request: Request<'_>,
+) -> Result<(String, CertificateInfo)> {
+    let issuer = managed.key_id().as_str().to_string();
+    let expires_at = request.now.saturating_add(request.lifetime);
+    let max_token_expiry = expires_at.saturating_add(request.max_token_lifetime);
+    let mut jwk = request.key.to_jwk();
+    jwk.kid = None;
+    let subject = request.key.jwk_thumbprint();
+    let header = CertHeader {
+        alg: request.algorithm.as_str().to_string(),
+        kid: issuer.clone(),
+        typ: CERTIFICATE_TYP.to_string(),
+    };
+    let claims = CertClaims {
+        iss: issuer.clone(),
+        sub: subject.clone(),
+        iat: request.now,
+        nbf: request.now,
+        exp: expires_at,
+        pur: request.purposes.to_vec(),
+        max_exp: max_token_expiry,
+        cnf: Confirmation { jwk },
+    };
+    let signing_input = jws::signing_input(&header, &claims)?;
+    let signature = managed
+        .sign(request.algorithm, signing_input.as_bytes())
+        .await?;
+    if signature.algorithm() != request.algorithm
+        || managed
+            .public_key()
+            .verify(
+                request.algorithm,
+                signing_input.as_bytes(),
+                signature.as_bytes(),
+            )
+            .is_err()
+    {
+        return Err(Error::with_context(
+            ErrorKind::Signing,
+            format!("the managed key {issuer} returned a signature that does not verify"),
+        ));
+    }
+    let certificate = format!("{signing_input}.{}", signature.to_base64url());
+    let info = CertificateInfo {
+        issuer,
+        algorithm: request.algorithm,
+        subject,
+        key: request.key.clone(),
+        issued_at: request.now,
+        not_before: request.now,
+        expires_at,
+        purposes: request.purposes.to_vec(),
+        max_token_expiry,
+    };
+    Ok((certificate, info))
+}
+
+/// Checks a certificate's signature against the trusted keys and its internal consistency;
+/// no time or purpose checks (the caller does those, per use).
+pub(crate) fn verify(certificate: &str, trusted: &[super::TrustedKey]) -> Result<CertificateInfo> {
+    let parts = jws::split(certificate, "certificate")?;
+    let header: CertHeader = jws::decode_json(parts.header, "certificate header")?;
+    if header.typ != CERTIFICATE_TYP {
+        return Err(jws::invalid("not a surrogate certificate (typ)"));
+    }
+    let signature = jws::decode_part(parts.signature, "certificate signature")?;
+    // The algorithm comes from the trusted key's allow-list; the header only picks among them.
+    let algorithm = header.alg.parse::<Algorithm>().ok();
+    let signed_by = trusted.iter().find(|t| {
+        t.matches_id(&header.kid)
+            && algorithm.is_some_and(|alg| {
+                t.allows(alg)
+                    && t.public_key()
+                        .verify(alg, parts.signing_input.as_bytes(), &signature)
+                        .is_ok()
+            })
+    });
+    let (Some(_), Some(algorithm)) = (signed_by, algorithm) else {
+        return Err(jws::invalid(
+            "certificate is not signed by a trusted managed key",
+        ));
+    };
+    let claims: CertClaims = jws::decode_json(parts.payload, "certificate claims")?;
+    if claims.iss != header.kid {
+        return Err(jws::invalid("certificate issuer does not match its kid"));
+    }
+    let key = PublicKey::from_jwk(&claims.cnf.jwk)
+        .map_err(|_| jws::invalid("certificate confirmation key is not a valid key"))?;
+    if key.key_type() != crate::KeyType::Ed25519 {
+        return Err(jws::invalid("certificate confirmation key is not Ed25519"));
+    }
+    if claims.sub != key.jwk_thumbprint() {
+        return Err(jws::invalid(
+            "certificate subject does not match its confirmation key",
+        ));
+    }
+    if claims.nbf > claims.exp || claims.exp > claims.max_exp || claims.pur.is_empty() {
+        return Err(jws::invalid("certificate validity is inconsistent"));
+    }
+    Ok(CertificateInfo {
+        issuer: claims.iss,
+        algorithm,
+        subject: claims.sub,
+        key,
+        issued_at: claims.iat,
+        not_before: claims.nbf,
+        expires_at: claims.exp,
+        purposes: claims.pur,
+        max_token_expiry: claims.max_exp,
+    })
+}
+
+pub(crate) fn now_secs(now: SystemTime) -> u64 {
+    unix_seconds(now)
+}

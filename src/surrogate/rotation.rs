@@ -1,0 +1,428 @@
+//! Rotation of short-lived credentials, whatever they are: issue one, use it until shortly
+//! before it expires, issue the next in the background, once, however many tasks ask.
+//!
+//! [`Rotation`] is generic over an [`Issuer`], so the same machinery serves the JWS surrogate
+//! certificates of this module and other kinds of short-lived credentials (an OpenSSH
+//! certificate, a cached bearer token).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use rand_core::RngCore;
+
+use super::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A credential that expires: what a [`Rotation`] keeps fresh.
+pub trait Credential: Send + Sync + 'static {
+    /// A short identifier for status reports and logs (never secret).
+    fn id(&self) -> &str;
+    /// The end of the credential's validity.
+    fn not_after(&self) -> SystemTime;
+}
+
+/// Makes fresh credentials; each call is one operation of the expensive key.
+#[async_trait]
+pub trait Issuer: fmt::Debug + Send + Sync + 'static {
+    /// What this issuer makes.
+    type Credential: Credential;
+
+    /// Makes a credential valid from `now`.
+    ///
+    /// A failure must leave nothing behind: the rotation keeps using the credential it has.
+    ///
+    /// # Errors
+    /// Whatever stopped the issuing; the error is reported in [`RotationStatus::last_error`].
+    async fn issue(&self, now: SystemTime) -> Result<Self::Credential>;
+}
+
+/// When to rotate and how to retry. Build with [`RotationOptions::new`] and the setters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationOptions {
+    refresh_margin: Duration,
+    jitter: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+}
+
+impl Default for RotationOptions {
+    fn default() -> Self {
+        RotationOptions {
+            refresh_margin: Duration::from_secs(10 * 60),
+            jitter: Duration::from_secs(5 * 60),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RotationOptions {
+    /// The defaults: refresh margin 10 minutes, jitter 5 minutes, retries after 1 s doubling
+    /// up to 60 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long before a credential expires its successor is issued (default 10 minutes).
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// The most by which rotation is moved earlier still, chosen at random per credential, so
+    /// a fleet started together does not rotate in lockstep (default 5 minutes; zero turns it
+    /// off).
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// After a failed issue, the first wait before the next attempt (default 1 s); each further
+    /// failure doubles it up to `max` (default 60 s).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max.max(initial);
+        self
+    }
+
+    /// The refresh margin.
+    pub fn get_refresh_margin(&self) -> Duration {
+        self.refresh_margin
+    }
+
+    /// The jitter.
+    pub fn get_jitter(&self) -> Duration {
+        self.jitter
+    }
+}
+
+/// A snapshot of a rotation's state, for metrics and health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationStatus {
+    /// Issue attempts so far, successful or not (for a surrogate signer: managed-key operations).
+    pub attempts: u64,
+    /// Credentials issued so far.
+    pub issued: u64,
+    /// The id of the credential in use, if any.
+    pub current_id: Option<String>,
+    /// When the credential in use expires.
+    pub current_not_after: Option<SystemTime>,
+    /// When the next rotation is due (or, after a failure, the next retry).
+    pub next_rotation: Option<SystemTime>,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// The last failure since the last success, and when it happened.
+    pub last_error: Option<(SystemTime, String)>,
+}
+
+/// Keeps one credential fresh. Cheap to clone; clones share the credential.
+///
+/// [`get`](Rotation::get) returns the current credential. When rotation is due (the refresh
+/// margin plus jitter before expiry) the first caller starts it in the background on the tokio
+/// runtime (or, outside one, waits for it) and every caller keeps getting the current
+/// credential meanwhile. Only when there is no valid credential do callers wait, and then for
+/// one issue between them. A failed issue is retried with exponential backoff, no earlier;
+/// once the current credential has expired, callers get an error naming the last failure until
+/// an issue succeeds.
+///
+/// Holds the current credential only; its successor replaces it once complete, and the old
+/// one is dropped when the last caller using it lets go.
+pub struct Rotation<I: Issuer> {
+    shared: Arc<Shared<I>>,
+}
+
+impl<I: Issuer> Clone for Rotation<I> {
+    fn clone(&self) -> Self {
+        Rotation {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Shared<I: Issuer> {
+    issuer: I,
+    clock: Arc<dyn Clock>,
+    options: RotationOptions,
+    jitter_rng: Mutex<Box<dyn RngCore + Send>>,
+    state: RwLock<State<I::Credential>>,
+    /// Held while issuing: the single flight.
+    flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+struct State<C> {
+    current: Option<Current<C>>,
+    attempts: u64,
+    issued: u64,
+    retry_at: Option<SystemTime>,
+    backoff: Duration,
+    failures: u32,
+    last_error: Option<LastError>,
+}
+
+struct Current<C> {
+    credential: Arc<C>,
+    rotate_at: SystemTime,
+}
+
+struct LastError {
+    at: SystemTime,
+    kind: ErrorKind,
+    text: String,
+}
+
+impl<I: Issuer> fmt::Debug for Rotation<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotation")
+            .field("issuer", &self.shared.issuer)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether an issue is wanted because rotation is due, or only because nothing valid is left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Due,
+    Expired,
+}
+
+impl<I: Issuer> Rotation<I> {
+    /// A rotation that issues with `issuer`, reads time from `clock`, and draws jitter from
+    /// `jitter_rng`. Nothing is issued until the first [`get`](Rotation::get).
+    pub fn new(
+        issuer: I,
+        clock: Arc<dyn Clock>,
+        options: RotationOptions,
+        jitter_rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        Rotation {
+            shared: Arc::new(Shared {
+                issuer,
+                clock,
+                options,
+                jitter_rng: Mutex::new(jitter_rng),
+                state: RwLock::new(State {
+                    current: None,
+                    attempts: 0,
+                    issued: 0,
+                    retry_at: None,
+                    backoff: options.retry_initial,
+                    failures: 0,
+                    last_error: None,
+                }),
+                flight: Arc::new(tokio::sync::Mutex::new(())),
+            }),
+        }
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &I {
+        &self.shared.issuer
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    /// The current credential, issuing one first if none is valid.
+    ///
+    /// # Errors
+    /// When no valid credential exists and issuing one fails (or is waiting out its backoff):
+    /// an error of the issuer's failure kind that says so and names the last failure.
+    pub async fn get(&self) -> Result<Arc<I::Credential>> {
+        let now = self.shared.clock.now();
+        let (credential, due) = {
+            let state = self.shared.read();
+            match &state.current {
+                Some(c) if now < c.credential.not_after() => (
+                    Some(c.credential.clone()),
+                    now >= c.rotate_at && state.retry_at.is_none_or(|r| now >= r),
+                ),
+                _ => (None, true),
+            }
+        };
+        match credential {
+            Some(credential) => {
+                if due {
+                    self.start_background().await;
+                }
+                Ok(credential)
+            }
+            None => {
+                let _flight = self.shared.flight.lock().await;
+                self.shared.issue_locked(Need::Expired).await
+            }
+        }
+    }
+
+    /// Waits for a rotation in progress, then rotates now if one is due (ignoring backoff)
+    /// and returns the current credential. For tests, health checks and warm-up at start.
+    ///
+    /// # Errors
+    /// As [`get`](Rotation::get), when no valid credential results.
+    pub async fn refresh(&self) -> Result<Arc<I::Credential>> {
+        let _flight = self.shared.flight.lock().await;
+        self.shared.write().retry_at = None;
+        self.shared.issue_locked(Need::Due).await
+    }
+
+    /// Waits until no rotation is in progress.
+    pub async fn settled(&self) {
+        drop(self.shared.flight.lock().await);
+    }
+
+    /// The state now.
+    pub fn status(&self) -> RotationStatus {
+        let state = self.shared.read();
+        let next_rotation = match (&state.current, state.retry_at) {
+            (_, Some(retry)) => Some(retry),
+            (Some(c), None) => Some(c.rotate_at),
+            (None, None) => None,
+        };
+        RotationStatus {
+            attempts: state.attempts,
+            issued: state.issued,
+            current_id: state
+                .current
+                .as_ref()
+                .map(|c| c.credential.id().to_string()),
+            current_not_after: state.current.as_ref().map(|c| c.credential.not_after()),
+            next_rotation,
+            consecutive_failures: state.failures,
+            last_error: state.last_error.as_ref().map(|e| (e.at, e.text.clone())),
+        }
+    }
+
+    /// Starts a rotation unless one is in progress: spawned on the current tokio runtime, or,
+    /// outside one, awaited here.
+    async fn start_background(&self) {
+        let Ok(flight) = self.shared.flight.clone().try_lock_owned() else {
+            return; // someone is rotating already
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let shared = self.shared.clone();
+                runtime.spawn(async move {
+                    // A failure is recorded in the state; the current credential stays in use.
+                    let _ = shared.issue_locked(Need::Due).await;
+                    drop(flight);
+                });
+            }
+            Err(_) => {
+                let _ = self.shared.issue_locked(Need::Due).await;
+                drop(flight);
+            }
+        }
+    }
+}
+
+impl<I: Issuer> Shared<I> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State<I::Credential>> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State<I::Credential>> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Issues if still needed. The caller holds the flight lock.
+    async fn issue_locked(&self, need: Need) -> Result<Arc<I::Credential>> {
+        let now = self.clock.now();
+        let valid = {
+            let state = self.read();
+            let valid = state
+                .current
+                .as_ref()
+                .filter(|c| now < c.credential.not_after());
+            if let Some(c) = valid {
+                if need == Need::Expired || now < c.rotate_at {
+                    return Ok(c.credential.clone()); // someone else rotated meanwhile
+                }
+            }
+            if let Some(retry_at) = state.retry_at {
+                if now < retry_at {
+                    return match valid {
+                        Some(c) => Ok(c.credential.clone()),
+                        None => Err(self.no_credential(&state)),
+                    };
+                }
+            }
+            valid.map(|c| c.credential.clone())
+        };
+        self.write().attempts += 1;
+        match self.issuer.issue(now).await {
+            Ok(credential) => {
+                let credential = Arc::new(credential);
+                let rotate_at = self.rotate_at(now, credential.not_after());
+                let mut state = self.write();
+                state.current = Some(Current {
+                    credential: credential.clone(),
+                    rotate_at,
+                });
+                state.issued += 1;
+                state.retry_at = None;
+                state.backoff = self.options.retry_initial;
+                state.failures = 0;
+                state.last_error = None;
+                Ok(credential)
+            }
+            Err(error) => {
+                let failed_at = self.clock.now();
+                let mut state = self.write();
+                state.failures = state.failures.saturating_add(1);
+                state.retry_at = Some(failed_at + state.backoff);
+                state.backoff = (state.backoff * 2).min(self.options.retry_max);
+                state.last_error = Some(LastError {
+                    at: failed_at,
+                    kind: error.kind(),
+                    text: error.to_string(),
+                });
+                match valid {
+                    Some(_) => Err(error),
+                    None => Err(self.no_credential(&state)),
+                }
+            }
+        }
+    }
+
+    /// Rotation time for a credential issued at `now` that expires at `not_after`: the refresh
+    /// margin and a random part of the jitter before expiry, never before `now`.
+    fn rotate_at(&self, now: SystemTime, not_after: SystemTime) -> SystemTime {
+        let jitter_nanos = self.options.jitter.as_nanos().min(u64::MAX as u128) as u64;
+        let jitter = if jitter_nanos == 0 {
+            Duration::ZERO
+        } else {
+            let draw = self
+                .jitter_rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_u64();
+            Duration::from_nanos(draw % (jitter_nanos + 1))
+        };
+        not_after
+            .checked_sub(self.options.refresh_margin + jitter)
+            .map_or(now, |t| t.max(now))
+    }
+
+    fn no_credential(&self, state: &State<I::Credential>) -> Error {
+        let expired = if state.current.is_some() {
+            "the current credential has expired"
+        } else {
+            "no credential has been issued yet"
+        };
+        match &state.last_error {
+            Some(last) => Error::with_context(
+                last.kind,
+                format!(
+                    "{expired} and issuing a new one failed {} time(s), last: {}",
+                    state.failures, last.text
+                ),
+            ),
+            None => Error::with_context(ErrorKind::Unavailable, expired),
+        }
+    }
+}

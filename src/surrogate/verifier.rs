@@ -1,0 +1,281 @@
+//! [`SurrogateVerifier`]: checks certificates against trusted managed keys, then signatures
+//! with the certified surrogate; caches verified certificates.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use super::certificate::{self, now_secs, CertificateInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::{Algorithm, PublicKey};
+use crate::signer::{KeyId, RemoteSigner};
+
+/// A managed public key whose certificates are trusted, with the algorithms it may use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    public: PublicKey,
+    key_id: Option<String>,
+    algorithms: Vec<Algorithm>,
+}
+
+impl TrustedKey {
+    /// Trusts `public` for its key type's default algorithm (RS256, ES256, ES384, ES256K or
+    /// EdDSA), whatever key id a certificate names.
+    pub fn new(public: PublicKey) -> Self {
+        let algorithms = vec![public.key_type().default_algorithm()];
+        TrustedKey {
+            public,
+            key_id: None,
+            algorithms,
+        }
+    }
+
+    /// Trusts a signer's public key under its key id.
+    pub fn from_signer(signer: &dyn RemoteSigner) -> Self {
+        Self::new(signer.public_key().clone()).key_id(signer.key_id().clone())
+    }
+
+    /// Accepts only certificates whose `kid` is `key_id`.
+    pub fn key_id(mut self, key_id: KeyId) -> Self {
+        self.key_id = Some(key_id.as_str().to_string());
+        self
+    }
+
+    /// The algorithms accepted for this key (default: the key type's default one). Algorithms
+    /// that do not fit the key are dropped.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        let key_type = self.public.key_type();
+        self.algorithms = algorithms
+            .into_iter()
+            .filter(|a| key_type.supports(*a))
+            .collect();
+        self
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub(crate) fn matches_id(&self, kid: &str) -> bool {
+        self.key_id.as_deref().is_none_or(|id| id == kid)
+    }
+
+    pub(crate) fn allows(&self, algorithm: Algorithm) -> bool {
+        self.algorithms.contains(&algorithm)
+    }
+}
+
+impl fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedKey")
+            .field("public", &self.public)
+            .field("key_id", &self.key_id)
+            .field("algorithms", &self.algorithms)
+            .finish()
+    }
+}
+
+/// The default allowance for clocks that disagree (60 s).
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// How many verified certificates are cached (a fleet of this many signers verifies at one
+/// signature check per message).
+const CACHE_CAPACITY: usize = 1024;
+
+/// Verifies what surrogates signed, with nothing but the trusted managed public keys.
+///
+/// The certificate is checked first (signature by a trusted key, `kid` and `iss` agree, `sub`
+/// is the thumbprint of `cnf.jwk`, the purpose is certified, the times), then the message
+/// signature with the certified key. Verified certificates are cached (by their exact text), so
+/// steady-state verification costs one Ed25519 check; their times and purpose are checked on
+/// every use.
+pub struct SurrogateVerifier {
+    trusted: Vec<TrustedKey>,
+    leeway: Duration,
+    cache: RwLock<HashMap<Box<str>, Arc<CertificateInfo>>>,
+}
+
+impl fmt::Debug for SurrogateVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SurrogateVerifier")
+            .field("trusted", &self.trusted)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SurrogateVerifier {
+    /// Trusts certificates signed by any of `trusted` (several during a managed key's own
+    /// rotation).
+    pub fn new(trusted: impl IntoIterator<Item = TrustedKey>) -> Self {
+        SurrogateVerifier {
+            trusted: trusted.into_iter().collect(),
+            leeway: DEFAULT_LEEWAY,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The allowance for clock differences between signer and verifier (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The allowance for clock differences.
+    pub fn get_leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The trusted keys.
+    pub fn trusted(&self) -> &[TrustedKey] {
+        &self.trusted
+    }
+
+    /// Checks a certificate's signature and consistency and that it certifies `purpose`; no
+    /// time checks (see [`check_signing_window`](Self::check_signing_window) and
+    /// [`check_token_times`](Self::check_token_times)). Cached.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidToken`] for a malformed or tampered certificate, one not signed by
+    /// a trusted key, a `sub` that does not match `cnf.jwk`, or another purpose.
+    pub fn verify_certificate(
+        &self,
+        certificate: &str,
+        purpose: &str,
+    ) -> Result<Arc<CertificateInfo>> {
+        let cached = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(certificate)
+            .cloned();
+        let info = match cached {
+            Some(info) => info,
+            None => {
+                let info = Arc::new(certificate::verify(certificate, &self.trusted)?);
+                let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(certificate.into(), info.clone());
+                info
+            }
+        };
+        if !info.allows(purpose) {
+            return Err(Error::with_context(
+                ErrorKind::InvalidToken,
+                "certificate is for another purpose",
+            ));
+        }
+        Ok(info)
+    }
+
+    /// Errors unless `now` is inside the certificate's signing window (with leeway).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Expired`] for an expired or not yet valid certificate.
+    pub fn check_signing_window(&self, info: &CertificateInfo, now: SystemTime) -> Result<()> {
+        let (nbf, exp) = info.window_secs();
+        let now = now_secs(now);
+        let leeway = self.leeway.as_secs();
+        if now.saturating_add(leeway) < nbf {
+            return Err(Error::with_context(
+                ErrorKind::Expired,
+                "certificate is not yet valid",
+            ));
+        }
+        if now > exp.saturating_add(leeway) {
+            return Err(Error::with_context(
+                ErrorKind::Expired,
+                "certificate has expired",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a token's `iat` and `exp` (Unix seconds) against its certificate and `now`: it
+    /// was issued inside the signing window, its expiry is within the certificate's bound, and
+    /// it is valid now (all with leeway). A token may outlive its certificate's window, up to
+    /// the bound.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidToken`] for an `iat` outside the signing window, an `exp` past the
+    /// bound or before `iat`; [`ErrorKind::Expired`] for a token expired or not yet valid.
+    pub fn check_token_times(
+        &self,
+        info: &CertificateInfo,
+        issued_at: u64,
+        expires_at: u64,
+        now: SystemTime,
+    ) -> Result<()> {
+        let (nbf, exp) = info.window_secs();
+        let leeway = self.leeway.as_secs();
+        let invalid = |what: &str| Error::with_context(ErrorKind::InvalidToken, what.to_string());
+        if issued_at.saturating_add(leeway) < nbf || issued_at > exp.saturating_add(leeway) {
+            return Err(invalid("token was issued outside its certificate's window"));
+        }
+        if expires_at > info.max_token_expiry_secs() {
+            return Err(invalid("token expiry exceeds its certificate's bound"));
+        }
+        if expires_at < issued_at {
+            return Err(invalid("token expires before it was issued"));
+        }
+        let now = now_secs(now);
+        if now.saturating_add(leeway) < issued_at {
+            return Err(Error::with_context(
+                ErrorKind::Expired,
+                "token is not yet valid",
+            ));
+        }
+        if now > expires_at.saturating_add(leeway) {
+            return Err(Error::with_context(ErrorKind::Expired, "token has expired"));
+        }
+        Ok(())
+    }
+
+    /// Verifies a message signed by a surrogate at time `now`: the certificate (cached), its
+    /// purpose and signing window, then the Ed25519 signature with the certified key.
+    ///
+    /// # Errors
+    /// As [`verify_certificate`](Self::verify_certificate) and
+    /// [`check_signing_window`](Self::check_signing_window);
+    /// [`ErrorKind::InvalidSignature`] if the message signature does not verify.
+    pub fn verify_at(
+        &self,
+        now: SystemTime,
+        certificate: &str,
+        purpose: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Arc<CertificateInfo>> {
+        let info = self.verify_certificate(certificate, purpose)?;
+        self.check_signing_window(&info, now)?;
+        info.public_key()
+            .verify(Algorithm::EdDSA, message, signature)?;
+        Ok(info)
+    }
+
+    /// [`verify_at`](Self::verify_at) with the system clock.
+    ///
+    /// # Errors
+    /// As [`verify_at`](Self::verify_at).
+    pub fn verify(
+        &self,
+        certificate: &str,
+        purpose: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Arc<CertificateInfo>> {
+        self.verify_at(SystemTime::now(), certificate, purpose, message, signature)
+    }
+
+    /// How many certificates are cached.
+    pub fn cached_certificates(&self) -> usize {
+        self.cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
