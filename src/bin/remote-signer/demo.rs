@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::{KeyType, RemoteSigner};
+use remote_signer::{KeyType, PublicKey, RemoteSigner};
 
 use crate::Outcome;
 
@@ -50,7 +50,9 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
             signer.public_key().openssh_fingerprint()?
         );
     }
+    cookies(dir.path()).await?;
     snowflake(dir.path()).await?;
+    ssh_agent(dir.path()).await?;
     crate::say!("demo: all signatures verified");
     Ok(Outcome::Done)
 }
@@ -91,6 +93,99 @@ async fn snowflake(dir: &std::path::Path) -> anyhow::Result<()> {
     crate::say!(
         "  1000 SQL API requests from 50 tasks: {} RSA signature(s), one token shared",
         key.signatures() - before
+    );
+    Ok(())
+}
+
+/// Session cookies in surrogate mode: the managed key certifies one in-memory key, which signs
+/// every cookie; any instance verifies with the managed public key alone.
+async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
+    use remote_signer::cookie::{SessionSigner, SessionVerifier};
+    use remote_signer::surrogate::TrustedKey;
+    use remote_signer::Counted;
+
+    let managed = Arc::new(Counted::new(LocalSigner::open(dir.join("p256.pem"))?));
+    let signer = SessionSigner::surrogate(managed.clone(), "session")?;
+    let verifier = SessionVerifier::new([TrustedKey::new(managed.public_key().clone())], "session");
+    let mut token = String::new();
+    for user in 0..1000 {
+        token = signer
+            .sign(&serde_json::json!({ "user": format!("user-{user}") }))
+            .await?;
+        verifier.verify(&token)?;
+    }
+    crate::say!("session cookies:");
+    crate::say!(
+        "  1000 cookies signed and verified: {} managed-key signature(s); a cookie is {} bytes",
+        managed.signatures(),
+        token.len()
+    );
+    let mut tampered = token.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let refused = verifier.verify(std::str::from_utf8(&tampered)?).is_err();
+    anyhow::ensure!(refused, "a tampered cookie verified");
+    let other = SessionVerifier::new([TrustedKey::new(managed.public_key().clone())], "csrf");
+    anyhow::ensure!(
+        other
+            .verify(&signer.sign(&serde_json::json!({})).await?)
+            .is_err(),
+        "a cookie verified for another purpose"
+    );
+    crate::say!("  a tampered cookie and a cookie for another purpose are refused");
+    Ok(())
+}
+
+/// The ssh-agent in certificate mode, answering in-process: it lists only a short-lived
+/// certificate (never the CA key) and signs logins with no CA call until renewal.
+async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
+    use remote_signer::ssh::{Agent, CertificateOptions};
+    use remote_signer::Counted;
+    use ssh_encoding::{Decode, Encode};
+
+    let ca = Arc::new(Counted::new(LocalSigner::open(dir.join("ed25519.pem"))?));
+    let agent = Agent::builder()
+        .certificate_authority(ca.clone(), CertificateOptions::new(["demo"]))
+        .build()?;
+    // SSH_AGENTC_REQUEST_IDENTITIES, then SSH_AGENTC_SIGN_REQUEST for the one identity.
+    let answer = agent.respond(&[11]).await;
+    let mut reader = &answer[..];
+    anyhow::ensure!(u8::decode(&mut reader)? == 12, "no identities answer");
+    let count = u32::decode(&mut reader)?;
+    let blob = Vec::<u8>::decode(&mut reader)?;
+    let comment = String::decode(&mut reader)?;
+    let certificate = ssh_key::Certificate::from_bytes(&blob)?;
+    let ca_listed = *certificate.public_key() == ca.public_key().to_ssh_key_data()?;
+    anyhow::ensure!(
+        count == 1 && !ca_listed,
+        "the agent must list only the certificate"
+    );
+    crate::say!("ssh-agent (certificate mode):");
+    crate::say!(
+        "  lists {count} identity: certificate for {:?} ({comment}), valid {} s; the CA key is not listed",
+        certificate.valid_principals(),
+        certificate.valid_before() - certificate.valid_after()
+    );
+    let public = PublicKey::from_ssh_key_data(certificate.public_key())?;
+    for login in 0..100u32 {
+        let data = format!("session {login}");
+        let mut request = vec![13u8];
+        blob.encode(&mut request)?;
+        data.as_bytes().encode(&mut request)?;
+        0u32.encode(&mut request)?;
+        let answer = agent.respond(&request).await;
+        let mut reader = &answer[..];
+        anyhow::ensure!(u8::decode(&mut reader)? == 14, "sign request refused");
+        let signature = ssh_key::Signature::decode(&mut &Vec::<u8>::decode(&mut reader)?[..])?;
+        public.verify(
+            remote_signer::Algorithm::EdDSA,
+            data.as_bytes(),
+            signature.as_bytes(),
+        )?;
+    }
+    crate::say!(
+        "  100 logins signed and verified: {} CA signature(s)",
+        ca.signatures()
     );
     Ok(())
 }
