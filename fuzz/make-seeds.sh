@@ -40,3 +40,6 @@ sign "$t/user.pub" 0 > "$am/sign"
 sign "$t/user-cert.pub" 4 > "$am/sign_certificate"
 { printf '\x11'; u32 11; printf 'ssh-ed25519'; } > "$am/add_identity"
 { printf '\x1b'; u32 24; printf 'session-bind@openssh.com'; } > "$am/extension"
+# corpus/keyvault_reply was made by hand from shared/data/keyvault (a recorded key bundle with
+# the key renamed `k`, and the recorded error bodies), plus two key URLs: see
+# fuzz_targets/keyvault_reply.rs for the byte layout.

@@ -63,6 +63,8 @@
 mod check;
 mod credential;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod retry;
 mod stats;
 mod transport;
