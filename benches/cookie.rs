@@ -4,9 +4,13 @@
 //! Targets: surrogate-mode signing >= 0.85 x bare Ed25519 signing of the same bytes;
 //! verification with a cached certificate >= 0.85 x bare Ed25519 verification.
 
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::side_by_side;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use criterion::{criterion_group, Criterion};
@@ -124,29 +128,6 @@ fn tokens(c: &mut Criterion) {
     group.finish();
 }
 
-/// Interleaved rounds, median ns/op of each.
-fn side_by_side(s: &Setup, a: fn(&Setup), b: fn(&Setup)) -> (f64, f64) {
-    const ROUNDS: usize = 61;
-    const PER_ROUND: u32 = 200;
-    let time = |f: fn(&Setup)| {
-        let start = Instant::now();
-        for _ in 0..PER_ROUND {
-            f(s);
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(PER_ROUND)
-    };
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        ta.push(time(a));
-        tb.push(time(b));
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut ta), median(&mut tb))
-}
-
 fn report() {
     let s = setup();
     println!();
@@ -154,12 +135,12 @@ fn report() {
         "side by side, median of interleaved rounds (token of {} bytes):",
         s.token.len()
     );
-    let (bare, ours) = side_by_side(&s, bare_sign, surrogate_sign);
+    let (bare, ours) = side_by_side(&s, bare_sign, surrogate_sign, 200);
     println!(
         "  sign:   bare {bare:>8.0} ns, surrogate mode {ours:>8.0} ns, ratio {:.3} (target >= 0.85)",
         bare / ours
     );
-    let (bare, ours) = side_by_side(&s, bare_verify, cached_verify);
+    let (bare, ours) = side_by_side(&s, bare_verify, cached_verify, 200);
     println!(
         "  verify: bare {bare:>8.0} ns, cached cert    {ours:>8.0} ns, ratio {:.3} (target >= 0.85)",
         bare / ours

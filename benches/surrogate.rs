@@ -3,9 +3,13 @@
 //! Prints criterion's figures for both, then a ratio measured by interleaving the two
 //! (speed of surrogate signing / speed of bare signing; target >= 0.9).
 
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::side_by_side;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion};
 use ed25519_dalek::Signer as _;
@@ -82,33 +86,9 @@ fn signing(c: &mut Criterion) {
     group.finish();
 }
 
-/// Interleaves rounds of both so drift (frequency scaling, other load) hits both alike;
-/// returns the median nanoseconds per operation of each.
-fn side_by_side(s: &Setup, a: fn(&Setup), b: fn(&Setup)) -> (f64, f64) {
-    const ROUNDS: usize = 61;
-    const PER_ROUND: u32 = 300;
-    let time = |f: fn(&Setup)| {
-        let start = Instant::now();
-        for _ in 0..PER_ROUND {
-            f(s);
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(PER_ROUND)
-    };
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        ta.push(time(a));
-        tb.push(time(b));
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut ta), median(&mut tb))
-}
-
 fn ratio_report() {
     let s = setup();
-    let (bare, surrogate) = side_by_side(&s, bare_sign, surrogate_sign);
+    let (bare, surrogate) = side_by_side(&s, bare_sign, surrogate_sign, 300);
     println!();
     println!("side by side, median of interleaved rounds:");
     println!("  bare ed25519-dalek sign: {bare:>9.0} ns/op");
