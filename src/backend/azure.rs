@@ -357,6 +357,16 @@ fn host_of(url: &KeyUrl) -> String {
     }
 }
 
+/// A value the service sent, fit for an error text: a short run of a safe alphabet, so a
+/// reply can never smuggle its body (or anything else) into an error or log line.
+fn shown(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(16)
+        .collect()
+}
+
 /// What the key bundle says about the pinned version.
 struct ResolvedKey {
     kid: String,
@@ -409,7 +419,10 @@ impl ResolvedKey {
                     Some(CurveName::P384) => KeyType::P384,
                     Some(CurveName::P256K) => KeyType::K256,
                     Some(other) => {
-                        return Err(unsupported(&format!("curve {other} is not supported")))
+                        return Err(unsupported(&format!(
+                            "curve {} is not supported",
+                            shown(&other.to_string())
+                        )))
                     }
                     None => return Err(protocol("EC key without a curve")),
                 };
@@ -419,7 +432,12 @@ impl ResolvedKey {
                     &field("y", &jwk.y)?,
                 )?
             }
-            Some(other) => return Err(unsupported(&format!("key type {other} cannot sign"))),
+            Some(other) => {
+                return Err(unsupported(&format!(
+                    "key type {} cannot sign",
+                    shown(&other.to_string())
+                )))
+            }
             None => return Err(protocol("key without a type")),
         };
         let attributes = key.attributes.as_ref();
@@ -597,6 +615,22 @@ impl RemoteSigner for KeyVaultSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_from_the_service_are_not_echoed_into_errors() {
+        // Found by the keyvault_reply fuzz target: an unknown `kty` used to appear whole.
+        let long = "Z".repeat(300);
+        for fields in [
+            format!(r#""kty":"{long}""#),
+            format!(r#""kty":"EC","crv":"{long}""#),
+        ] {
+            let body =
+                format!(r#"{{"key":{{"kid":"https://fuzz.vault.azure.net/keys/k/v1",{fields}}}}}"#);
+            let err = fuzzing::service_reply(200, "", body.as_bytes()).unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains(&"Z".repeat(17)), "{text}");
+        }
+    }
 
     #[test]
     fn parses_key_urls() {
