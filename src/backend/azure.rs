@@ -421,7 +421,7 @@ impl ResolvedKey {
                     Some(other) => {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
-                            shown(&other.to_string())
+                            shown(other.as_ref())
                         )))
                     }
                     None => return Err(protocol("EC key without a curve")),
@@ -435,7 +435,7 @@ impl ResolvedKey {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
-                    shown(&other.to_string())
+                    shown(other.as_ref())
                 )))
             }
             None => return Err(protocol("key without a type")),
