@@ -165,7 +165,10 @@ fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>
     if meta.len() > MAX_KEY_FILE_BYTES {
         return Err(Error::key_file(path, "too large to be a key"));
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    // Room for the largest accepted file plus one byte, so the buffer never reallocates: a
+    // reallocation would free a copy of the key without zeroizing it (a file that grows after
+    // the size check would otherwise cause one).
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_BYTES as usize + 1));
     file.by_ref()
         .take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

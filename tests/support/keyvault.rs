@@ -335,6 +335,11 @@ impl Emulator {
         token
     }
 
+    /// Every access token issued so far (by the token endpoints or [`issue_token`](Self::issue_token)).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.iter().cloned().collect()
+    }
+
     /// Creates a new version of key `name` (creating the key if needed); returns the version.
     pub fn create_key(&self, name: &str, spec: KeySpec) -> String {
         let key = generate(spec);
