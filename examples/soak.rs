@@ -540,16 +540,12 @@ impl SshClient {
             Some(blobs) => blobs,
             None => return Outcome::Wrong("malformed identities answer".into()),
         };
-        let Some(certificate) = blobs
-            .iter()
-            .find_map(|b| ssh_key::Certificate::from_bytes(b).ok())
-        else {
+        let Some((blob, certificate)) = blobs.into_iter().find_map(|b| {
+            let certificate = ssh_key::Certificate::from_bytes(&b).ok()?;
+            Some((b, certificate))
+        }) else {
             return Outcome::failed("NoCertificateListed", "the agent listed no certificate");
         };
-        let blob = blobs
-            .into_iter()
-            .find(|b| ssh_key::Certificate::from_bytes(b).is_ok())
-            .expect("found above");
         // The CA's signature, checked at a moment inside the window; the window separately, so
         // that a certificate expiring between listing and checking is not a false alarm.
         if let Err(e) = certificate.validate_at(certificate.valid_after(), [&self.ca_fingerprint]) {
