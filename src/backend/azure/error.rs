@@ -55,11 +55,16 @@ impl Failure {
 
 /// A credential failure whose text is known to be safe (built by this crate).
 #[derive(Debug)]
-pub(super) struct CredentialFailure(pub(super) String);
+pub(super) struct CredentialFailure {
+    pub(super) text: String,
+    /// The kind of a failure worth retrying (the token endpoint throttled, failed or could
+    /// not be reached); `None` when retrying cannot help (refused credentials, no credential).
+    pub(super) transient: Option<ErrorKind>,
+}
 
 impl fmt::Display for CredentialFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -126,7 +131,7 @@ fn request_id(headers: &Headers) -> Option<String> {
 }
 
 /// Whether rustls refused the server's certificate somewhere in `error`'s causes.
-fn is_certificate_failure(error: &azure_core::Error) -> bool {
+pub(super) fn is_certificate_failure(error: &azure_core::Error) -> bool {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
@@ -210,16 +215,24 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
             failure.source = Some(error.to_string().into());
         }
         AzKind::Credential => {
-            failure.kind = ErrorKind::PermissionDenied;
-            failure.detail = "could not get an access token".to_string();
+            // `DefaultCredential` leaves a safe description; a credential given by the
+            // application is described here the same way.
+            let mut found = None;
             let mut source: Option<&(dyn StdError + 'static)> = Some(error);
             while let Some(e) = source {
                 if let Some(safe) = e.downcast_ref::<CredentialFailure>() {
-                    failure.detail = safe.0.clone();
+                    found = Some((safe.text.clone(), safe.transient));
                     break;
                 }
                 source = e.source();
             }
+            let (text, transient) = found.unwrap_or_else(|| {
+                let described = super::credential::describe("access token", error);
+                (described.text, described.transient)
+            });
+            failure.kind = transient.unwrap_or(ErrorKind::PermissionDenied);
+            failure.retryable = transient.is_some();
+            failure.detail = text;
         }
         AzKind::DataConversion => {
             failure.detail = "the reply could not be decoded".to_string();
