@@ -38,9 +38,10 @@
 //! [`KeyVaultSignerBuilder::add_root_certificate_pem`] adds roots in code.
 //!
 //! # Retries and errors
-//! Throttling (429, honouring `Retry-After`, `retry-after-ms` and `x-ms-retry-after-ms`), 5xx
-//! answers, dropped connections and attempts that exceed their timeout are retried with
-//! exponential backoff, within a bound on retries and on the total time ([`RetryPolicy`]).
+//! Throttling (429, honouring `Retry-After` in seconds or as an HTTP-date, `retry-after-ms` and
+//! `x-ms-retry-after-ms`), 5xx answers, dropped connections and attempts that exceed their
+//! timeout are retried with exponential backoff, within a bound on retries and on the total
+//! time ([`RetryPolicy`]).
 //! Failures map to [`ErrorKind`]s:
 //!
 //! | what happened | kind |

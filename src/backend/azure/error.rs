@@ -107,17 +107,26 @@ fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
     headers.get_optional_str(&HeaderName::from_static(name))
 }
 
-/// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds).
-/// An HTTP-date `Retry-After` is not honoured; the computed backoff applies instead.
+/// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an
+/// HTTP-date, read against the local clock; a date in the past means no wait).
 pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
+    retry_after_at(headers, azure_core::time::OffsetDateTime::now_utc())
+}
+
+fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> Option<Duration> {
     let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     ms("retry-after-ms")
         .or_else(|| ms("x-ms-retry-after-ms"))
         .map(Duration::from_millis)
         .or_else(|| {
-            header(headers, "retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
+            let value = header(headers, "retry-after")?.trim();
+            match value.parse::<u64>() {
+                Ok(secs) => Some(Duration::from_secs(secs)),
+                Err(_) => {
+                    let at = azure_core::time::parse_rfc7231(value).ok()?;
+                    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+                }
+            }
         })
 }
 
@@ -344,8 +353,27 @@ mod tests {
             f(&[("retry-after", "3"), ("retry-after-ms", "1500")]),
             Some(Duration::from_millis(1500))
         );
-        // An HTTP-date is not honoured; the computed backoff applies.
-        assert_eq!(f(&[("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")]), None);
+        // Anything else is no hint: the computed backoff applies.
+        assert_eq!(f(&[("retry-after", "soon")]), None);
+    }
+
+    #[test]
+    fn an_http_date_retry_after_is_read_against_the_clock() {
+        let mut headers = Headers::new();
+        headers.insert(
+            HeaderName::from_static("retry-after"),
+            "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
+        );
+        let at = |s: &str| azure_core::time::parse_rfc7231(s).unwrap();
+        assert_eq!(
+            retry_after_at(&headers, at("Sun, 06 Nov 1994 08:49:07 GMT")),
+            Some(Duration::from_secs(30))
+        );
+        // A date already past: retry without waiting on the service's account.
+        assert_eq!(
+            retry_after_at(&headers, at("Sun, 06 Nov 1994 09:00:00 GMT")),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
