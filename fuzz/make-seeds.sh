@@ -43,3 +43,11 @@ sign "$t/user-cert.pub" 4 > "$am/sign_certificate"
 # corpus/keyvault_reply was made by hand from shared/data/keyvault (a recorded key bundle with
 # the key renamed `k`, and the recorded error bodies), plus two key URLs: see
 # fuzz_targets/keyvault_reply.rs for the byte layout.
+# corpus/ssh_agent_stream: framed client streams (an identities request; two requests and a
+# malformed sign request; an oversized message cut short; a truncated frame; a 4 GiB prefix):
+st=corpus/ssh_agent_stream; mkdir -p "$st"
+printf '\x00\x00\x00\x01\x0b' > "$st/identities"
+printf '\x00\x00\x00\x01\x0b\x00\x00\x00\x01\x0b\x00\x00\x00\x05\x0d\x00\x00\x00\x00' > "$st/two-and-a-bad-sign"
+printf '\x00\x00\x20\x00AAAA' > "$st/oversized-truncated"
+printf '\x00\x00\x00\x0a\x0b\x00' > "$st/truncated"
+printf '\xff\xff\xff\xff' > "$st/huge-prefix"

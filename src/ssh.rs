@@ -43,7 +43,9 @@ mod protocol;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use agent::{Agent, AgentBuilder, DEFAULT_MAX_MESSAGE_LEN};
+pub use agent::{
+    Agent, AgentBuilder, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_LEN, DEFAULT_MESSAGE_TIMEOUT,
+};
 pub use certificate::CertificateOptions;
 
 /// The time source of certificate minting and expiry checks.

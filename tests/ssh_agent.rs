@@ -734,6 +734,85 @@ fn connections_from_other_users_are_closed_unanswered() {
     );
 }
 
+/// Whether the agent closed `stream` (a read sees end of file or a reset) within 10 s.
+fn closed_by_agent(stream: &mut std::os::unix::net::UnixStream) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn a_client_stalling_mid_message_is_disconnected_while_idle_and_other_clients_are_served() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .key(local(KeyType::Ed25519))
+            .message_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    let mut idle = agent.connect();
+    // Half a length prefix, then nothing.
+    let mut stalled = UnixStream::connect(&agent.socket).unwrap();
+    stalled.write_all(&[0, 0]).unwrap();
+    // A message that announces 100 bytes and sends 10.
+    let mut short = UnixStream::connect(&agent.socket).unwrap();
+    short.write_all(&[0, 0, 0, 100, 11, 0, 0, 0]).unwrap();
+
+    assert_eq!(agent.list().len(), 1, "others are served meanwhile");
+    assert!(closed_by_agent(&mut stalled), "a stalled prefix is cut off");
+    assert!(closed_by_agent(&mut short), "a stalled body is cut off");
+    // A connection idle between messages (as ssh holds one for a session) stays open.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        idle.request(&[11])[0],
+        12,
+        "the idle connection still answers"
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_and_open_ones_go_on() {
+    use std::os::unix::net::UnixStream;
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .key(local(KeyType::Ed25519))
+            .max_connections(2)
+            .build()
+            .unwrap(),
+    );
+    let mut first = agent.connect();
+    let mut second = agent.connect();
+    // Both answered: both hold a slot.
+    assert_eq!(first.request(&[11])[0], 12);
+    assert_eq!(second.request(&[11])[0], 12);
+    let mut third = UnixStream::connect(&agent.socket).unwrap();
+    assert!(closed_by_agent(&mut third), "a third connection is refused");
+    assert_eq!(first.request(&[11])[0], 12, "open connections go on");
+
+    // A slot freed is taken by the next client.
+    drop(second);
+    let answered = wait_for(|| {
+        use std::io::{Read, Write};
+        let mut next = UnixStream::connect(&agent.socket).ok()?;
+        next.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        next.write_all(&[0, 0, 0, 1, 11]).ok()?;
+        let mut answer = [0u8; 5];
+        next.read_exact(&mut answer).ok()?;
+        Some(answer[4])
+    });
+    assert_eq!(answered, Some(12), "a freed slot is reused");
+    assert_eq!(first.request(&[11])[0], 12);
+}
+
 /// Keys served by the Key Vault emulator over real TLS, through the official SDK.
 #[cfg(feature = "azure")]
 mod key_vault {

@@ -38,9 +38,10 @@
 //! [`KeyVaultSignerBuilder::add_root_certificate_pem`] adds roots in code.
 //!
 //! # Retries and errors
-//! Throttling (429, honouring `Retry-After`, `retry-after-ms` and `x-ms-retry-after-ms`), 5xx
-//! answers, dropped connections and attempts that exceed their timeout are retried with
-//! exponential backoff, within a bound on retries and on the total time ([`RetryPolicy`]).
+//! Throttling (429, honouring `Retry-After` in seconds or as an HTTP-date, `retry-after-ms` and
+//! `x-ms-retry-after-ms`), 5xx answers, dropped connections and attempts that exceed their
+//! timeout are retried with exponential backoff, within a bound on retries and on the total
+//! time ([`RetryPolicy`]).
 //! Failures map to [`ErrorKind`]s:
 //!
 //! | what happened | kind |
@@ -55,6 +56,47 @@
 //!
 //! The error's text carries the HTTP status, the Azure error code (and inner code) and the
 //! `x-ms-request-id`; never a token, a digest or a response body.
+//!
+//! # Failure behaviour
+//! What [`sign`](crate::RemoteSigner::sign) returns when the vault, its token endpoint or the
+//! network fails for good, with the [`RetryPolicy`] bounding every case by `max_elapsed`.
+//! `tests/faults.rs` checks each row against the Key Vault emulator over real TLS (3 retries,
+//! 1 s per attempt, 3 s in all), together with the cookie and ssh behaviour below the table.
+//!
+//! | fault | `sign` returns | attempts |
+//! |---|---|---|
+//! | 429 storm without `Retry-After` | `Throttled` | 1 + `max_retries` |
+//! | 429 storm with `Retry-After` that fits the budget | `Throttled`, after waiting as asked | as many as fit |
+//! | 429 with `Retry-After` beyond the budget | `Throttled` ("the service asked to wait ...") at once | 1 |
+//! | 5xx storm | `Unavailable` | 1 + `max_retries` |
+//! | replies slower than `attempt_timeout` | `Timeout` | as many as fit |
+//! | dropped connections, TLS handshakes cut short | `Unavailable` | 1 + `max_retries` |
+//! | a server certificate that is not trusted | `Unavailable` ("certificate is not trusted") | 1 (2 when a pooled connection closed first) |
+//! | token endpoint: 5xx, unreachable | `Unavailable` | 1 + `max_retries` |
+//! | token endpoint: 429 | `Throttled` | 1 + `max_retries` |
+//! | token endpoint: slow | `Timeout` | as many as fit |
+//! | token endpoint refuses the credential (a rotated secret) | `PermissionDenied` | 1 |
+//! | key disabled, or outside its `nbf`/`exp` | `KeyDisabled` | 1 |
+//! | access revoked (403) | `PermissionDenied` | 1 |
+//! | key deleted | `KeyNotFound` | 1 |
+//! | a reply whose signature does not verify | `InvalidSignature` | 1 |
+//! | a burst shorter than the retries | the signature (only the latency shows) | failures + 1 |
+//!
+//! Token endpoint faults are felt only once the token in hand expires: the SDK refreshes
+//! tokens 5 minutes before they expire and keeps using the old one while refreshing fails.
+//!
+//! Meanwhile, what is built on surrogates rides the fault out:
+//! - [`SurrogateSigner`](crate::surrogate::SurrogateSigner) and the session cookies on it keep
+//!   signing with the current surrogate until its certificate expires, retrying the
+//!   certification in the background with backoff. After expiry, signing fails with the
+//!   fault's kind and says the certificate expired; it recovers by itself once the vault does.
+//! - The [ssh-agent](crate::ssh) in certificate mode keeps offering its certificate until it
+//!   expires, logging each failed renewal (with the error kind) at `error`; then it offers
+//!   none, so logins fail rather than present an expired certificate. It renews by itself
+//!   (a failed renewal is retried after 5 s) once the vault is back.
+//!
+//! In short, a vault outage shorter than the surrogate certificates' remaining validity is not
+//! seen by cookie or ssh users at all.
 //!
 //! # Cost
 //! [`KeyVaultSigner::stats`] counts remote operations and their outcomes; share one

@@ -17,6 +17,12 @@ use crate::signer::RemoteSigner;
 /// The default cap on one message (OpenSSH's agent uses the same).
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 256 * 1024;
 
+/// The default cap on connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// The default time a message may take to arrive once its first byte has.
+pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The background renewer looks at least this often, so a changed clock is noticed.
 const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -35,6 +41,8 @@ struct Inner {
     managed: Vec<ManagedKey>,
     certified: Vec<Arc<CertifiedSurrogate>>,
     max_message_len: usize,
+    max_connections: usize,
+    message_timeout: Duration,
 }
 
 /// Builds an [`Agent`]. Nothing is checked or signed until [`build`](AgentBuilder::build).
@@ -44,6 +52,8 @@ pub struct AgentBuilder {
     certified: Vec<(Arc<dyn RemoteSigner>, CertificateOptions)>,
     clock: Clock,
     max_message_len: usize,
+    max_connections: usize,
+    message_timeout: Duration,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -52,6 +62,8 @@ impl std::fmt::Debug for AgentBuilder {
             .field("managed", &self.managed.len())
             .field("certified", &self.certified.len())
             .field("max_message_len", &self.max_message_len)
+            .field("max_connections", &self.max_connections)
+            .field("message_timeout", &self.message_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +75,8 @@ impl Default for AgentBuilder {
             certified: Vec::new(),
             clock: Arc::new(SystemTime::now),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            message_timeout: DEFAULT_MESSAGE_TIMEOUT,
         }
     }
 }
@@ -111,18 +125,41 @@ impl AgentBuilder {
         self
     }
 
+    /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], 256).
+    /// Connections beyond it are closed at once, unanswered, and a warning is logged; the
+    /// ones already open are not disturbed.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a message may take to arrive once its first byte has (default
+    /// [`DEFAULT_MESSAGE_TIMEOUT`], 10 s). A client that stalls mid-message is disconnected, so
+    /// it cannot hold a connection slot; an idle connection between messages is kept open, as
+    /// `ssh` holds one for a whole session.
+    pub fn message_timeout(mut self, timeout: Duration) -> Self {
+        self.message_timeout = timeout;
+        self
+    }
+
     /// Checks the configuration and builds the agent. Certificates are minted on first use, or
     /// by [`Agent::renew_certificates`].
     ///
     /// # Errors
     /// [`ErrorKind::Config`] for an agent without identities, a key given twice, or certificate
-    /// options without principals; [`ErrorKind::UnsupportedKey`] for a key with no SSH form
-    /// (EC P-256K).
+    /// options without principals, a connection cap or message timeout of zero;
+    /// [`ErrorKind::UnsupportedKey`] for a key with no SSH form (EC P-256K).
     pub fn build(self) -> Result<Agent> {
         if self.managed.is_empty() && self.certified.is_empty() {
             return Err(Error::with_context(
                 ErrorKind::Config,
                 "the agent has no keys",
+            ));
+        }
+        if self.max_connections == 0 || self.message_timeout.is_zero() {
+            return Err(Error::with_context(
+                ErrorKind::Config,
+                "the connection cap and the message timeout must not be zero",
             ));
         }
         let mut managed: Vec<ManagedKey> = Vec::new();
@@ -148,6 +185,8 @@ impl AgentBuilder {
                 managed,
                 certified,
                 max_message_len: self.max_message_len,
+                max_connections: self.max_connections,
+                message_timeout: self.message_timeout,
             }),
         })
     }
@@ -257,7 +296,8 @@ impl Agent {
     /// Serves one connection until the peer closes it. Messages are answered in order.
     ///
     /// # Errors
-    /// [`ErrorKind::Io`] when reading or writing the connection fails.
+    /// [`ErrorKind::Io`] when reading or writing the connection fails; [`ErrorKind::Timeout`]
+    /// when a message stalls (see [`AgentBuilder::message_timeout`]).
     pub async fn serve_connection<S>(&self, mut stream: S) -> Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -267,32 +307,48 @@ impl Agent {
         };
         let mut message = Vec::new();
         loop {
+            // Between messages the connection may idle for as long as the client likes.
             let mut prefix = [0u8; 4];
-            match stream.read_exact(&mut prefix).await {
+            match stream.read_exact(&mut prefix[..1]).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(io(e)),
             }
-            let len = u32::from_be_bytes(prefix) as usize;
-            let answer = if len > self.inner.max_message_len {
-                // Skipped without buffering, so the connection stays in step.
-                let skipped =
-                    tokio::io::copy(&mut (&mut stream).take(len as u64), &mut tokio::io::sink())
-                        .await
-                        .map_err(io)?;
-                if skipped < len as u64 {
-                    return Ok(());
+            // Once it has begun, the message must arrive within the timeout.
+            let received = tokio::time::timeout(self.inner.message_timeout, async {
+                stream.read_exact(&mut prefix[1..]).await?;
+                let len = u32::from_be_bytes(prefix) as usize;
+                if len > self.inner.max_message_len {
+                    // Skipped without buffering, so the connection stays in step.
+                    let skipped = tokio::io::copy(
+                        &mut (&mut stream).take(len as u64),
+                        &mut tokio::io::sink(),
+                    )
+                    .await?;
+                    if skipped < len as u64 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                    }
+                    return Ok(None);
                 }
-                log::debug!("refused oversized agent message ({len} bytes)");
-                protocol::failure()
-            } else {
                 message.resize(len, 0);
-                match stream.read_exact(&mut message).await {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                    Err(e) => return Err(io(e)),
+                stream.read_exact(&mut message).await?;
+                Ok::<_, std::io::Error>(Some(()))
+            })
+            .await;
+            let answer = match received {
+                Err(_) => {
+                    return Err(Error::with_context(
+                        ErrorKind::Timeout,
+                        "agent connection: a message stalled; disconnected",
+                    ))
                 }
-                self.respond(&message).await
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(io(e)),
+                Ok(Ok(None)) => {
+                    log::debug!("refused oversized agent message");
+                    protocol::failure()
+                }
+                Ok(Ok(Some(()))) => self.respond(&message).await,
             };
             let mut frame = Vec::with_capacity(4 + answer.len());
             frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
@@ -318,6 +374,7 @@ impl Agent {
             background.spawn(renew_ahead(Arc::clone(certified)));
         }
         let own_uid = own_uid();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.max_connections));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -341,11 +398,19 @@ impl Agent {
                     continue;
                 }
             }
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                log::warn!(
+                    "refused agent connection: {} connections are open already",
+                    self.inner.max_connections
+                );
+                continue;
+            };
             let agent = self.clone();
             background.spawn(async move {
                 if let Err(e) = agent.serve_connection(stream).await {
                     log::debug!("{e}");
                 }
+                drop(slot);
             });
         }
         background.abort_all();

@@ -115,6 +115,16 @@ pub enum Fault {
     Tamper,
 }
 
+/// A failure of the TLS layer, for connections opened after it is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFault {
+    /// Present a certificate from a CA nobody trusts (a wrong endpoint or an intercepting
+    /// proxy).
+    UntrustedCertificate,
+    /// Close the connection before the handshake completes.
+    AbortHandshake,
+}
+
 /// One request the emulator served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
@@ -151,6 +161,13 @@ struct State {
     tokens: HashSet<String>,
     faults: VecDeque<Fault>,
     storm: Option<Fault>,
+    token_faults: VecDeque<Fault>,
+    token_storm: Option<Fault>,
+    /// `expires_in` of issued tokens (0: the default, 3599 s).
+    token_lifetime: u64,
+    tls_fault: Option<TlsFault>,
+    /// Bumped when the TLS layer changes, so connections opened before are closed.
+    tls_generation: u64,
     counts: HashMap<&'static str, u64>,
     served: Vec<Served>,
 }
@@ -178,6 +195,8 @@ impl Emulator {
     pub fn start_on(port: u16) -> Emulator {
         let dir = tempfile::tempdir().expect("temp dir");
         let (ca_pem, tls) = make_tls();
+        // The same server name from a CA of its own, which nobody is told to trust.
+        let (_, untrusted) = make_tls();
         let ca_path = dir.path().join("emulator-ca.pem");
         std::fs::write(&ca_path, &ca_pem).expect("write CA");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -199,6 +218,7 @@ impl Emulator {
         runtime.spawn(serve(
             listener,
             tokio_rustls::TlsAcceptor::from(tls),
+            tokio_rustls::TlsAcceptor::from(untrusted),
             state.clone(),
         ));
         Emulator {
@@ -400,6 +420,11 @@ impl Emulator {
         self.lock().denied.insert(name.to_string(), deny);
     }
 
+    /// Lifts a [`deny`](Self::deny) of key `name`.
+    pub fn allow(&self, name: &str) {
+        self.lock().denied.remove(name);
+    }
+
     /// The current version of key `name`.
     pub fn current_version(&self, name: &str) -> Option<String> {
         self.lock()
@@ -436,15 +461,55 @@ impl Emulator {
         self.lock().storm = Some(fault);
     }
 
-    /// Removes all pending and permanent faults.
+    /// Injects `fault` into the next `times` requests to the Entra token endpoint
+    /// (`Throttle` and `Status` answer as Entra does, with an `AADSTS` error: `invalid_client`
+    /// for a 4xx status, `temporarily_unavailable` for 5xx; `Tamper` answers 200 with a body
+    /// that is not a token).
+    pub fn inject_token(&self, fault: Fault, times: usize) {
+        let mut state = self.lock();
+        for _ in 0..times {
+            state.token_faults.push_back(fault);
+        }
+    }
+
+    /// Injects `fault` into every token request until [`clear_faults`](Self::clear_faults).
+    pub fn inject_token_always(&self, fault: Fault) {
+        self.lock().token_storm = Some(fault);
+    }
+
+    /// Makes the token endpoint issue tokens valid for `lifetime` (default 3599 s). Below the
+    /// SDK's 5-minute refresh margin, every vault request first asks for a new token.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.lock().token_lifetime = lifetime.as_secs().max(1);
+    }
+
+    /// Breaks TLS for new connections and closes the open ones (so pooled connections do not
+    /// hide the fault), until [`clear_faults`](Self::clear_faults).
+    pub fn break_tls(&self, fault: TlsFault) {
+        let mut state = self.lock();
+        state.tls_fault = Some(fault);
+        state.tls_generation += 1;
+    }
+
+    /// Deletes key `name`, all versions: later requests for it get 404 `KeyNotFound`.
+    pub fn delete_key(&self, name: &str) {
+        self.lock().keys.remove(name);
+    }
+
+    /// Removes all pending and permanent faults, on key requests, token requests and TLS.
     pub fn clear_faults(&self) {
         let mut state = self.lock();
         state.faults.clear();
         state.storm = None;
+        state.token_faults.clear();
+        state.token_storm = None;
+        state.tls_fault = None;
     }
 
     /// How many requests of a kind were served: `challenge` (401s), `token`, `get`, `sign`,
-    /// `verify`, `create`, `throttled`, `fault` (any injected fault), `denied`, `not_found`.
+    /// `verify`, `create`, `throttled`, `fault` (any injected fault), `denied`, `not_found`,
+    /// `token_fault` (faults injected into token requests), `tls_fault` (connections met
+    /// with a broken TLS layer).
     pub fn count(&self, what: &str) -> u64 {
         self.lock().counts.get(what).copied().unwrap_or(0)
     }
@@ -599,19 +664,35 @@ fn make_tls() -> (String, Arc<rustls::ServerConfig>) {
 async fn serve(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    untrusted: tokio_rustls::TlsAcceptor,
     state: Shared,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let acceptor = acceptor.clone();
+        let (tls_fault, generation) = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.tls_fault.is_some() {
+                *s.counts.entry("tls_fault").or_default() += 1;
+            }
+            (s.tls_fault, s.tls_generation)
+        };
+        let acceptor = match tls_fault {
+            None => acceptor.clone(),
+            Some(TlsFault::UntrustedCertificate) => untrusted.clone(),
+            Some(TlsFault::AbortHandshake) => {
+                drop(tcp);
+                continue;
+            }
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| handle(state.clone(), generation, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await;
@@ -657,7 +738,16 @@ fn error(status: u16, code: &str, message: &str, inner: Option<&str>) -> Reply {
     reply(status, &json!({ "error": err }), &[])
 }
 
-async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped> {
+async fn handle(state: Shared, generation: u64, req: Request<Incoming>) -> Result<Reply, Dropped> {
+    if state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .tls_generation
+        != generation
+    {
+        // Opened before the TLS layer changed: close it, as a restarted endpoint would.
+        return Err(Dropped);
+    }
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -704,6 +794,64 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
 
     if path == format!("/{TENANT_ID}/oauth2/v2.0/token") && method == "POST" {
         bump(&state, "token");
+        let fault = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            s.token_faults.pop_front().or(s.token_storm)
+        };
+        if let Some(fault) = fault {
+            bump(&state, "token_fault");
+            let response = match fault {
+                Fault::Throttle(after) => {
+                    let mut response = entra_error(
+                        429,
+                        "temporarily_unavailable",
+                        50196,
+                        "The server terminated an operation because it encountered a loop.",
+                    );
+                    let header = match after {
+                        Some(RetryAfter::Seconds(s)) => Some(("Retry-After", s.to_string())),
+                        Some(RetryAfter::Millis(ms)) => Some(("retry-after-ms", ms.to_string())),
+                        None => None,
+                    };
+                    if let Some((name, value)) = header {
+                        response
+                            .headers_mut()
+                            .insert(name, value.parse().expect("header"));
+                    }
+                    response
+                }
+                // A 4xx is a refusal (a secret rotated away), a 5xx an outage.
+                Fault::Status(status) if status < 500 => entra_error(
+                    status,
+                    "invalid_client",
+                    7000222,
+                    "The provided client secret keys for app are expired.",
+                ),
+                Fault::Status(status) => entra_error(
+                    status,
+                    "temporarily_unavailable",
+                    50000,
+                    "There was an error issuing a token or an issue with our sign-in service.",
+                ),
+                Fault::Latency(delay) => {
+                    tokio::time::sleep(delay).await;
+                    token_endpoint(&state, &body)
+                }
+                Fault::Drop => {
+                    record(&state, 0);
+                    return Err(Dropped);
+                }
+                Fault::Tamper => Response::builder()
+                    .status(200)
+                    .header("Content-Type", "text/html")
+                    .body(Full::new(Bytes::from_static(
+                        b"<html>captive portal</html>",
+                    )))
+                    .expect("response"),
+            };
+            record(&state, response.status().as_u16());
+            return Ok(response);
+        }
         let response = token_endpoint(&state, &body);
         record(&state, response.status().as_u16());
         return Ok(response);
@@ -837,23 +985,26 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Reply, Dropped>
     Ok(response)
 }
 
+/// An Entra error reply, as the token endpoint sends it.
+fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Reply {
+    reply(
+        status,
+        &json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description}"),
+            "error_codes": [code],
+            "timestamp": "2026-01-01 00:00:00Z",
+            "trace_id": request_id(),
+            "correlation_id": request_id(),
+        }),
+        &[],
+    )
+}
+
 fn token_endpoint(state: &Shared, body: &[u8]) -> Reply {
     let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    let aad_error = |status: u16, error: &str, code: u32, description: &str| {
-        reply(
-            status,
-            &json!({
-                "error": error,
-                "error_description": format!("AADSTS{code}: {description}"),
-                "error_codes": [code],
-                "timestamp": "2026-01-01 00:00:00Z",
-                "trace_id": request_id(),
-                "correlation_id": request_id(),
-            }),
-            &[],
-        )
-    };
+    let aad_error = entra_error;
     if field("grant_type") != "client_credentials" {
         return aad_error(
             400,
@@ -891,14 +1042,17 @@ fn token_endpoint(state: &Shared, body: &[u8]) -> Reply {
         );
     }
     let token = random_hex(32);
-    state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .tokens
-        .insert(token.clone());
+    let lifetime = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.tokens.insert(token.clone());
+        match s.token_lifetime {
+            0 => 3599,
+            secs => secs,
+        }
+    };
     reply(
         200,
-        &json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+        &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}),
         &[],
     )
 }

@@ -16,7 +16,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
-use super::error::CredentialFailure;
+use super::error::{is_certificate_failure, CredentialFailure};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long the first managed-identity request may take before the endpoint is taken to be
@@ -172,9 +172,10 @@ impl DefaultCredential {
     }
 }
 
-/// A safe one-line description of a credential failure: the Entra status and error codes,
-/// never the response's description text.
-fn describe(source: &str, error: &azure_core::Error) -> String {
+/// A safe one-line description of a credential failure (the Entra status and error codes,
+/// never the response's description text), and whether it is worth retrying: the token
+/// endpoint throttled (429), failed (408, 5xx) or could not be reached.
+pub(super) fn describe(source: &str, error: &azure_core::Error) -> CredentialFailure {
     // The credentials wrap the token endpoint's error in a `Credential` error of their own.
     let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut error = error;
@@ -187,10 +188,11 @@ fn describe(source: &str, error: &azure_core::Error) -> String {
         }
         inner = e.source();
     }
-    match error.kind() {
+    let (text, transient) = match error.kind() {
         AzKind::HttpResponse {
             status, error_code, ..
         } => {
+            let status = u16::from(*status);
             let codes: String = error_code
                 .as_deref()
                 .unwrap_or_default()
@@ -198,27 +200,33 @@ fn describe(source: &str, error: &azure_core::Error) -> String {
                 .filter(|c| c.is_ascii_digit() || *c == ',')
                 .take(64)
                 .collect();
-            if codes.is_empty() {
-                format!(
-                    "{source} credential: token endpoint answered HTTP {}",
-                    u16::from(*status)
-                )
-            } else {
-                format!(
-                    "{source} credential: token endpoint answered HTTP {} (Entra error codes {codes})",
-                    u16::from(*status)
-                )
+            let mut text = format!("{source} credential: token endpoint answered HTTP {status}");
+            if !codes.is_empty() {
+                text.push_str(&format!(" (Entra error codes {codes})"));
             }
+            let transient = match status {
+                429 => Some(ErrorKind::Throttled),
+                408 => Some(ErrorKind::Timeout),
+                500..=599 => Some(ErrorKind::Unavailable),
+                _ => None,
+            };
+            (text, transient)
         }
-        AzKind::Io | AzKind::Connection => {
-            format!("{source} credential: cannot reach the token endpoint")
-        }
-        _ => format!("{source} credential: could not get a token"),
-    }
+        AzKind::Io | AzKind::Connection if is_certificate_failure(error) => (
+            format!("{source} credential: the token endpoint's TLS certificate is not trusted"),
+            None,
+        ),
+        AzKind::Io | AzKind::Connection => (
+            format!("{source} credential: cannot reach the token endpoint"),
+            Some(ErrorKind::Unavailable),
+        ),
+        _ => (format!("{source} credential: could not get a token"), None),
+    };
+    CredentialFailure { text, transient }
 }
 
-fn fail(text: String) -> azure_core::Error {
-    azure_core::Error::new(AzKind::Credential, CredentialFailure(text))
+fn fail(failure: CredentialFailure) -> azure_core::Error {
+    azure_core::Error::new(AzKind::Credential, failure)
 }
 
 #[async_trait]
@@ -272,12 +280,13 @@ impl TokenCredential for DefaultCredential {
                         *chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(1);
                         Ok(token)
                     }
-                    Err(_) => Err(fail(
-                        "no credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and \
-                         AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), run on Azure with \
-                         a managed identity, or sign in with `az login`"
+                    Err(_) => Err(fail(CredentialFailure {
+                        text: "no credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and \
+                               AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), run on \
+                               Azure with a managed identity, or sign in with `az login`"
                             .to_string(),
-                    )),
+                        transient: None,
+                    })),
                 }
             }
         }

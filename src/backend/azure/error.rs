@@ -55,11 +55,16 @@ impl Failure {
 
 /// A credential failure whose text is known to be safe (built by this crate).
 #[derive(Debug)]
-pub(super) struct CredentialFailure(pub(super) String);
+pub(super) struct CredentialFailure {
+    pub(super) text: String,
+    /// The kind of a failure worth retrying (the token endpoint throttled, failed or could
+    /// not be reached); `None` when retrying cannot help (refused credentials, no credential).
+    pub(super) transient: Option<ErrorKind>,
+}
 
 impl fmt::Display for CredentialFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -102,17 +107,26 @@ fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
     headers.get_optional_str(&HeaderName::from_static(name))
 }
 
-/// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds).
-/// An HTTP-date `Retry-After` is not honoured; the computed backoff applies instead.
+/// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an
+/// HTTP-date, read against the local clock; a date in the past means no wait).
 pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
+    retry_after_at(headers, azure_core::time::OffsetDateTime::now_utc())
+}
+
+fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> Option<Duration> {
     let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     ms("retry-after-ms")
         .or_else(|| ms("x-ms-retry-after-ms"))
         .map(Duration::from_millis)
         .or_else(|| {
-            header(headers, "retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
+            let value = header(headers, "retry-after")?.trim();
+            match value.parse::<u64>() {
+                Ok(secs) => Some(Duration::from_secs(secs)),
+                Err(_) => {
+                    let at = azure_core::time::parse_rfc7231(value).ok()?;
+                    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+                }
+            }
         })
 }
 
@@ -126,7 +140,7 @@ fn request_id(headers: &Headers) -> Option<String> {
 }
 
 /// Whether rustls refused the server's certificate somewhere in `error`'s causes.
-fn is_certificate_failure(error: &azure_core::Error) -> bool {
+pub(super) fn is_certificate_failure(error: &azure_core::Error) -> bool {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
@@ -210,16 +224,24 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
             failure.source = Some(error.to_string().into());
         }
         AzKind::Credential => {
-            failure.kind = ErrorKind::PermissionDenied;
-            failure.detail = "could not get an access token".to_string();
+            // `DefaultCredential` leaves a safe description; a credential given by the
+            // application is described here the same way.
+            let mut found = None;
             let mut source: Option<&(dyn StdError + 'static)> = Some(error);
             while let Some(e) = source {
                 if let Some(safe) = e.downcast_ref::<CredentialFailure>() {
-                    failure.detail = safe.0.clone();
+                    found = Some((safe.text.clone(), safe.transient));
                     break;
                 }
                 source = e.source();
             }
+            let (text, transient) = found.unwrap_or_else(|| {
+                let described = super::credential::describe("access token", error);
+                (described.text, described.transient)
+            });
+            failure.kind = transient.unwrap_or(ErrorKind::PermissionDenied);
+            failure.retryable = transient.is_some();
+            failure.detail = text;
         }
         AzKind::DataConversion => {
             failure.detail = "the reply could not be decoded".to_string();
@@ -331,8 +353,27 @@ mod tests {
             f(&[("retry-after", "3"), ("retry-after-ms", "1500")]),
             Some(Duration::from_millis(1500))
         );
-        // An HTTP-date is not honoured; the computed backoff applies.
-        assert_eq!(f(&[("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT")]), None);
+        // Anything else is no hint: the computed backoff applies.
+        assert_eq!(f(&[("retry-after", "soon")]), None);
+    }
+
+    #[test]
+    fn an_http_date_retry_after_is_read_against_the_clock() {
+        let mut headers = Headers::new();
+        headers.insert(
+            HeaderName::from_static("retry-after"),
+            "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
+        );
+        let at = |s: &str| azure_core::time::parse_rfc7231(s).unwrap();
+        assert_eq!(
+            retry_after_at(&headers, at("Sun, 06 Nov 1994 08:49:07 GMT")),
+            Some(Duration::from_secs(30))
+        );
+        // A date already past: retry without waiting on the service's account.
+        assert_eq!(
+            retry_after_at(&headers, at("Sun, 06 Nov 1994 09:00:00 GMT")),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
