@@ -17,10 +17,13 @@
 //!   checks the certificate against the CA and verifies each signature with the certified key;
 //! - `local`: an in-memory Ed25519 key, as a control.
 //!
-//! Every 200-600 ms (seeded) a fault is injected into the vault's key requests: 429 with and
+//! Every 200-600 ms (seeded) a fault is injected: into the vault's key requests (429 with and
 //! without `Retry-After`, 500, 503, latency shorter and longer than the 1 s attempt timeout,
-//! dropped connections, tampered signatures; sometimes as a storm lasting up to 1.5 s, and now
-//! and then one key is disabled for 2-5 s. Retries are quick (3 retries, 4 s in all).
+//! dropped connections, tampered signatures), as a burst of a few requests or a storm lasting
+//! up to 1.5 s; into the token endpoint (access tokens live 310 s, so the SDK renews them every
+//! 10 s); or into TLS (an untrusted certificate or an aborted handshake, open connections
+//! closed) for up to a second. Now and then one key is disabled for 2-5 s. Retries are quick
+//! (3 retries, 4 s in all). Keys are never deleted: the emulator cannot bring one back.
 //!
 //! The emulator runs in a child process (this program re-run with `--emulator`), so the memory
 //! figures are those of the signing process alone: the emulator keeps a record of every
@@ -49,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keyvault::{Attributes, Emulator, Fault, KeySpec, RetryAfter};
+use keyvault::{Attributes, Emulator, Fault, KeySpec, RetryAfter, TlsFault};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
@@ -69,6 +72,8 @@ const KEYS: [(&str, KeySpec); 4] = [
     ("ca", KeySpec::P256),
 ];
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Access tokens live 310 s: the SDK renews them 5 minutes before expiry, so every 10 s.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(310);
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 /// How long a workload loop waits after a failed operation.
 const ERROR_PAUSE: Duration = Duration::from_millis(20);
@@ -175,6 +180,7 @@ fn usage(problem: &str) -> ! {
 /// (one reply line each) until stdin closes.
 fn run_emulator() {
     let emu = Emulator::start();
+    emu.set_token_lifetime(TOKEN_LIFETIME);
     let mut keys = serde_json::Map::new();
     for (name, spec) in KEYS {
         let version = emu.create_key(name, spec);
@@ -200,6 +206,18 @@ fn run_emulator() {
             }
             ["storm", fault] => {
                 emu.inject_always(parse_fault(fault));
+                "ok".to_string()
+            }
+            ["token-inject", n, fault] => {
+                emu.inject_token(parse_fault(fault), n.parse().expect("count"));
+                "ok".to_string()
+            }
+            ["tls", "untrusted"] => {
+                emu.break_tls(TlsFault::UntrustedCertificate);
+                "ok".to_string()
+            }
+            ["tls", "abort"] => {
+                emu.break_tls(TlsFault::AbortHandshake);
                 "ok".to_string()
             }
             ["clear"] => {
@@ -654,35 +672,60 @@ fn inject_faults(control: &Control, seed: u64, stop: &AtomicBool) -> BTreeMap<St
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let fault = match below(9) {
-            0 => "throttle".to_string(),
-            1 => format!("throttle-ms={}", 20 + below(300)),
-            2 => "throttle-s=1".to_string(),
-            3 => "status=500".to_string(),
-            4 => "status=503".to_string(),
-            5 => format!("latency-ms={}", 20 + below(300)),
-            6 => format!("latency-ms={long}"),
-            7 => "drop".to_string(),
-            _ => "tamper".to_string(),
+        // Each fault with its label in the report (the random amounts left out).
+        let (label, fault) = match below(9) {
+            0 => ("429", "throttle".to_string()),
+            1 => (
+                "429 retry-after-ms",
+                format!("throttle-ms={}", 20 + below(300)),
+            ),
+            2 => ("429 retry-after 1 s", "throttle-s=1".to_string()),
+            3 => ("500", "status=500".to_string()),
+            4 => ("503", "status=503".to_string()),
+            5 => (
+                "latency < timeout",
+                format!("latency-ms={}", 20 + below(300)),
+            ),
+            6 => ("latency > timeout", format!("latency-ms={long}")),
+            7 => ("dropped connection", "drop".to_string()),
+            _ => ("tampered reply", "tamper".to_string()),
         };
-        match below(12) {
-            0..=7 => {
+        let mut count = |what: String| *injected.entry(what).or_default() += 1;
+        match below(20) {
+            0..=11 => {
                 let times = 1 + below(6);
                 control.call(&format!("inject {times} {fault}"));
-                *injected.entry(format!("burst {fault}")).or_default() += 1;
+                count(format!("key requests: burst of {label}"));
             }
-            8..=10 => {
+            12..=14 => {
                 control.call(&format!("storm {fault}"));
                 sleep(300 + below(1200));
                 control.call("clear");
-                *injected.entry(format!("storm {fault}")).or_default() += 1;
+                count(format!("key requests: storm of {label}"));
+            }
+            15..=16 => {
+                // Tokens live 10 s here, so the token endpoint is called all the time.
+                let times = 1 + below(4);
+                control.call(&format!("token-inject {times} {fault}"));
+                count(format!("token endpoint: burst of {label}"));
+            }
+            17 => {
+                let (what, tls) = if below(2) == 0 {
+                    ("untrusted certificate", "untrusted")
+                } else {
+                    ("aborted handshake", "abort")
+                };
+                control.call(&format!("tls {tls}"));
+                sleep(200 + below(800));
+                control.call("clear");
+                count(format!("TLS: {what}"));
             }
             _ => {
                 let (name, _) = KEYS[below(KEYS.len() as u64) as usize];
                 control.call(&format!("disable {name}"));
                 sleep(2000 + below(3000));
                 control.call(&format!("enable {name}"));
-                *injected.entry(format!("disable key {name}")).or_default() += 1;
+                count(format!("key {name} disabled for 2-5 s"));
             }
         }
     }
@@ -941,8 +984,10 @@ async fn soak(args: Args) -> bool {
         ca.signatures(),
         ca.failures()
     );
-    let injected: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!("faults injected: {}", injected.join(", "));
+    println!("faults injected:");
+    for (what, times) in &injected {
+        println!("  {times:>5}  {what}");
+    }
     println!("emulator served: {emulator_counts}");
     println!(
         "memory: peak RSS after warm-up {} (RSS {}), at end {} (RSS {}); emulator process peak {}",
