@@ -35,7 +35,7 @@ use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens};
 use remote_signer::ssh::{Agent, CertificateOptions};
-use remote_signer::surrogate::TrustedKey;
+use remote_signer::surrogate::{SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, KeyType, OpenOptions, RemoteSigner};
 use sha2::Digest;
 use support::keyvault::{self, Attributes, Deny, Emulator, Fault, RetryAfter};
@@ -670,11 +670,25 @@ async fn cookie_pass(
         "garbage token",
         &verifier.verify("not a token at all, just words"),
     );
-    let failing_surrogate = SessionSigner::surrogate(failing, "web").unwrap();
+    let failing_surrogate = SessionSigner::surrogate(failing.clone(), "web").unwrap();
     let result = failing_surrogate.sign(&claims).await;
     assert!(result.is_err(), "a disabled key cannot certify a surrogate");
     texts.result("session token from a failing key", &result);
     texts.debug("failing surrogate signer", &failing_surrogate);
+
+    // The surrogate signer itself: certified keys, signatures, rotation status.
+    for (what, managed) in [("working", ec), ("failing", failing)] {
+        let surrogates = SurrogateSigner::new(managed, "web").unwrap();
+        texts.result(&format!("{what} surrogate"), &surrogates.current().await);
+        let message = format!("surrogate message, {what}");
+        secrets.digests("digest of a surrogate-signed message", message.as_bytes());
+        texts.result(
+            &format!("{what} surrogate signature"),
+            &surrogates.sign(message.as_bytes()).await,
+        );
+        texts.debug(&format!("{what} surrogate status"), &surrogates.status());
+        texts.debug(&format!("{what} surrogate signer"), &surrogates);
+    }
 }
 
 async fn snowflake_pass(
