@@ -1371,8 +1371,19 @@ fn generate_and_agent_write_private_files_under_umask_000() {
             "umask 000 && exec {CLI} agent --verbose --key {}",
             key.display()
         );
+        let trace = dir.path().join("agent.strace");
         if let Some(path) = &socket_arg {
             command.push_str(&format!(" --socket {}", path.display()));
+            // Traced, to see that the socket is never bound at the given path itself, where
+            // it would be open to all (umask 000) until narrowed.
+            command = command.replacen(
+                "exec ",
+                &format!(
+                    "exec strace -f -qq -e trace=bind,link,linkat -o {} ",
+                    trace.display()
+                ),
+                1,
+            );
         }
         let mut child = Command::new("sh")
             .arg("-c")
@@ -1421,10 +1432,15 @@ fn generate_and_agent_write_private_files_under_umask_000() {
             stream.read_exact(&mut answer).unwrap();
         }
         drop(stream);
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        // The agent's own pid (under strace, the child is strace).
+        let mut pid_line = String::new();
+        stdout.read_line(&mut pid_line).unwrap();
+        let pid = pid_line
+            .strip_prefix("SSH_AGENT_PID=")
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("no pid line: {pid_line:?}"))
+            .to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
         let mut stderr = String::new();
         child
@@ -1435,6 +1451,32 @@ fn generate_and_agent_write_private_files_under_umask_000() {
             .unwrap();
         child.wait().unwrap();
         assert!(!socket.exists(), "the socket is removed on SIGTERM");
+        if socket_arg.is_some() {
+            let traced = std::fs::read_to_string(&trace).unwrap();
+            let given_text = format!("\"{}\"", socket.display());
+            assert!(
+                traced
+                    .lines()
+                    .any(|l| l.contains("link") && l.contains(&given_text)),
+                "the socket is linked into place: {traced}"
+            );
+            assert!(
+                !traced
+                    .lines()
+                    .any(|l| l.contains("bind(") && l.contains(&given_text)),
+                "the socket is never bound at the given path: {traced}"
+            );
+            let leftovers: Vec<_> = std::fs::read_dir(socket.parent().unwrap())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .contains("remote-signer-agent")
+                })
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
         assert!(
             stderr.contains("refused"),
             "verbose agent logs refusals: {stderr}"

@@ -136,19 +136,34 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Binds `path` and makes it mode 0600. A path that exists is never replaced: it may be
+/// Binds `path` as a mode-0600 socket. A path that exists is never replaced: it may be
 /// another agent's socket.
+///
+/// The socket is bound inside a new 0700 directory next to `path`, narrowed to 0600 there, and
+/// only then linked into place, so whatever the umask, no other user can reach it while it is
+/// still open to all.
 fn bind_private(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if path.symlink_metadata().is_ok() {
         anyhow::bail!("{} already exists", path.display());
     }
-    let listener = tokio::net::UnixListener::bind(path)
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".remote-signer-agent.")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a private directory in {}", parent.display()))?;
+    let staged = staging.path().join("agent.sock");
+    let listener = tokio::net::UnixListener::bind(&staged)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
-    // Under the usual umask the socket starts without write access for others, so nobody
-    // else can connect before this narrows it further.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot make {} private", path.display()))?;
+    // A hard link never replaces an existing file.
+    std::fs::hard_link(&staged, path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
     Ok(listener)
 }
 
