@@ -7,6 +7,26 @@
 //! Like OpenSSH, a key file that group or others may read is refused unless
 //! [`LocalKeyOptions::dangerous_allow_readable_file`] says otherwise. The file is read once,
 //! its buffers are zeroized, and the parsed key is zeroized when the signer is dropped.
+//!
+//! # What stays in freed memory
+//!
+//! For EC and Ed25519 keys, nothing: every buffer that held the file, its decoded or
+//! decrypted DER, the passphrase or the key is wiped before it is freed. RSA is weaker: the
+//! `rsa` crate's big-integer arithmetic (`num-bigint-dig`) frees temporaries without wiping
+//! them, some holding the private exponent or the primes (the suite counts about 30 for
+//! loading a 2048-bit key and signing once). A process that holds RSA keys locally and must not leave them in freed heap can
+//! install a zero-on-free global allocator in its binary, such as
+//! [`zeroizing-alloc`](https://docs.rs/zeroizing-alloc):
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+//!     zeroizing_alloc::ZeroAlloc(std::alloc::System);
+//! ```
+//!
+//! The test suite checks both statements by copying every freed block and searching it
+//! (`tests/zeroize.rs`, `tests/zeroize_alloc.rs`). Keys in Key Vault are never in this
+//! process's memory at all.
 
 use std::fmt;
 use std::io::Read;
@@ -381,8 +401,7 @@ fn rsa_key(key: rsa::RsaPrivateKey) -> Result<SecretKey> {
             "RSA key of {bits} bits (supported: 2048 to 4096)"
         )));
     }
-    key.validate()
-        .map_err(|_| key_file_error("RSA key is inconsistent"))?;
+    // `rsa` validated the key's consistency when it built it (`from_components`).
     Ok(SecretKey::Rsa(Box::new(key)))
 }
 
