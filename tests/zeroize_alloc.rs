@@ -17,6 +17,18 @@ use zeroizing_alloc::ZeroAlloc;
 #[global_allocator]
 static ALLOCATOR: ZeroAlloc<Graveyard> = ZeroAlloc(Graveyard);
 
+/// The key's secret numbers, big- and little-endian, and the PEM text that encodes them.
+fn key_needles(pem: &[u8], secrets: &[Vec<u8>]) -> graveyard::Needles {
+    let mut all = secret_text(pem, secrets);
+    all.extend(secrets.iter().cloned());
+    all.extend(
+        secrets
+            .iter()
+            .map(|s| s.iter().rev().copied().collect::<Vec<u8>>()),
+    );
+    needles(all.iter().map(Vec::as_slice))
+}
+
 #[test]
 fn with_a_zero_on_free_allocator_rsa_keys_leave_nothing_behind() {
     let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -27,14 +39,7 @@ fn with_a_zero_on_free_allocator_rsa_keys_leave_nothing_behind() {
     );
     let secrets = secret_fields(&der);
     let file = std::fs::read(fx.path("rsa.pem")).unwrap();
-    let mut all = secret_text(&file, &secrets);
-    all.extend(secrets.iter().cloned());
-    all.extend(
-        secrets
-            .iter()
-            .map(|s| s.iter().rev().copied().collect::<Vec<u8>>()),
-    );
-    let all = needles(all.iter().map(Vec::as_slice));
+    let all = key_needles(&file, &secrets);
 
     let path = fx.path("rsa.pem");
     let ((), freed) = freed_while(Some(&all), || {
@@ -57,13 +62,6 @@ fn with_a_zero_on_free_allocator_rsa_keys_leave_nothing_behind() {
     });
     let file = std::fs::read(&generated).unwrap();
     let secrets = secret_fields(&pem_rfc7468::decode_vec(&file).unwrap().1);
-    let mut all = secret_text(&file, &secrets);
-    all.extend(secrets.iter().cloned());
-    all.extend(
-        secrets
-            .iter()
-            .map(|s| s.iter().rev().copied().collect::<Vec<u8>>()),
-    );
-    let all = needles(all.iter().map(Vec::as_slice));
+    let all = key_needles(&file, &secrets);
     assert!(found(&freed.bytes, &all).is_empty());
 }
