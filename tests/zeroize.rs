@@ -9,6 +9,9 @@
 //! temporaries (its arithmetic in `num-bigint-dig` does not zeroize); the test attributes
 //! every such block to that arithmetic and fails on any other. `tests/zeroize_alloc.rs` shows
 //! the documented remedy, a zero-on-free global allocator, removing those too.
+//!
+//! The in-memory surrogates (the `SurrogateSigner`'s, and the agent's certified keys) are
+//! checked the same way across rotations, with the signer or agent dropped at the end.
 
 mod graveyard;
 
@@ -254,4 +257,212 @@ fn the_graveyard_finds_a_copy_freed_without_zeroizing() {
         !found(&freed.bytes, &text).is_empty(),
         "a reallocated buffer is found"
     );
+}
+
+/// Surrogate keys live only in memory and are wiped when dropped: three rotations' worth of
+/// in-memory Ed25519 keys (their seeds, expanded scalars and hash prefixes) leave nothing in
+/// freed memory once the signer is gone. The seeds are known because the signer draws them
+/// from a seeded RNG that the test replays.
+#[test]
+fn surrogate_keys_leave_nothing_behind() {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    use remote_signer::surrogate::{ManualClock, SurrogateSigner};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let managed: Arc<dyn remote_signer::RemoteSigner> =
+        Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+    let rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    // The signer draws its jitter seed first, then one 32-byte seed per surrogate.
+    let mut replay = rng.clone();
+    let rng = WipedRng(rng);
+    replay.next_u64();
+    let seeds: Vec<[u8; 32]> = (0..3)
+        .map(|_| {
+            let mut seed = [0; 32];
+            replay.fill_bytes(&mut seed);
+            seed
+        })
+        .collect();
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    for seed in &seeds {
+        let expanded = ed25519_dalek::hazmat::ExpandedSecretKey::from(seed);
+        secrets.push(seed.to_vec());
+        secrets.push(expanded.scalar.to_bytes().to_vec());
+        secrets.push(expanded.hash_prefix.to_vec());
+    }
+    let watch = needles(secrets.iter().map(Vec::as_slice));
+
+    let period = Duration::from_secs(3600);
+    let (used, freed) = freed_while(Some(&watch), || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let used = runtime.block_on(async {
+            let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+            let signer = SurrogateSigner::builder(managed.clone(), "session")
+                .period(period)
+                .jitter(Duration::ZERO)
+                .clock(clock.clone())
+                .rng(rng)
+                .build()
+                .unwrap();
+            let mut used = Vec::new();
+            for _ in 0..3 {
+                let signed = signer.sign(b"graveyard").await.unwrap();
+                used.push(signed.key().public_key().clone());
+                signer.settled().await;
+                clock.advance(period);
+            }
+            used
+        });
+        drop(runtime);
+        used
+    });
+    // The needles are the keys the signer really used.
+    for (seed, public) in seeds.iter().zip(&used) {
+        let expected = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+        let expected = remote_signer::PublicKey::from_ed25519_bytes(expected.as_bytes()).unwrap();
+        assert_eq!(
+            public.jwk_thumbprint(),
+            expected.jwk_thumbprint(),
+            "replayed seed"
+        );
+    }
+    assert!(
+        freed.leaks.is_empty() && found(&freed.bytes, &watch).is_empty(),
+        "{} freed blocks held surrogate key material, e.g. {:?}",
+        freed.leaks.len(),
+        freed.leaks.first()
+    );
+}
+
+/// A seeded generator that wipes its buffered output (the surrogates' seeds) when dropped, as
+/// the operating system's generator, which buffers nothing, needs not.
+struct WipedRng(rand_chacha::ChaCha20Rng);
+
+impl Drop for WipedRng {
+    fn drop(&mut self) {
+        use rand_chacha::rand_core::SeedableRng;
+        // SAFETY: `self.0` is valid for writes; ChaCha20Rng has no destructor to skip. The
+        // volatile write is not optimised away before the memory is freed.
+        unsafe {
+            std::ptr::write_volatile(&mut self.0, rand_chacha::ChaCha20Rng::from_seed([0; 32]))
+        };
+    }
+}
+
+impl rand_chacha::rand_core::RngCore for WipedRng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_chacha::rand_core::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+
+impl rand_chacha::rand_core::CryptoRng for WipedRng {}
+
+/// The agent's certificate-mode surrogates are wiped too. Their seeds come from the operating
+/// system, so the test looks for them by what they are: every 32 bytes in a row of freed
+/// memory are tried as an Ed25519 seed against the public keys the agent certified (windows
+/// with eight or more zero bytes are skipped; a random seed has them with odds of about
+/// 1 in 10^9). The renewals and signatures run as spawned tasks, on the heap, as in
+/// `remote-signer agent`.
+#[test]
+fn agent_certificate_keys_leave_nothing_behind() {
+    use remote_signer::ssh::{Agent, CertificateOptions};
+    use ssh_encoding::{Decode, Encode};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ca: Arc<dyn remote_signer::RemoteSigner> =
+        Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+    let (publics, freed) = freed_while(None, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let publics = runtime.block_on(async {
+            let now = Arc::new(Mutex::new(SystemTime::now()));
+            let clock = now.clone();
+            let agent = Arc::new(
+                Agent::builder()
+                    .certificate_authority(
+                        ca,
+                        CertificateOptions::new(["graveyard"]).validity(Duration::from_secs(60)),
+                    )
+                    .clock(move || *clock.lock().unwrap())
+                    .build()
+                    .unwrap(),
+            );
+            let mut publics = Vec::new();
+            for _ in 0..3 {
+                let renewing = agent.clone();
+                tokio::spawn(async move { renewing.renew_certificates().await })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                // SSH_AGENTC_REQUEST_IDENTITIES; the answer lists the certificate.
+                let answer = agent.respond(&[11]).await;
+                let mut reader = &answer[..];
+                assert_eq!(u8::decode(&mut reader).unwrap(), 12);
+                assert_eq!(u32::decode(&mut reader).unwrap(), 1);
+                let blob = Vec::<u8>::decode(&mut reader).unwrap();
+                let certificate = ssh_key::Certificate::from_bytes(&blob).unwrap();
+                let public = certificate.public_key().ed25519().unwrap().0;
+                // SSH_AGENTC_SIGN_REQUEST with the certificate.
+                let mut request = vec![13u8];
+                blob.encode(&mut request).unwrap();
+                b"graveyard".as_slice().encode(&mut request).unwrap();
+                0u32.encode(&mut request).unwrap();
+                let signing = agent.clone();
+                let answer = tokio::spawn(async move { signing.respond(&request).await })
+                    .await
+                    .unwrap();
+                assert_eq!(answer[0], 14, "SSH_AGENT_SIGN_RESPONSE");
+                publics.push(public);
+                *now.lock().unwrap() += Duration::from_secs(30);
+            }
+            publics
+        });
+        drop(runtime);
+        publics
+    });
+    assert_eq!(
+        seeds_in(&freed.bytes, &publics),
+        0,
+        "freed memory held a certified surrogate's seed"
+    );
+
+    // The search finds a seed that is there.
+    let planted = ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]);
+    let ((), freed) = freed_while(None, || {
+        drop(std::hint::black_box(planted.to_bytes().to_vec()))
+    });
+    assert_eq!(
+        seeds_in(&freed.bytes, &[planted.verifying_key().to_bytes()]),
+        1
+    );
+}
+
+/// How many 32-byte runs of `freed` are Ed25519 seeds of one of `publics`.
+fn seeds_in(freed: &[u8], publics: &[[u8; 32]]) -> usize {
+    freed
+        .windows(32)
+        .filter(|w| w.iter().filter(|b| **b == 0).count() < 8)
+        .filter(|w| {
+            let key = ed25519_dalek::SigningKey::from_bytes((*w).try_into().unwrap());
+            publics.contains(&key.verifying_key().to_bytes())
+        })
+        .count()
 }

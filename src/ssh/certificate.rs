@@ -117,7 +117,9 @@ impl CertificateOptions {
 
 /// An Ed25519 surrogate key that lives only in memory, with its certificate.
 pub(crate) struct Minted {
-    surrogate: ed25519_dalek::SigningKey,
+    /// Boxed from the start: `mint` holds it across an await, and a key held by value in a
+    /// (heap-allocated) future would be left there, unwiped, when it moved out.
+    surrogate: Box<ed25519_dalek::SigningKey>,
     /// The certificate, encoded as the agent lists it.
     pub(crate) certificate_blob: Vec<u8>,
     /// The surrogate's bare public key blob.
@@ -161,7 +163,7 @@ pub(crate) async fn mint(
     now: SystemTime,
     serial: u64,
 ) -> Result<Minted> {
-    let surrogate = ed25519_dalek::SigningKey::generate(&mut OsRng);
+    let surrogate = Box::new(ed25519_dalek::SigningKey::generate(&mut OsRng));
     let subject = KeyData::Ed25519(Ed25519PublicKey(surrogate.verifying_key().to_bytes()));
     let ca_key = ca.public_key().to_ssh_key_data()?;
     let algorithm = match ca.key_type() {

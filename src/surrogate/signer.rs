@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use ed25519_dalek::hazmat::ExpandedSecretKey;
 use rand_core::{CryptoRngCore, OsRng, RngCore};
 
 use super::certificate::{self, CertificateInfo};
@@ -27,7 +28,7 @@ pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// secret key is never exposed, is not `Clone`, and is zeroized when the last holder drops it.
 pub struct CertifiedKey {
     /// The expanded form, so each signature skips re-deriving it (zeroized on drop).
-    secret: ed25519_dalek::hazmat::ExpandedSecretKey,
+    secret: Box<ExpandedSecretKey>,
     verifying: ed25519_dalek::VerifyingKey,
     certificate: String,
     info: CertificateInfo,
@@ -142,15 +143,13 @@ impl Issuer for SurrogateIssuer {
     type Credential = CertifiedKey;
 
     async fn issue(&self, now: SystemTime) -> Result<CertifiedKey> {
-        let secret = {
+        // Boxed before the await below: this future lives on the heap, and a key held in it
+        // by value would be left there, unwiped, when it moves into the `CertifiedKey`.
+        let (secret, verifying) = {
             let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            ed25519_dalek::SigningKey::generate(&mut *rng)
+            generate(&mut *rng)
         };
-        let verifying = secret.verifying_key();
         let public = PublicKey::from_ed25519_bytes(verifying.as_bytes())?;
-        let seed = zeroize::Zeroizing::new(secret.to_bytes());
-        let expanded = ed25519_dalek::hazmat::ExpandedSecretKey::from(&*seed);
-        drop(secret);
         let (certificate, info) = certificate::issue(
             &*self.managed,
             certificate::Request {
@@ -164,12 +163,23 @@ impl Issuer for SurrogateIssuer {
         )
         .await?;
         Ok(CertifiedKey {
-            secret: expanded,
+            secret,
             verifying,
             certificate,
             info,
         })
     }
+}
+
+/// A fresh Ed25519 key in its expanded form, on the heap from the start; every transient copy
+/// is wiped.
+fn generate(rng: &mut dyn CryptoRngCore) -> (Box<ExpandedSecretKey>, ed25519_dalek::VerifyingKey) {
+    let key = ed25519_dalek::SigningKey::generate(rng);
+    let seed = zeroize::Zeroizing::new(key.to_bytes());
+    (
+        Box::new(ExpandedSecretKey::from(&*seed)),
+        key.verifying_key(),
+    )
 }
 
 /// Signs any number of messages for one purpose with short-lived in-memory Ed25519 keys
@@ -375,8 +385,9 @@ impl SurrogateSignerBuilder {
         self
     }
 
-    /// The randomness for surrogate keys and jitter (default the operating system's). Give a
-    /// seeded generator in tests only.
+    /// The randomness for surrogate keys and jitter (default the operating system's, which
+    /// keeps nothing). Give a seeded generator in tests only: a generator that buffers its
+    /// output holds the next keys' seeds, and the signer cannot wipe it.
     pub fn rng(mut self, rng: impl CryptoRngCore + Send + 'static) -> Self {
         self.rng = Some(Box::new(rng));
         self
