@@ -466,3 +466,44 @@ fn seeds_in(freed: &[u8], publics: &[[u8; 32]]) -> usize {
         })
         .count()
 }
+
+/// Opening a key file through a `KeyRef`, in a spawned task (a future on the heap, as a
+/// server opens its keys), leaves nothing behind either.
+#[test]
+fn a_key_opened_through_a_keyref_in_a_task_leaves_nothing_behind() {
+    use remote_signer::{KeyRef, OpenOptions};
+
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::new();
+    let der = fx.generate(
+        "p256.pem",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let file = fs::read(fx.path("p256.pem")).unwrap();
+    let secrets = secret_fields(&der);
+    let mut all = secret_text(&file, &secrets);
+    all.extend(secrets);
+    let watch = needles(all.iter().map(Vec::as_slice));
+    let keyref: KeyRef = fx.path("p256.pem").to_str().unwrap().parse().unwrap();
+
+    let ((), freed) = freed_while(Some(&watch), || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            tokio::spawn(async move {
+                let signer = keyref.open(&OpenOptions::default()).await.unwrap();
+                signer.sign(Algorithm::ES256, b"graveyard").await.unwrap();
+            })
+            .await
+            .unwrap();
+        });
+    });
+    assert!(
+        freed.leaks.is_empty() && found(&freed.bytes, &watch).is_empty(),
+        "{} freed blocks held key material, e.g. {:?}",
+        freed.leaks.len(),
+        freed.leaks.first().map(|l| &l.freed_by)
+    );
+}
