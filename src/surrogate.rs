@@ -92,3 +92,4 @@ pub use signer::{
 pub use verifier::{SurrogateVerifier, TrustedKey, DEFAULT_LEEWAY};
 
 pub(crate) use clock::{from_unix_seconds, unix_seconds};
+pub(crate) use verifier::make_room;

@@ -505,6 +505,53 @@ fn refused(result: Result<impl Sized>, kind: ErrorKind, reason: &str) {
     assert!(err.is_verification());
 }
 
+/// A long-running verifier keeps only certificates something can still use: once a
+/// certificate is past the bound of every token it signs (plus leeway), the next new
+/// certificate replaces it in the cache.
+#[tokio::test]
+async fn certificates_past_use_leave_the_cache() {
+    let managed = TestSigner::new(KeyType::P256);
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let signer = SurrogateSigner::builder(managed.clone(), "session")
+        .period(HOUR)
+        .jitter(Duration::ZERO)
+        .max_token_lifetime(HOUR)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let verifier = verifier_for(&managed);
+    let verify = |signed: &remote_signer::surrogate::SurrogateSignature, now: u64| {
+        verifier
+            .verify_at(
+                at(now),
+                signed.certificate(),
+                "session",
+                b"m",
+                signed.signature().as_bytes(),
+            )
+            .unwrap();
+    };
+    // Two certificates an hour apart are both still of use (tokens live an hour past them).
+    let first = signer.sign(b"m").await.unwrap();
+    verify(&first, T0 + 10);
+    clock.set(at(T0 + 3600));
+    let second = signer.sign(b"m").await.unwrap();
+    verify(&second, T0 + 3600);
+    assert_ne!(first.certificate(), second.certificate());
+    assert_eq!(verifier.cached_certificates(), 2);
+    // Past the first's token bound (its end + an hour) and the leeway, but not the second's.
+    let later = T0 + 2 * 3600 + 61;
+    clock.set(at(later));
+    let third = signer.sign(b"m").await.unwrap();
+    verify(&third, later);
+    assert_eq!(
+        verifier.cached_certificates(),
+        2,
+        "the first certificate left"
+    );
+    verify(&second, T0 + 3600 + 10);
+}
+
 #[tokio::test]
 async fn a_valid_message_verifies_and_the_certificate_is_cached() {
     let f = fixture().await;

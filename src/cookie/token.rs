@@ -454,7 +454,9 @@ impl SessionVerifier {
         }
         let (mode, certificate) = match &header.cert {
             Some(cert) => {
-                let info = self.surrogates.verify_certificate(cert, &self.purpose)?;
+                let info = self
+                    .surrogates
+                    .verify_certificate_at(cert, &self.purpose, now)?;
                 if header.alg != Algorithm::EdDSA.as_str() {
                     return Err(invalid("token algorithm does not fit its key"));
                 }
@@ -465,9 +467,7 @@ impl SessionVerifier {
                     .verify(Algorithm::EdDSA, message, &signature)
                     .map_err(|_| invalid("token signature does not verify"))?;
                 let mut headers = self.headers.write().unwrap_or_else(PoisonError::into_inner);
-                if headers.len() >= HEADER_CACHE_CAPACITY {
-                    headers.clear();
-                }
+                crate::surrogate::make_room(&mut headers, now, self.leeway, HEADER_CACHE_CAPACITY);
                 headers.insert(parts.header.into(), info.clone());
                 (SigningMode::Surrogate, Some(info))
             }

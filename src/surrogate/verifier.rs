@@ -90,7 +90,8 @@ const CACHE_CAPACITY: usize = 1024;
 /// is the thumbprint of `cnf.jwk`, the purpose is certified, the times), then the message
 /// signature with the certified key. Verified certificates are cached (by their exact text), so
 /// steady-state verification costs one Ed25519 check; their times and purpose are checked on
-/// every use.
+/// every use. A certificate leaves the cache once no token it signed can be valid any more, so
+/// a long-running verifier holds about as many as there are live surrogates.
 pub struct SurrogateVerifier {
     trusted: Vec<TrustedKey>,
     leeway: Duration,
@@ -145,6 +146,17 @@ impl SurrogateVerifier {
         certificate: &str,
         purpose: &str,
     ) -> Result<Arc<CertificateInfo>> {
+        self.verify_certificate_at(certificate, purpose, SystemTime::now())
+    }
+
+    /// [`verify_certificate`](Self::verify_certificate); `now` only decides which cached
+    /// certificates are past use and can go.
+    pub(crate) fn verify_certificate_at(
+        &self,
+        certificate: &str,
+        purpose: &str,
+        now: SystemTime,
+    ) -> Result<Arc<CertificateInfo>> {
         let cached = self
             .cache
             .read()
@@ -156,9 +168,7 @@ impl SurrogateVerifier {
             None => {
                 let info = Arc::new(certificate::verify(certificate, &self.trusted)?);
                 let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
+                make_room(&mut cache, now, self.leeway, CACHE_CAPACITY);
                 cache.insert(certificate.into(), info.clone());
                 info
             }
@@ -250,7 +260,7 @@ impl SurrogateVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> Result<Arc<CertificateInfo>> {
-        let info = self.verify_certificate(certificate, purpose)?;
+        let info = self.verify_certificate_at(certificate, purpose, now)?;
         self.check_signing_window(&info, now)?;
         info.public_key()
             .verify(Algorithm::EdDSA, message, signature)?;
@@ -277,5 +287,23 @@ impl SurrogateVerifier {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// Makes room for one more entry in a cache of verified certificates: drops those that nothing
+/// can use at `now` any more (past the bound of the tokens they sign, with leeway), and if it is
+/// still full, all of them. Without the first step a verifier would keep every certificate it
+/// has seen until the cache fills.
+pub(crate) fn make_room<K: std::hash::Hash + Eq>(
+    cache: &mut HashMap<K, Arc<CertificateInfo>>,
+    now: SystemTime,
+    leeway: Duration,
+    capacity: usize,
+) {
+    let now = now_secs(now);
+    let leeway = leeway.as_secs();
+    cache.retain(|_, info| info.max_token_expiry_secs().saturating_add(leeway) >= now);
+    if cache.len() >= capacity {
+        cache.clear();
     }
 }
