@@ -981,7 +981,8 @@ async fn soak(args: Args) -> bool {
         }
     }
     println!(
-        "managed-key signatures: cookie surrogates {} ({} failed), ssh certificates {} ({} failed)",
+        "managed-key signatures: cookie surrogates {} (and {} failed attempts), ssh certificates \
+         {} (and {} failed attempts)",
         cookie_managed.signatures(),
         cookie_managed.failures(),
         ca.signatures(),
