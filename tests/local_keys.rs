@@ -300,6 +300,30 @@ fn algorithms_that_do_not_fit_the_key_are_refused() {
 }
 
 #[test]
+fn a_signature_that_starts_with_a_hyphen_is_a_value_not_a_flag() {
+    // One base64url signature in 64 starts with '-'; it must reach the verifier.
+    let keys = Keys::new();
+    let ed = keys.generate("ed.pem", KeyType::Ed25519, 0);
+    let public = keys.write("ed.pub", &keys.public_pem(&ed));
+    let forged = format!("-{}", "A".repeat(85));
+    let out = cli(
+        &[
+            "verify",
+            "--public-key",
+            public.to_str().unwrap(),
+            "--alg",
+            "EdDSA",
+            "--signature",
+            &forged,
+        ],
+        Some(MESSAGE),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("unexpected argument"), "{err}");
+}
+
+#[test]
 fn public_key_output_is_byte_identical_to_openssl() {
     let keys = Keys::new();
     for (name, key_type, bits) in [

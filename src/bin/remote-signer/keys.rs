@@ -107,7 +107,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ALG")]
     alg: String,
     /// The signature, base64url (ECDSA: raw r||s, or DER as openssl writes it)
-    #[arg(long, value_name = "SIG")]
+    #[arg(long, value_name = "SIG", allow_hyphen_values = true)]
     signature: String,
     /// Read the message from FILE instead of standard input
     #[arg(long = "in", value_name = "FILE")]
