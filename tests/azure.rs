@@ -682,6 +682,22 @@ async fn an_imported_pem_key_is_served_and_keyrefs_reach_the_backend() {
     assert_eq!(err.kind(), ErrorKind::KeyRef);
 }
 
+/// The CLI with no credential variables and no CA file from this process's environment.
+fn cli_without_credentials() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_remote-signer"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AZURE_")
+            || k.starts_with("IDENTITY_")
+            || k.starts_with("MSI_")
+            || k.starts_with("IMDS_")
+            || k.starts_with("SSL_CERT")
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// The CLI, given only the standard variables, SSL_CERT_FILE and the flag.
 #[test]
 fn the_cli_works_against_the_emulator_with_the_standard_environment() {
@@ -689,17 +705,7 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
     let version = emu.create_key("cli", KeySpec::Rsa(2048));
     let url = emu.key_url("cli", Some(&version));
     let cli = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_remote-signer"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AZURE_")
-                || k.starts_with("IDENTITY_")
-                || k.starts_with("MSI_")
-                || k.starts_with("IMDS_")
-                || k.starts_with("SSL_CERT")
-            {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = cli_without_credentials();
         cmd.envs(emu.env());
         cmd
     };
@@ -780,6 +786,104 @@ fn the_cli_works_against_the_emulator_with_the_standard_environment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("challenge"), "{stderr}");
     assert!(!stderr.contains(CLIENT_SECRET));
+}
+
+/// An `az` on PATH that answers `az account get-access-token -o json` in the Azure CLI's
+/// documented output format (the real CLI needs a cloud sign-in), logging its arguments.
+/// With `AZ_FAIL` set it fails as a signed-out CLI does, with a secret-looking line on stderr.
+const FAKE_AZ: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$AZ_ARGS_LOG"
+if [ -n "$AZ_FAIL" ]; then
+    echo "ERROR: Please run 'az login' to setup account. ($AZ_FAIL)" >&2
+    exit 1
+fi
+expires=$(( $(date +%s) + 3600 ))
+printf '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expires_on": %s, "subscription": "00000000-0000-0000-0000-000000000000", "tenant": "%s", "tokenType": "Bearer"}\n' "$AZ_TOKEN" "$expires" "$AZURE_TENANT_ID"
+"#;
+
+/// With no `AZURE_*` secret and no managed identity (IMDS does not answer here), the default
+/// chain falls through to the `az` CLI's signed-in account, passing the tenant; a signed-out
+/// CLI gives the one-line "no credential" error without echoing what `az` printed.
+#[test]
+fn without_a_managed_identity_the_cli_uses_the_az_login() {
+    const IMDS_PROXY: &str = "http://127.0.0.1:9";
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let emu = Emulator::start();
+    let version = emu.create_key("az", KeySpec::P256);
+    let url = emu.key_url("az", Some(&version));
+    let bin = tempfile::tempdir().unwrap();
+    let az = bin.path().join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = bin.path().join("az-args.log");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let token = emu.issue_token();
+    let run = |fail: Option<&str>| {
+        let mut cmd = cli_without_credentials();
+        cmd.env("PATH", &path)
+            .env("AZ_ARGS_LOG", &log)
+            .env("AZ_TOKEN", &token)
+            .env("AZURE_TENANT_ID", TENANT_ID)
+            .env("SSL_CERT_FILE", emu.ca_path())
+            // IMDS is plain http to 169.254.169.254: send it to a closed port, so that a CI
+            // machine on Azure cannot answer with an identity of its own.
+            .env("HTTP_PROXY", IMDS_PROXY)
+            .env("http_proxy", IMDS_PROXY);
+        if let Some(secret) = fail {
+            cmd.env("AZ_FAIL", secret);
+        }
+        let started = Instant::now();
+        let out = cmd
+            .args([
+                "public-key",
+                "--key",
+                &url,
+                "--no-verify-challenge-resource",
+            ])
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    };
+
+    let (out, elapsed) = run(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        emu.public_key_pem("az", &version)
+    );
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        args.lines().all(
+            |line| line.starts_with("account get-access-token -o json --scope ")
+                && line.ends_with(&format!(" --tenant {TENANT_ID}"))
+        ),
+        "{args}"
+    );
+    assert!(!args.is_empty());
+    // The managed-identity probe is bounded: 3 s, plus process start and the vault calls.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    // The only token the vault accepts is the one `az` printed: no token endpoint was asked.
+    assert_eq!(emu.count("token"), 0);
+    assert!(emu.served().iter().any(|s| s.authorized && s.status == 200));
+
+    let sentinel = "az-stderr-sentinel-7f3a";
+    let (out, _) = run(Some(sentinel));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no credential"), "{stderr}");
+    assert!(stderr.contains("az login"), "{stderr}");
+    assert!(!stderr.contains(sentinel), "{stderr}");
+    assert!(!stderr.contains(&token), "{stderr}");
 }
 
 // ---- The emulator against the recorded exchanges -------------------------------------------
