@@ -1,6 +1,12 @@
 //! Where keys live. Applications use [`RemoteSigner`](crate::RemoteSigner) and never name a
 //! backend; the backends are here for constructing signers.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(any(feature = "azure", feature = "aws"))]
+mod check;
+#[cfg(any(feature = "azure", feature = "aws"))]
+mod stats;
 pub mod local;

@@ -1,5 +1,5 @@
-//! One string names a key everywhere: a path or `file:` URI to a key file, or (with the
-//! `azure` feature) a Key Vault key URL.
+//! One string names a key everywhere: a path or `file:` URI to a key file, (with the `azure`
+//! feature) a Key Vault key URL, or (with the `aws` feature) an AWS KMS key or alias ARN.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ pub enum KeyRef {
     /// An Azure Key Vault or Managed HSM key URL,
     /// `https://<vault>.vault.azure.net/keys/<name>[/<version>]`.
     AzureKeyVault(String),
+    /// An AWS KMS key or alias ARN, `arn:aws:kms:<region>:<account>:key/<key-id>` or
+    /// `arn:aws:kms:<region>:<account>:alias/<name>` (also `aws-cn`, `aws-us-gov`).
+    AwsKms(String),
 }
 
 impl FromStr for KeyRef {
@@ -47,6 +50,9 @@ impl FromStr for KeyRef {
                 return Err(bad("file: URI without a path"));
             }
             return Ok(KeyRef::File(PathBuf::from(percent_decode(path)?)));
+        }
+        if s.starts_with("arn:") {
+            return Ok(KeyRef::AwsKms(s.to_string()));
         }
         if s.starts_with("https://") {
             return Ok(KeyRef::AzureKeyVault(s.to_string()));
@@ -86,6 +92,7 @@ impl fmt::Display for KeyRef {
         match self {
             KeyRef::File(path) => write!(f, "{}", path.display()),
             KeyRef::AzureKeyVault(url) => f.write_str(url),
+            KeyRef::AwsKms(arn) => f.write_str(arn),
         }
     }
 }
@@ -144,7 +151,7 @@ impl KeyRef {
     ///
     /// # Errors
     /// The backend's errors; [`ErrorKind::Config`] for a Key Vault URL when the crate was
-    /// built without the `azure` feature.
+    /// built without the `azure` feature, or a KMS ARN without the `aws` feature.
     pub async fn open(&self, options: &OpenOptions) -> Result<Arc<dyn RemoteSigner>> {
         match self {
             KeyRef::File(path) => Ok(Arc::new(options.local.open(path)?)),
@@ -165,6 +172,15 @@ impl KeyRef {
                     "Key Vault keys need the `azure` feature",
                 ))
             }
+            #[cfg(feature = "aws")]
+            KeyRef::AwsKms(arn) => Ok(Arc::new(
+                crate::backend::aws::KmsSigner::builder(arn).build().await?,
+            )),
+            #[cfg(not(feature = "aws"))]
+            KeyRef::AwsKms(_) => Err(Error::with_context(
+                ErrorKind::Config,
+                "AWS KMS keys need the `aws` feature",
+            )),
         }
     }
 }
@@ -194,6 +210,12 @@ mod tests {
                 .parse::<KeyRef>()
                 .unwrap(),
             KeyRef::AzureKeyVault(_)
+        ));
+        assert!(matches!(
+            "arn:aws:kms:us-east-1:111122223333:alias/a"
+                .parse::<KeyRef>()
+                .unwrap(),
+            KeyRef::AwsKms(_)
         ));
     }
 }

@@ -102,13 +102,13 @@
 //! [`KeyVaultSigner::stats`] counts remote operations and their outcomes; share one
 //! [`OperationStats`] among signers with [`KeyVaultSignerBuilder::stats`].
 
-mod check;
+use super::check;
 mod credential;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod retry;
-mod stats;
+use super::stats;
 mod transport;
 
 use std::collections::HashMap;

@@ -13,23 +13,7 @@ use serde::Deserialize;
 
 use crate::error::ErrorKind;
 
-/// The remote operations this backend performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Operation {
-    /// Reading the key (its public half and attributes).
-    GetKey,
-    /// Signing a digest.
-    Sign,
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Operation::GetKey => "get key",
-            Operation::Sign => "sign",
-        })
-    }
-}
+pub(crate) use crate::backend::stats::Operation;
 
 /// One failed attempt, classified.
 pub(super) struct Failure {

@@ -1,4 +1,5 @@
-//! The local check of every signature Key Vault returns, before it is handed out.
+//! The local check of every signature a remote backend (Key Vault, AWS KMS) returns, before it
+//! is handed out.
 //!
 //! It runs on every remote sign, so it uses ring (already linked for TLS), several times
 //! faster than the RustCrypto verifiers; secp256k1, which ring lacks, goes through
@@ -13,14 +14,14 @@ use crate::key::public::Inner;
 use crate::key::{Algorithm, PublicKey};
 
 /// Verifies signatures from one key, with its public numbers prepared once.
-pub(super) enum SignatureCheck {
+pub(crate) enum SignatureCheck {
     Rsa { n: Vec<u8>, e: Vec<u8> },
     Ec(Vec<u8>),
     Other,
 }
 
 impl SignatureCheck {
-    pub(super) fn new(key: &PublicKey) -> Self {
+    pub(crate) fn new(key: &PublicKey) -> Self {
         match key.inner() {
             Inner::Rsa(k) => SignatureCheck::Rsa {
                 n: k.n().to_bytes_be(),
@@ -36,7 +37,7 @@ impl SignatureCheck {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidSignature`] if it does not verify.
-    pub(super) fn verify(
+    pub(crate) fn verify(
         &self,
         key: &PublicKey,
         alg: Algorithm,

@@ -1,9 +1,30 @@
-//! Counts of remote operations and their outcomes, for watching cost and health.
+//! Counts of remote operations and their outcomes, for watching cost and health. One set of
+//! counters serves every remote backend (Key Vault, AWS KMS), so signers of both kinds can
+//! share one [`OperationStats`].
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::error::Operation;
 use crate::error::ErrorKind;
+
+/// The remote operations a backend performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Operation {
+    /// Reading the key (its public half and attributes): Key Vault's get key, KMS's
+    /// `GetPublicKey`.
+    GetKey,
+    /// Signing a digest.
+    Sign,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::GetKey => "get key",
+            Operation::Sign => "sign",
+        })
+    }
+}
 
 /// Counters for one kind of remote operation.
 #[derive(Debug, Default)]
@@ -32,10 +53,11 @@ impl Counters {
     }
 }
 
-/// Live counters of remote Key Vault operations, shareable among signers
-/// (see [`KeyVaultSignerBuilder::stats`](super::KeyVaultSignerBuilder::stats)).
+/// Live counters of remote operations, shareable among signers (Key Vault's
+/// `KeyVaultSignerBuilder::stats`, AWS KMS's `KmsSignerBuilder::stats`).
 ///
-/// Key Vault bills each attempt that reaches it; `attempts` is the number to watch for cost.
+/// Key Vault and KMS bill each request that reaches them; `attempts` is the number to watch
+/// for cost.
 #[derive(Debug, Default)]
 pub struct OperationStats {
     get_key: Counters,
@@ -46,7 +68,7 @@ pub struct OperationStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OperationCounts {
-    /// Attempts sent (each retry is an attempt; the SDK's unauthenticated challenge request
+    /// Attempts sent (each retry is an attempt; Key Vault's unauthenticated challenge request
     /// that precedes the first attempt is not counted).
     pub attempts: u64,
     /// Operations that succeeded.
@@ -94,23 +116,23 @@ impl OperationStats {
         }
     }
 
-    pub(super) fn attempt(&self, op: Operation) {
+    pub(crate) fn attempt(&self, op: Operation) {
         self.of(op).attempts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn succeeded(&self, op: Operation) {
+    pub(crate) fn succeeded(&self, op: Operation) {
         self.of(op).succeeded.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn retried(&self, op: Operation) {
+    pub(crate) fn retried(&self, op: Operation) {
         self.of(op).retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn throttled(&self, op: Operation) {
+    pub(crate) fn throttled(&self, op: Operation) {
         self.of(op).throttled.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn failed(&self, op: Operation, kind: ErrorKind) {
+    pub(crate) fn failed(&self, op: Operation, kind: ErrorKind) {
         let c = self.of(op);
         c.failed.fetch_add(1, Ordering::Relaxed);
         match kind {
