@@ -518,10 +518,10 @@ impl fmt::Debug for KmsSigner {
 }
 
 /// The KMS signing algorithm for a JOSE algorithm, and whether KMS takes the message itself.
-pub(crate) fn kms_algorithm(alg: Algorithm) -> Option<(SigningAlgorithmSpec, MessageType)> {
+pub(crate) fn kms_algorithm(alg: Algorithm) -> (SigningAlgorithmSpec, MessageType) {
     use SigningAlgorithmSpec as S;
     let digest = MessageType::Digest;
-    Some(match alg {
+    match alg {
         Algorithm::RS256 => (S::RsassaPkcs1V15Sha256, digest),
         Algorithm::RS384 => (S::RsassaPkcs1V15Sha384, digest),
         Algorithm::RS512 => (S::RsassaPkcs1V15Sha512, digest),
@@ -531,8 +531,7 @@ pub(crate) fn kms_algorithm(alg: Algorithm) -> Option<(SigningAlgorithmSpec, Mes
         Algorithm::ES256 | Algorithm::ES256K => (S::EcdsaSha256, digest),
         Algorithm::ES384 => (S::EcdsaSha384, digest),
         Algorithm::EdDSA => (S::Ed25519Sha512, MessageType::Raw),
-        _ => return None,
-    })
+    }
 }
 
 #[async_trait]
@@ -547,9 +546,7 @@ impl RemoteSigner for KmsSigner {
 
     async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
         algorithm.check_key_type(self.public_key.key_type())?;
-        let Some((spec, message_type)) = kms_algorithm(algorithm) else {
-            return Err(Error::algorithm(format!("{algorithm} is not offered by KMS")));
-        };
+        let (spec, message_type) = kms_algorithm(algorithm);
         if !self.algorithms.contains(&spec) {
             return Err(Error::algorithm(format!(
                 "{}: the key does not allow {}",

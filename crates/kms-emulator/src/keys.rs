@@ -193,7 +193,9 @@ impl Material {
         message: Prepared<'_>,
         rng: &mut ChaCha20Rng,
     ) -> Result<Vec<u8>, String> {
-        let failed = |_| "signing failed".to_string();
+        fn failed(_: impl std::fmt::Display) -> String {
+            "signing failed".to_string()
+        }
         match self {
             Material::Rsa(k) => {
                 let d = digest(algorithm, message)?;

@@ -149,6 +149,7 @@ pub struct Emulator {
 }
 
 /// What the emulator answers with: a status, the error code (for errors) and a JSON body.
+#[derive(Debug)]
 struct Answer {
     status: u16,
     body: Value,
