@@ -61,8 +61,9 @@
 //! (attempts, exponential backoff with full jitter, the SDK's retry quota), with a time bound
 //! per attempt and for the whole call. `ThrottlingException`, `KMSInternalException`,
 //! `DependencyTimeoutException`, other 5xx answers, timeouts and dropped connections are
-//! retried; the sleeps between attempts go through an injectable
-//! [`AsyncSleep`](KmsSignerBuilder::sleep_impl). Failures map to [`ErrorKind`]s:
+//! retried; the sleeps between attempts and the timeouts go through an injectable
+//! [`AsyncSleep`](KmsSignerBuilder::sleep_impl). (The SDK's stalled-stream detector is off: its
+//! 100 ms timer adds nothing to replies of a few hundred bytes that the attempt timeout bounds.) Failures map to [`ErrorKind`]s:
 //!
 //! | what happened | kind |
 //! |---|---|
@@ -100,7 +101,9 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
-use aws_sdk_kms::config::{ConfigBag, Intercept, Region, RuntimeComponents};
+use aws_sdk_kms::config::{
+    ConfigBag, Intercept, Region, RuntimeComponents, StalledStreamProtectionConfig,
+};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
@@ -280,7 +283,10 @@ impl KmsSignerBuilder {
         let mut config = aws_sdk_kms::config::Builder::from(&sdk_config)
             .region(region)
             .retry_config(self.retry.retry_config())
-            .timeout_config(self.retry.timeout_config());
+            .timeout_config(self.retry.timeout_config())
+            // KMS bodies are a few hundred bytes: the attempt timeout bounds a stalled reply, and
+            // the stall detector's 100 ms timer would only add wake-ups to every call.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
         if let Some(sleep) = self.sleep {
             config = config.sleep_impl(sleep);
         }
