@@ -58,7 +58,11 @@ fn setup(key_spec: KeySpec, algorithm: Algorithm, spec: SigningAlgorithmSpec) ->
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     let signer = runtime
-        .block_on(KmsSigner::builder(&arn).sdk_config(sdk_config.clone()).build())
+        .block_on(
+            KmsSigner::builder(&arn)
+                .sdk_config(sdk_config.clone())
+                .build(),
+        )
         .expect("open");
     let client = aws_sdk_kms::Client::new(&sdk_config);
     let public_key = PublicKey::from_spki_der(&emu.public_key_der(&arn).unwrap()).unwrap();

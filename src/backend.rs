@@ -7,6 +7,6 @@ pub mod aws;
 pub mod azure;
 #[cfg(any(feature = "azure", feature = "aws"))]
 mod check;
+pub mod local;
 #[cfg(any(feature = "azure", feature = "aws"))]
 mod stats;
-pub mod local;

@@ -27,7 +27,12 @@ fn kms() -> &'static Emulator {
         for (name, value) in standard_env(&emu) {
             std::env::set_var(name, value);
         }
-        for name in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"] {
+        for name in [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_DEFAULT_REGION",
+        ] {
             std::env::remove_var(name);
         }
         emu
@@ -44,7 +49,10 @@ fn standard_env(emu: &Emulator) -> Vec<(&'static str, String)> {
         ("AWS_REGION", ENV_REGION.to_string()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
         ("AWS_CONFIG_FILE", "/nonexistent/aws/config".to_string()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws/credentials".to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws/credentials".to_string(),
+        ),
     ]
 }
 
@@ -94,8 +102,8 @@ fn openssl_verifies(dir: &Path, der_key: &[u8], sig: &remote_signer::Signature) 
     cmd.current_dir(dir);
     if alg == Algorithm::EdDSA {
         cmd.args([
-            "pkeyutl", "-verify", "-pubin", "-inkey", "pub.der", "-keyform", "DER", "-rawin", "-in",
-            "msg", "-sigfile", "sig",
+            "pkeyutl", "-verify", "-pubin", "-inkey", "pub.der", "-keyform", "DER", "-rawin",
+            "-in", "msg", "-sigfile", "sig",
         ]);
     } else {
         let digest = match alg.hash().unwrap() {
@@ -103,9 +111,23 @@ fn openssl_verifies(dir: &Path, der_key: &[u8], sig: &remote_signer::Signature) 
             remote_signer::key::Hash::Sha384 => "-sha384",
             _ => "-sha512",
         };
-        cmd.args(["dgst", digest, "-keyform", "DER", "-verify", "pub.der", "-signature", "sig"]);
+        cmd.args([
+            "dgst",
+            digest,
+            "-keyform",
+            "DER",
+            "-verify",
+            "pub.der",
+            "-signature",
+            "sig",
+        ]);
         if alg.as_str().starts_with("PS") {
-            cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]);
+            cmd.args([
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:digest",
+            ]);
         }
         cmd.arg("msg");
     }
@@ -142,15 +164,25 @@ async fn every_algorithm_signs_through_the_standard_environment_and_openssl_veri
         for &alg in algorithms {
             let sig = signer.sign(alg, MESSAGE).await.unwrap();
             assert!(openssl_verifies(dir.path(), &der, &sig), "{spec:?} {alg}");
-            signer.public_key().verify(alg, MESSAGE, sig.as_bytes()).unwrap();
+            signer
+                .public_key()
+                .verify(alg, MESSAGE, sig.as_bytes())
+                .unwrap();
             if matches!(alg, Algorithm::ES256 | Algorithm::ES384) {
                 // JOSE form r||s, and the SSH form converts from it.
-                assert_eq!(sig.as_bytes().len(), if alg == Algorithm::ES256 { 64 } else { 96 });
+                assert_eq!(
+                    sig.as_bytes().len(),
+                    if alg == Algorithm::ES256 { 64 } else { 96 }
+                );
                 sig.to_ssh().unwrap();
             }
         }
         assert_eq!(kms().count(&arn, "GetPublicKey"), 1, "{spec:?}");
-        assert_eq!(kms().count(&arn, "Sign"), algorithms.len() as u64, "{spec:?}");
+        assert_eq!(
+            kms().count(&arn, "Sign"),
+            algorithms.len() as u64,
+            "{spec:?}"
+        );
     }
 }
 
@@ -171,10 +203,17 @@ async fn only_the_digest_leaves_the_process_except_for_pure_ed25519() {
     let signer = open(&arn).await;
     signer.sign(Algorithm::EdDSA, &[1u8; 4096]).await.unwrap();
     assert_eq!(kms().last_sign(&arn), Some(("RAW".to_string(), 4096)));
-    let err = signer.sign(Algorithm::EdDSA, &[1u8; 4097]).await.unwrap_err();
+    let err = signer
+        .sign(Algorithm::EdDSA, &[1u8; 4097])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("4096"), "{err}");
-    assert_eq!(kms().count(&arn, "Sign"), 1, "a too-long message is refused locally");
+    assert_eq!(
+        kms().count(&arn, "Sign"),
+        1,
+        "a too-long message is refused locally"
+    );
 }
 
 #[tokio::test]
@@ -189,11 +228,17 @@ async fn an_alias_is_resolved_once_and_its_key_pinned() {
 
     kms().set_alias(REGION, &alias, &second);
     let sig = signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
-    let first_key = remote_signer::PublicKey::from_spki_der(&kms().public_key_der(&first).unwrap())
+    let first_key =
+        remote_signer::PublicKey::from_spki_der(&kms().public_key_der(&first).unwrap()).unwrap();
+    first_key
+        .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
         .unwrap();
-    first_key.verify(Algorithm::ES256, MESSAGE, sig.as_bytes()).unwrap();
     assert_eq!(kms().count(&first, "Sign"), 1);
-    assert_eq!(kms().count(&second, "Sign"), 0, "a retargeted alias must not move the signer");
+    assert_eq!(
+        kms().count(&second, "Sign"),
+        0,
+        "a retargeted alias must not move the signer"
+    );
     assert_eq!(kms().count(&first, "GetPublicKey"), 1);
 }
 
@@ -201,7 +246,11 @@ async fn an_alias_is_resolved_once_and_its_key_pinned() {
 async fn keys_in_the_china_and_govcloud_partitions_open_by_their_arns() {
     for region in ["cn-north-1", "us-gov-west-1"] {
         let arn = kms().create_key(region, KeySpec::P256, "SIGN_VERIFY");
-        assert!(arn.starts_with(if region.starts_with("cn") { "arn:aws-cn:" } else { "arn:aws-us-gov:" }));
+        assert!(arn.starts_with(if region.starts_with("cn") {
+            "arn:aws-cn:"
+        } else {
+            "arn:aws-us-gov:"
+        }));
         let signer = open(&arn).await;
         assert_eq!(signer.key_id().as_str(), arn);
         signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
@@ -211,9 +260,8 @@ async fn keys_in_the_china_and_govcloud_partitions_open_by_their_arns() {
 #[tokio::test]
 async fn keys_that_cannot_sign_are_refused_at_open() {
     kms();
-    let open_err = |arn: String| async move {
-        KmsSigner::open(&arn).await.map(|_| ()).unwrap_err()
-    };
+    let open_err =
+        |arn: String| async move { KmsSigner::open(&arn).await.map(|_| ()).unwrap_err() };
     let encrypting = kms().create_key(REGION, KeySpec::Rsa(2048), "ENCRYPT_DECRYPT");
     let err = open_err(encrypting).await;
     assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
@@ -233,9 +281,13 @@ async fn keys_that_cannot_sign_are_refused_at_open() {
     kms().set_state(&deleting, KeyState::PendingDeletion);
     let err = open_err(deleting).await;
     assert_eq!(err.kind(), ErrorKind::KeyDisabled, "{err}");
-    assert!(err.to_string().contains("KMSInvalidStateException"), "{err}");
+    assert!(
+        err.to_string().contains("KMSInvalidStateException"),
+        "{err}"
+    );
 
-    let missing = format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000");
+    let missing =
+        format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000");
     let err = open_err(missing).await;
     assert_eq!(err.kind(), ErrorKind::KeyNotFound, "{err}");
     let err = open_err(format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/nobody")).await;
@@ -265,9 +317,15 @@ async fn access_denied_names_the_refused_action_and_the_request_id_only() {
     let err = KmsSigner::open(&arn).await.unwrap_err();
     let text = err.to_string();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-    assert!(text.contains("kms:GetPublicKey") && text.contains("AccessDeniedException"), "{text}");
+    assert!(
+        text.contains("kms:GetPublicKey") && text.contains("AccessDeniedException"),
+        "{text}"
+    );
     assert!(text.contains("request id "), "{text}");
-    assert!(!text.contains("not authorized to perform"), "the service's message leaked: {text}");
+    assert!(
+        !text.contains("not authorized to perform"),
+        "the service's message leaked: {text}"
+    );
 
     let arn = key(KeySpec::P256);
     let signer = open(&arn).await;
@@ -295,7 +353,10 @@ async fn throttling_and_server_errors_are_retried_with_jittered_backoff_within_t
     signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
     assert_eq!(kms().count(&arn, "Sign"), 4);
     let stats = signer.stats().sign;
-    assert_eq!((stats.attempts, stats.retries, stats.succeeded, stats.failed), (4, 3, 1, 0));
+    assert_eq!(
+        (stats.attempts, stats.retries, stats.succeeded, stats.failed),
+        (4, 3, 1, 0)
+    );
     let waits = sleep.0.lock().unwrap().clone();
     assert_eq!(waits.len(), 3, "{waits:?}");
     // Full jitter: each wait is drawn below its exponential bound, never above the maximum.
@@ -321,7 +382,11 @@ async fn throttling_and_server_errors_are_retried_with_jittered_backoff_within_t
         assert!(!err.to_string().contains("<html>"), "{err}");
         assert_eq!(kms().count(&arn, "Sign"), 3, "{fault:?}");
         let stats = signer.stats().sign;
-        assert_eq!((stats.attempts, stats.retries, stats.failed), (3, 2, 1), "{fault:?}");
+        assert_eq!(
+            (stats.attempts, stats.retries, stats.failed),
+            (3, 2, 1),
+            "{fault:?}"
+        );
     }
 
     // Failures at open are retried the same way.
@@ -403,7 +468,10 @@ async fn surrogate_cookie_snowflake_and_agent_paths_cost_one_managed_operation()
     let tokens = SqlApiTokens::new(KeyPairAuth::new(managed, "myorg-account", "user").unwrap());
     let first = tokens.bearer_token().await.unwrap();
     for _ in 0..10 {
-        assert_eq!(tokens.bearer_token().await.unwrap().as_str(), first.as_str());
+        assert_eq!(
+            tokens.bearer_token().await.unwrap().as_str(),
+            first.as_str()
+        );
     }
     assert_eq!(kms().count(&arn, "Sign"), 1);
 
@@ -453,7 +521,11 @@ fn the_cli_signs_with_key_and_alias_arns_and_openssl_verifies() {
             .args(["public-key", "--format", "der", "--key", key_ref])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.stdout, emu.public_key_der(&arn).unwrap());
 
         let out = cli(&env)
@@ -461,14 +533,22 @@ fn the_cli_signs_with_key_and_alias_arns_and_openssl_verifies() {
             .arg(&msg)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let b64 = String::from_utf8(out.stdout).unwrap();
         use base64::Engine as _;
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(b64.trim())
             .unwrap();
         let sig = remote_signer::Signature::new(Algorithm::ES256, raw);
-        assert!(openssl_verifies(dir.path(), &emu.public_key_der(&arn).unwrap(), &sig));
+        assert!(openssl_verifies(
+            dir.path(),
+            &emu.public_key_der(&arn).unwrap(),
+            &sig
+        ));
     }
     assert_eq!(emu.count(&arn, "Sign"), 2);
 }
@@ -477,7 +557,11 @@ fn the_cli_signs_with_key_and_alias_arns_and_openssl_verifies() {
 fn the_cli_says_what_failed_without_echoing_secrets() {
     let emu = Emulator::start(6);
     let arn = emu.create_key(REGION, KeySpec::P256, "SIGN_VERIFY");
-    emu.add_credentials("ASIATEMPORARY0000001", "temporary/secret/0123456789", Some("session-token-value"));
+    emu.add_credentials(
+        "ASIATEMPORARY0000001",
+        "temporary/secret/0123456789",
+        Some("session-token-value"),
+    );
     emu.expire_credentials("ASIATEMPORARY0000001");
     let base = standard_env(&emu);
     let with = |changes: &[(&'static str, &str)]| {
@@ -533,7 +617,10 @@ fn the_cli_says_what_failed_without_echoing_secrets() {
             assert!(!stderr.contains(secret), "{stderr}");
         }
         if expected == "no AWS credentials found" {
-            assert!(stderr.contains("AWS_WEB_IDENTITY_TOKEN_FILE") && stderr.contains("IMDSv2"), "{stderr}");
+            assert!(
+                stderr.contains("AWS_WEB_IDENTITY_TOKEN_FILE") && stderr.contains("IMDSv2"),
+                "{stderr}"
+            );
         }
     }
     assert_eq!(emu.count(&arn, "Sign"), 0);
@@ -542,7 +629,10 @@ fn the_cli_says_what_failed_without_echoing_secrets() {
 // ---- Fidelity: the emulator against the KMS API reference's examples ----
 
 fn examples() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/aws/api-examples.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/aws/api-examples.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -594,13 +684,31 @@ fn the_emulator_answers_the_api_reference_examples_alike() {
         "CreateKey",
         &documented,
         &out["KeyMetadata"],
-        &["AWSAccountId", "KeySpec", "KeyUsage", "KeyState", "Enabled", "KeyManager", "Origin", "MultiRegion", "SigningAlgorithms", "Description"],
+        &[
+            "AWSAccountId",
+            "KeySpec",
+            "KeyUsage",
+            "KeyState",
+            "Enabled",
+            "KeyManager",
+            "Origin",
+            "MultiRegion",
+            "SigningAlgorithms",
+            "Description",
+        ],
     );
     let arn = out["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
-    assert!(arn.starts_with("arn:aws:kms:us-east-2:111122223333:key/"), "{arn}");
+    assert!(
+        arn.starts_with("arn:aws:kms:us-east-2:111122223333:key/"),
+        "{arn}"
+    );
 
     // CreateAlias, then Sign and Verify by the alias as the examples do.
-    let (status, out) = emu.call(region, "CreateAlias", &json!({"AliasName": "alias/ECC_signing_key", "TargetKeyId": arn}));
+    let (status, out) = emu.call(
+        region,
+        "CreateAlias",
+        &json!({"AliasName": "alias/ECC_signing_key", "TargetKeyId": arn}),
+    );
     assert_eq!(status, 200, "{out}");
     let mut sign_input = ex["Sign"]["input"].clone();
     sign_input["Message"] = json!("bWVzc2FnZQ==");
@@ -617,10 +725,18 @@ fn the_emulator_answers_the_api_reference_examples_alike() {
     assert_eq!(status, 200, "{verified}");
     let mut documented = ex["Verify"]["output"].clone();
     documented["KeyId"] = json!(arn);
-    assert_shape("Verify", &documented, &verified, &["KeyId", "SignatureValid", "SigningAlgorithm"]);
+    assert_shape(
+        "Verify",
+        &documented,
+        &verified,
+        &["KeyId", "SignatureValid", "SigningAlgorithm"],
+    );
     verify_input["Message"] = json!("bWFzc2FnZQ==");
     let (status, refused) = emu.call(region, "Verify", &verify_input);
-    assert_eq!((status, refused["__type"].as_str()), (400, Some("KMSInvalidSignatureException")));
+    assert_eq!(
+        (status, refused["__type"].as_str()),
+        (400, Some("KMSInvalidSignatureException"))
+    );
 
     // GetPublicKey of an RSA encryption key, as in the example.
     let rsa = emu.create_key(region, KeySpec::Rsa(2048), "ENCRYPT_DECRYPT");
@@ -629,7 +745,17 @@ fn the_emulator_answers_the_api_reference_examples_alike() {
     let mut documented = ex["GetPublicKey"]["output"].clone();
     documented["CustomerMasterKeySpec"] = json!("RSA_2048");
     documented["KeyId"] = json!(rsa);
-    assert_shape("GetPublicKey", &documented, &out, &["KeyId", "KeyUsage", "EncryptionAlgorithms", "CustomerMasterKeySpec"]);
+    assert_shape(
+        "GetPublicKey",
+        &documented,
+        &out,
+        &[
+            "KeyId",
+            "KeyUsage",
+            "EncryptionAlgorithms",
+            "CustomerMasterKeySpec",
+        ],
+    );
 
     // DescribeKey of a disabled RSA signing key (the second example).
     let example = &ex["DescribeKey"][1];
@@ -641,17 +767,34 @@ fn the_emulator_answers_the_api_reference_examples_alike() {
         "DescribeKey",
         &example["output"]["KeyMetadata"],
         &out["KeyMetadata"],
-        &["AWSAccountId", "KeySpec", "KeyUsage", "KeyState", "Enabled", "SigningAlgorithms", "Origin", "KeyManager", "MultiRegion"],
+        &[
+            "AWSAccountId",
+            "KeySpec",
+            "KeyUsage",
+            "KeyState",
+            "Enabled",
+            "SigningAlgorithms",
+            "Origin",
+            "KeyManager",
+            "MultiRegion",
+        ],
     );
 
     // ScheduleKeyDeletion, after which the key refuses to sign.
-    let (status, out) = emu.call(region, "ScheduleKeyDeletion", &json!({"KeyId": arn, "PendingWindowInDays": 7}));
+    let (status, out) = emu.call(
+        region,
+        "ScheduleKeyDeletion",
+        &json!({"KeyId": arn, "PendingWindowInDays": 7}),
+    );
     assert_eq!(status, 200, "{out}");
     let mut documented = ex["ScheduleKeyDeletion"]["output"].clone();
     documented["KeyId"] = json!(arn);
     assert_shape("ScheduleKeyDeletion", &documented, &out, &["KeyId"]);
     let (status, out) = emu.call(region, "Sign", &sign_input);
-    assert_eq!((status, out["__type"].as_str()), (400, Some("KMSInvalidStateException")));
+    assert_eq!(
+        (status, out["__type"].as_str()),
+        (400, Some("KMSInvalidStateException"))
+    );
 }
 
 /// The official SDK itself drives the emulator's other operations.
@@ -683,8 +826,19 @@ async fn the_official_sdk_creates_describes_signs_and_verifies_against_the_emula
         .unwrap();
     let meta = created.key_metadata().unwrap();
     let arn = meta.arn().unwrap().to_string();
-    client.create_alias().alias_name("alias/sdk").target_key_id(&arn).send().await.unwrap();
-    let described = client.describe_key().key_id("alias/sdk").send().await.unwrap();
+    client
+        .create_alias()
+        .alias_name("alias/sdk")
+        .target_key_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let described = client
+        .describe_key()
+        .key_id("alias/sdk")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(described.key_metadata().unwrap().arn(), Some(arn.as_str()));
     assert_eq!(
         described.key_metadata().unwrap().signing_algorithms(),
@@ -719,6 +873,11 @@ async fn the_official_sdk_creates_describes_signs_and_verifies_against_the_emula
         assert!(verified.signature_valid());
     }
     client.disable_key().key_id(&arn).send().await.unwrap();
-    let err = client.get_public_key().key_id(&arn).send().await.unwrap_err();
+    let err = client
+        .get_public_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.into_service_error().is_disabled_exception());
 }

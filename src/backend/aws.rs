@@ -431,8 +431,8 @@ impl PublicKeyReply<'_> {
         let der = self
             .public_key
             .ok_or_else(|| protocol("no public key in reply"))?;
-        let public_key = PublicKey::from_spki_der(der)
-            .map_err(|_| protocol("malformed public key in reply"))?;
+        let public_key =
+            PublicKey::from_spki_der(der).map_err(|_| protocol("malformed public key in reply"))?;
         let expected = match self.key_spec {
             Some(KeySpec::Rsa2048) => Some((KeyType::Rsa, Some(2048))),
             Some(KeySpec::Rsa3072) => Some((KeyType::Rsa, Some(3072))),

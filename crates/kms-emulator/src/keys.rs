@@ -169,7 +169,9 @@ impl Material {
             KeySpec::P256 => Material::P256(p256::ecdsa::SigningKey::random(rng)),
             KeySpec::P384 => Material::P384(p384::ecdsa::SigningKey::random(rng)),
             KeySpec::K256 => Material::K256(k256::ecdsa::SigningKey::random(rng)),
-            KeySpec::Ed25519 => Material::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(rng))),
+            KeySpec::Ed25519 => {
+                Material::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(rng)))
+            }
             KeySpec::SymmetricDefault => Material::Symmetric,
         }
     }
@@ -207,18 +209,21 @@ impl Material {
                 }
             }
             Material::P256(k) => {
-                let s: p256::ecdsa::Signature =
-                    k.sign_prehash(&digest(algorithm, message)?).map_err(failed)?;
+                let s: p256::ecdsa::Signature = k
+                    .sign_prehash(&digest(algorithm, message)?)
+                    .map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Material::P384(k) => {
-                let s: p384::ecdsa::Signature =
-                    k.sign_prehash(&digest(algorithm, message)?).map_err(failed)?;
+                let s: p384::ecdsa::Signature = k
+                    .sign_prehash(&digest(algorithm, message)?)
+                    .map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Material::K256(k) => {
-                let s: k256::ecdsa::Signature =
-                    k.sign_prehash(&digest(algorithm, message)?).map_err(failed)?;
+                let s: k256::ecdsa::Signature = k
+                    .sign_prehash(&digest(algorithm, message)?)
+                    .map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Material::Ed25519(k) => match (algorithm, message) {
@@ -253,15 +258,26 @@ impl Material {
                     public.verify(pkcs1, &d, signature).is_ok()
                 }
             }
-            Material::P256(k) => p256::ecdsa::Signature::from_der(signature)
-                .is_ok_and(|s| k.verifying_key().verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s).is_ok()),
-            Material::P384(k) => p384::ecdsa::Signature::from_der(signature)
-                .is_ok_and(|s| k.verifying_key().verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s).is_ok()),
-            Material::K256(k) => k256::ecdsa::Signature::from_der(signature)
-                .is_ok_and(|s| k.verifying_key().verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s).is_ok()),
+            Material::P256(k) => p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| {
+                k.verifying_key()
+                    .verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s)
+                    .is_ok()
+            }),
+            Material::P384(k) => p384::ecdsa::Signature::from_der(signature).is_ok_and(|s| {
+                k.verifying_key()
+                    .verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s)
+                    .is_ok()
+            }),
+            Material::K256(k) => k256::ecdsa::Signature::from_der(signature).is_ok_and(|s| {
+                k.verifying_key()
+                    .verify_prehash(&digest(algorithm, message).unwrap_or_default(), &s)
+                    .is_ok()
+            }),
             Material::Ed25519(k) => match (algorithm, message) {
-                ("ED25519_SHA_512", Prepared::Raw(m)) => ed25519_dalek::Signature::from_slice(signature)
-                    .is_ok_and(|s| k.verifying_key().verify_strict(m, &s).is_ok()),
+                ("ED25519_SHA_512", Prepared::Raw(m)) => {
+                    ed25519_dalek::Signature::from_slice(signature)
+                        .is_ok_and(|s| k.verifying_key().verify_strict(m, &s).is_ok())
+                }
                 _ => return Err("only ED25519_SHA_512 over a RAW message is verified here".into()),
             },
             Material::Symmetric => return Err("symmetric keys do not verify".into()),

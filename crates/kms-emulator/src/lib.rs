@@ -261,13 +261,18 @@ impl Emulator {
 
     /// The key's public key as SubjectPublicKeyInfo DER.
     pub fn public_key_der(&self, key_arn: &str) -> Option<Vec<u8>> {
-        self.state().keys.get(&id_of(key_arn)).and_then(|k| k.material.spki_der())
+        self.state()
+            .keys
+            .get(&id_of(key_arn))
+            .and_then(|k| k.material.spki_der())
     }
 
     /// Refuses `action` (`kms:Sign`, `kms:GetPublicKey`, ...) on the key with
     /// `AccessDeniedException`.
     pub fn deny(&self, key_arn: &str, action: &str) {
-        self.state().denied.insert((id_of(key_arn), action.to_string()));
+        self.state()
+            .denied
+            .insert((id_of(key_arn), action.to_string()));
     }
 
     /// Answers the next `times` requests for `operation` (`Sign`, `GetPublicKey`, ...) on the
@@ -383,7 +388,12 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return Ok(respond(&state, error(413, "RequestEntityTooLarge", "too large"))),
+        Err(_) => {
+            return Ok(respond(
+                &state,
+                error(413, "RequestEntityTooLarge", "too large"),
+            ))
+        }
     };
     let target = parts
         .headers
@@ -394,17 +404,24 @@ async fn handle(
     let Some(operation) = target.strip_prefix("TrentService.").map(str::to_string) else {
         return Ok(respond(
             &state,
-            error(400, "UnknownOperationException", "missing or unknown X-Amz-Target"),
+            error(
+                400,
+                "UnknownOperationException",
+                "missing or unknown X-Amz-Target",
+            ),
         ));
     };
-    let input = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object);
+    let input = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .filter(Value::is_object);
     // Authenticate, then count the request against the key it names (if any).
     let (region, key, latency) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         let region = authenticate(&s, &parts, &body);
         let key = match (&region, &input) {
-            (Ok(region), Some(input)) => text(input, "KeyId")
-                .and_then(|id| resolve(&s, region, id).ok()),
+            (Ok(region), Some(input)) => {
+                text(input, "KeyId").and_then(|id| resolve(&s, region, id).ok())
+            }
             _ => None,
         };
         let slot = (key.clone().unwrap_or_default(), operation.clone());
@@ -438,9 +455,11 @@ async fn handle(
                     }
                     None => match &input {
                         Some(input) => dispatch(&mut s, &region, &operation, input),
-                        None => {
-                            error(400, "SerializationException", "the body is not a JSON object")
-                        }
+                        None => error(
+                            400,
+                            "SerializationException",
+                            "the body is not a JSON object",
+                        ),
                     },
                 }
             }
@@ -517,7 +536,10 @@ fn authenticate(
         return Err(invalid_token());
     }
     if credential.session_token.is_some()
-        && !auth.signed_headers.iter().any(|h| h == "x-amz-security-token")
+        && !auth
+            .signed_headers
+            .iter()
+            .any(|h| h == "x-amz-security-token")
     {
         return Err(incomplete());
     }
@@ -599,7 +621,10 @@ fn resolve(state: &State, region: &str, key_id: &str) -> Result<String, Answer> 
         error(
             400,
             "NotFoundException",
-            format!("Invalid keyId '{}'", key_id.chars().take(64).collect::<String>()),
+            format!(
+                "Invalid keyId '{}'",
+                key_id.chars().take(64).collect::<String>()
+            ),
         )
     };
     let (region, resource) = if let Some(rest) = key_id.strip_prefix("arn:") {
@@ -609,7 +634,11 @@ fn resolve(state: &State, region: &str, key_id: &str) -> Result<String, Answer> 
         }
         // An ARN of another region or partition is not found in this one.
         if parts[2] != region || parts[0] != partition(region) {
-            return Err(error(400, "NotFoundException", format!("Invalid arn {region}")));
+            return Err(error(
+                400,
+                "NotFoundException",
+                format!("Invalid arn {region}"),
+            ));
         }
         (parts[2], parts[4])
     } else {
@@ -631,7 +660,10 @@ fn resolve(state: &State, region: &str, key_id: &str) -> Result<String, Answer> 
                 )
             })?
     } else {
-        resource.strip_prefix("key/").unwrap_or(resource).to_string()
+        resource
+            .strip_prefix("key/")
+            .unwrap_or(resource)
+            .to_string()
     };
     match state.keys.get(&id) {
         Some(key) if key.region == region => Ok(id),
@@ -723,7 +755,11 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
         "CreateKey" => {
             let spec = text(input, "KeySpec").unwrap_or("SYMMETRIC_DEFAULT");
             let spec = KeySpec::parse(spec).ok_or_else(|| {
-                error(400, "ValidationException", "KeySpec is not supported by the emulator")
+                error(
+                    400,
+                    "ValidationException",
+                    "KeySpec is not supported by the emulator",
+                )
             })?;
             let usage = text(input, "KeyUsage").unwrap_or("ENCRYPT_DECRYPT");
             let description = text(input, "Description").unwrap_or("");
@@ -747,7 +783,10 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
                 error(
                     400,
                     "UnsupportedOperationException",
-                    format!("{} key type is not supported for this operation.", key.arn()),
+                    format!(
+                        "{} key type is not supported for this operation.",
+                        key.arn()
+                    ),
                 )
             })?;
             let mut body = json!({
@@ -775,11 +814,17 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
                     return Err(error(
                         400,
                         "InvalidKeyUsageException",
-                        format!("{} key usage is {} which is not valid for {operation}.", key.arn(), key.usage),
+                        format!(
+                            "{} key usage is {} which is not valid for {operation}.",
+                            key.arn(),
+                            key.usage
+                        ),
                     ));
                 }
             }
-            let algorithm = text(input, "SigningAlgorithm").unwrap_or_default().to_string();
+            let algorithm = text(input, "SigningAlgorithm")
+                .unwrap_or_default()
+                .to_string();
             let message_type = text(input, "MessageType").unwrap_or("RAW");
             let message = text(input, "Message")
                 .and_then(|m| B64.decode(m).ok())
@@ -796,13 +841,23 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
                 return Err(error(
                     400,
                     "InvalidKeyUsageException",
-                    format!("Signing algorithm {} is not supported by {}.", algorithm.chars().take(32).collect::<String>(), key.arn()),
+                    format!(
+                        "Signing algorithm {} is not supported by {}.",
+                        algorithm.chars().take(32).collect::<String>(),
+                        key.arn()
+                    ),
                 ));
             }
             let digest = match message_type {
                 "RAW" => keys::Prepared::Raw(&message),
                 "DIGEST" => keys::Prepared::Digest(&message),
-                _ => return Err(error(400, "ValidationException", "MessageType must be RAW or DIGEST")),
+                _ => {
+                    return Err(error(
+                        400,
+                        "ValidationException",
+                        "MessageType must be RAW or DIGEST",
+                    ))
+                }
             };
             if operation == "Sign" {
                 state
@@ -846,7 +901,8 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
             let valid = alias.strip_prefix("alias/").is_some_and(|n| {
                 !n.is_empty()
                     && !n.starts_with("aws/")
-                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
             });
             if !valid {
                 return Err(error(400, "ValidationException", "Invalid alias name"));
@@ -858,7 +914,10 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
                 return Err(error(
                     400,
                     "AlreadyExistsException",
-                    format!("An alias with the name arn:aws:kms:{region}:{ACCOUNT}:{} already exists", slot.1),
+                    format!(
+                        "An alias with the name arn:aws:kms:{region}:{ACCOUNT}:{} already exists",
+                        slot.1
+                    ),
                 ));
             }
             if operation == "UpdateAlias" && !exists {
@@ -880,22 +939,37 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
             let key = state.keys.get_mut(&id).expect("resolved");
             match operation {
                 "EnableKey" | "DisableKey" if key.state == KeyState::PendingDeletion => {
-                    return Err(error(400, "KMSInvalidStateException", format!("{} is pending deletion.", key.arn())));
+                    return Err(error(
+                        400,
+                        "KMSInvalidStateException",
+                        format!("{} is pending deletion.", key.arn()),
+                    ));
                 }
                 "EnableKey" => key.state = KeyState::Enabled,
                 "DisableKey" => key.state = KeyState::Disabled,
                 "CancelKeyDeletion" => {
                     if key.state != KeyState::PendingDeletion {
-                        return Err(error(400, "KMSInvalidStateException", format!("{} is not pending deletion.", key.arn())));
+                        return Err(error(
+                            400,
+                            "KMSInvalidStateException",
+                            format!("{} is not pending deletion.", key.arn()),
+                        ));
                     }
                     key.state = KeyState::Disabled;
                     key.deletion = None;
                     return Ok(ok(json!({"KeyId": key.arn()})));
                 }
                 _ => {
-                    let days = input.get("PendingWindowInDays").and_then(Value::as_u64).unwrap_or(30);
+                    let days = input
+                        .get("PendingWindowInDays")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(30);
                     if !(7..=30).contains(&days) {
-                        return Err(error(400, "ValidationException", "PendingWindowInDays must be between 7 and 30"));
+                        return Err(error(
+                            400,
+                            "ValidationException",
+                            "PendingWindowInDays must be between 7 and 30",
+                        ));
                     }
                     let date = now() + days as f64 * 86400.0;
                     key.state = KeyState::PendingDeletion;

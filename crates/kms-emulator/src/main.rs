@@ -17,7 +17,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--region" => region = args.next().unwrap_or_else(|| usage("--region needs a value")),
+            "--region" => {
+                region = args
+                    .next()
+                    .unwrap_or_else(|| usage("--region needs a value"))
+            }
             "--seed" => {
                 seed = args
                     .next()

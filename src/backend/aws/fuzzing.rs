@@ -29,8 +29,8 @@ pub fn public_key_reply(body: &[u8], signature: &[u8]) -> Result<()> {
     let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| Error::with_context(ErrorKind::Protocol, "not JSON"))?;
     let text = |name: &str| json.get(name).and_then(serde_json::Value::as_str);
-    let der = text("PublicKey")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    let der =
+        text("PublicKey").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
     let usage = text("KeyUsage").map(KeyUsageType::from);
     let spec = text("KeySpec").map(KeySpec::from);
     let algorithms: Vec<SigningAlgorithmSpec> = json
