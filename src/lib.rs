@@ -7,6 +7,10 @@
 //! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
+//! - `aws`: AWS KMS keys through the official SDK ([`backend::aws`]); KMS key and alias ARNs in
+//!   [`KeyRef`]. It pulls in `aws-config` (with its SSO and `credential_process` providers) and
+//!   `aws-sdk-kms` over `aws-smithy-http-client`'s hyper client on rustls with ring (no aws-lc,
+//!   no second TLS stack).
 //!
 //! Snowflake key-pair JWTs ([`snowflake`]), surrogate keys ([`surrogate`]) and session tokens
 //! ([`cookie`]) need no feature.

@@ -545,17 +545,16 @@ fn authenticate(
     }
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
-    let expected = sigv4::expected_signature(
-        &auth,
-        &credential.secret,
-        parts.method.as_str(),
+    let request = sigv4::Signed {
+        method: parts.method.as_str(),
         path,
         query,
-        &parts.headers,
+        headers: &parts.headers,
         amz_date,
         body,
-    )
-    .ok_or_else(incomplete)?;
+    };
+    let expected =
+        sigv4::expected_signature(&auth, &credential.secret, &request).ok_or_else(incomplete)?;
     if !sigv4::same(&expected, &auth.signature) {
         return Err(error(
             400,

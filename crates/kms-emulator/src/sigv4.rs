@@ -60,17 +60,30 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The parts of a request that its signature covers.
+pub(crate) struct Signed<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) headers: &'a http::HeaderMap,
+    pub(crate) amz_date: &'a str,
+    pub(crate) body: &'a [u8],
+}
+
 /// The signature the request should carry, given the secret key.
 pub(crate) fn expected_signature(
     auth: &Authorization,
     secret: &str,
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &http::HeaderMap,
-    amz_date: &str,
-    body: &[u8],
+    request: &Signed<'_>,
 ) -> Option<String> {
+    let Signed {
+        method,
+        path,
+        query,
+        headers,
+        amz_date,
+        body,
+    } = *request;
     let mut canonical_headers = String::new();
     for name in &auth.signed_headers {
         let values: Vec<String> = headers
@@ -135,29 +148,19 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("host", "example.amazonaws.com".parse().unwrap());
         headers.insert("x-amz-date", "20150830T123600Z".parse().unwrap());
-        let got = expected_signature(
-            &auth,
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "GET",
-            "/",
-            "",
-            &headers,
-            "20150830T123600Z",
-            b"",
-        )
-        .unwrap();
+        let request = Signed {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            amz_date: "20150830T123600Z",
+            body: b"",
+        };
+        let got = expected_signature(&auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", &request)
+            .unwrap();
         assert!(same(&got, &auth.signature), "{got}");
-        let wrong = expected_signature(
-            &auth,
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX",
-            "GET",
-            "/",
-            "",
-            &headers,
-            "20150830T123600Z",
-            b"",
-        )
-        .unwrap();
+        let wrong = expected_signature(&auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX", &request)
+            .unwrap();
         assert!(!same(&wrong, &auth.signature));
     }
 }
