@@ -98,7 +98,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_kms::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{
@@ -333,12 +335,7 @@ async fn counted<T>(
     let result = call.await;
     match &result {
         Ok(_) => stats.succeeded(op),
-        Err(e) => {
-            if e.kind() == ErrorKind::Throttled {
-                stats.throttled(op);
-            }
-            stats.failed(op, e.kind());
-        }
+        Err(e) => stats.failed(op, e.kind()),
     }
     result
 }
@@ -376,6 +373,21 @@ impl Intercept for AttemptCounter {
             self.stats.retried(self.op);
         }
         self.stats.attempt(self.op);
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_kms::error::BoxError> {
+        let response = context.response();
+        if response.status().as_u16() == 400
+            && response.body().bytes().is_some_and(error::is_throttling)
+        {
+            self.stats.throttled(self.op);
+        }
         Ok(())
     }
 }
@@ -619,5 +631,64 @@ impl KmsSigner {
             .verify(&self.public_key, algorithm, message, signature.as_bytes())
             .map_err(|_| invalid())?;
         Ok(signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalSigner;
+
+    fn reply_for(key_id: &str, key: &PublicKey, spec: &str) -> String {
+        use base64::Engine as _;
+        serde_json::json!({
+            "KeyId": key_id,
+            "PublicKey": base64::engine::general_purpose::STANDARD.encode(key.to_spki_der()),
+            "KeyUsage": "SIGN_VERIFY",
+            "KeySpec": spec,
+            "SigningAlgorithms": ["ECDSA_SHA_256"],
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_get_public_key_reply_must_name_a_key_of_the_asked_account_and_match_its_spec() {
+        let p256 = RemoteSigner::public_key(&LocalSigner::generate(KeyType::P256).unwrap()).clone();
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        fuzzing::public_key_reply(reply_for(key, &p256, "ECC_NIST_P256").as_bytes(), b"").unwrap();
+        for (key_id, spec) in [
+            (
+                "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "ECC_NIST_P256",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "ECC_NIST_P256",
+            ),
+            (
+                "arn:aws:kms:us-east-1:111122223333:alias/other",
+                "ECC_NIST_P256",
+            ),
+            (key, "ECC_NIST_P384"),
+            (key, "RSA_2048"),
+        ] {
+            let err = fuzzing::public_key_reply(reply_for(key_id, &p256, spec).as_bytes(), b"")
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{key_id} {spec}: {err}");
+        }
+        let err = fuzzing::public_key_reply(reply_for(key, &p256, "ECC_NIST_P521").as_bytes(), b"")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+    }
+
+    #[test]
+    fn values_from_the_service_are_not_echoed_into_errors() {
+        let long = "Z".repeat(300);
+        let body = format!(
+            r#"{{"KeyId":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","KeyUsage":"{long}"}}"#
+        );
+        let err = fuzzing::public_key_reply(body.as_bytes(), b"").unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(&"Z".repeat(65)), "{text}");
     }
 }

@@ -77,7 +77,7 @@ pub struct OperationCounts {
     pub failed: u64,
     /// Retries made.
     pub retries: u64,
-    /// Attempts answered with 429.
+    /// Attempts answered as throttled (Key Vault: 429; KMS: `ThrottlingException`).
     pub throttled: u64,
     /// Operations that failed with permission denied.
     pub denied: u64,

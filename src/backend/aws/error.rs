@@ -29,6 +29,23 @@ pub(super) fn shown(value: &str) -> String {
         .collect()
 }
 
+/// Whether an error body (`{"__type": "...", "message": "..."}`, the type possibly prefixed
+/// with its namespace and `#`) says the request was throttled.
+pub(super) fn is_throttling(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "__type")]
+        kind: Option<String>,
+    }
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.kind)
+        .is_some_and(|k| {
+            let code = k.rsplit('#').next().unwrap_or_default();
+            kind_of(code, Some(400)).0 == ErrorKind::Throttled
+        })
+}
+
 /// What an error code means for the caller.
 fn kind_of(code: &str, status: Option<u16>) -> (ErrorKind, &'static str) {
     match code {
@@ -195,6 +212,18 @@ mod tests {
         }
         assert_eq!(kind_of("Whatever", Some(503)).0, ErrorKind::Unavailable);
         assert_eq!(kind_of("Whatever", Some(400)).0, ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn throttling_bodies_are_recognised() {
+        assert!(is_throttling(
+            br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#
+        ));
+        assert!(is_throttling(
+            br#"{"__type":"com.amazonaws.kms#ThrottlingException"}"#
+        ));
+        assert!(!is_throttling(br#"{"__type":"NotFoundException"}"#));
+        assert!(!is_throttling(b"<html>"));
     }
 
     #[test]
