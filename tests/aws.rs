@@ -551,6 +551,25 @@ fn the_cli_signs_with_key_and_alias_arns_and_openssl_verifies() {
         ));
     }
     assert_eq!(emu.count(&arn, "Sign"), 2);
+
+    // The general endpoint override works as well as the KMS one.
+    let general: Vec<(&str, String)> = env
+        .iter()
+        .map(|(k, v)| match *k {
+            "AWS_ENDPOINT_URL_KMS" => ("AWS_ENDPOINT_URL", v.clone()),
+            _ => (*k, v.clone()),
+        })
+        .collect();
+    let out = cli(&general)
+        .args(["public-key", "--format", "der", "--key", &alias_arn])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, emu.public_key_der(&arn).unwrap());
 }
 
 #[test]
