@@ -12,6 +12,9 @@ service (the GIL is released while it waits) and never exposes the private key.
   in the same format as the Rust crate, so Python and Rust services accept each other's.
 - :mod:`remote_signer.snowflake` makes Snowflake key-pair JWTs and SQL API bearer tokens.
 
+Open keys in the process that uses them: after a fork (gunicorn ``--preload``), a key opened in
+the parent raises :class:`ConfigError` in the child; open it again there.
+
 Errors are :class:`RemoteSignerError` subclasses with ``kind`` (the crate's error kind) and
 ``transient`` attributes; their messages never contain key material, passphrases or tokens.
 """

@@ -9,19 +9,29 @@ use remote_signer::{Algorithm, KeyRef, KeyType, OpenOptions, RemoteSigner};
 use zeroize::Zeroizing;
 
 use crate::errors::{invalid_input, to_py};
-use crate::runtime::wait;
+use crate::runtime::{wait, Origin};
 
 /// A key that signs where it lives (a key file, Azure Key Vault, ...). The private key is
 /// never exposed.
 #[pyclass(frozen, module = "remote_signer")]
 pub struct Key {
     signer: Arc<dyn RemoteSigner>,
+    origin: Origin,
 }
 
 impl Key {
     /// The crate's signer.
     pub fn signer(&self) -> &Arc<dyn RemoteSigner> {
         &self.signer
+    }
+
+    /// The crate's signer, for an object made from this key in this process.
+    ///
+    /// # Errors
+    /// `ConfigError` if the key was opened before this process forked.
+    pub fn signer_here(&self) -> PyResult<Arc<dyn RemoteSigner>> {
+        self.origin.check()?;
+        Ok(self.signer.clone())
     }
 
     fn algorithm(&self, alg: Option<String>) -> PyResult<Algorithm> {
@@ -115,7 +125,9 @@ impl Key {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let algorithm = self.algorithm(alg)?;
         let signer = self.signer.clone();
-        let signature = wait(py, async move { signer.sign(algorithm, data).await })?;
+        let signature = wait(py, self.origin, async move {
+            signer.sign(algorithm, data).await
+        })?;
         Ok(PyBytes::new(py, signature.as_bytes()))
     }
 
@@ -188,6 +200,7 @@ pub fn open(
     let options = OpenOptions::new()
         .local(local)
         .verify_challenge_resource(verify_challenge_resource);
-    let signer = wait(py, async move { key_ref.open(&options).await })?;
-    Ok(Key { signer })
+    let origin = Origin::here();
+    let signer = wait(py, origin, async move { key_ref.open(&options).await })?;
+    Ok(Key { signer, origin })
 }

@@ -9,7 +9,7 @@ use remote_signer::PublicKey;
 
 use crate::errors::{invalid_input, to_py};
 use crate::key::Key;
-use crate::runtime::{enter, wait};
+use crate::runtime::{enter, wait, Origin};
 use crate::time;
 
 /// Claims cross the boundary as JSON text, encoded and decoded by Python's `json` module.
@@ -37,6 +37,7 @@ fn from_json<'py>(
 #[pyclass(frozen, module = "remote_signer")]
 pub struct SessionSigner {
     inner: cookie::SessionSigner,
+    origin: Origin,
 }
 
 #[pymethods]
@@ -44,7 +45,7 @@ impl SessionSigner {
     #[new]
     #[pyo3(signature = (key, purpose, *, ttl = 3600, direct = false))]
     fn new(key: &Key, purpose: String, ttl: u64, direct: bool) -> PyResult<Self> {
-        let managed = key.signer().clone();
+        let managed = key.signer_here()?;
         let inner = if direct {
             cookie::SessionSigner::direct(managed, purpose)
         } else {
@@ -52,6 +53,7 @@ impl SessionSigner {
         };
         Ok(SessionSigner {
             inner: inner.ttl(time::seconds(ttl)),
+            origin: Origin::here(),
         })
     }
 
@@ -80,7 +82,9 @@ impl SessionSigner {
         let claims = to_json(claims)?;
         let ttl = ttl.map_or(self.inner.get_ttl(), time::seconds);
         let inner = &self.inner;
-        wait(py, async move { inner.sign_with_ttl(&claims, ttl).await })
+        wait(py, self.origin, async move {
+            inner.sign_with_ttl(&claims, ttl).await
+        })
     }
 
     fn __repr__(&self) -> String {

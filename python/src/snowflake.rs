@@ -6,7 +6,7 @@ use remote_signer::snowflake::{self as sf, KeySlot};
 
 use crate::errors::{invalid_input, to_py};
 use crate::key::Key;
-use crate::runtime::wait;
+use crate::runtime::{wait, Origin};
 use crate::time;
 
 /// Key-pair JWTs for one Snowflake account and user, signed by an RSA key. The account and user
@@ -15,14 +15,18 @@ use crate::time;
 #[pyclass(frozen, module = "remote_signer.snowflake")]
 pub struct KeyPairAuth {
     inner: sf::KeyPairAuth,
+    origin: Origin,
 }
 
 #[pymethods]
 impl KeyPairAuth {
     #[new]
     fn new(key: &Key, account: String, user: String) -> PyResult<Self> {
-        let inner = sf::KeyPairAuth::new(key.signer().clone(), &account, &user).map_err(to_py)?;
-        Ok(KeyPairAuth { inner })
+        let inner = sf::KeyPairAuth::new(key.signer_here()?, &account, &user).map_err(to_py)?;
+        Ok(KeyPairAuth {
+            inner,
+            origin: Origin::here(),
+        })
     }
 
     /// The account as it appears in tokens (`MYORG-MYACCOUNT`).
@@ -62,7 +66,7 @@ impl KeyPairAuth {
     fn token(&self, py: Python<'_>, issued_at: Option<f64>, lifetime: u64) -> PyResult<Token> {
         let issued_at = time::at(issued_at)?;
         let inner = &self.inner;
-        let token = wait(py, async move {
+        let token = wait(py, self.origin, async move {
             inner.token_at(issued_at, time::seconds(lifetime)).await
         })?;
         Ok(Token { inner: token })
@@ -119,6 +123,7 @@ impl Token {
 #[pyclass(frozen, module = "remote_signer.snowflake")]
 pub struct SqlApiTokens {
     inner: sf::SqlApiTokens,
+    origin: Origin,
 }
 
 #[pymethods]
@@ -131,13 +136,17 @@ impl SqlApiTokens {
         renew_before = sf::DEFAULT_RENEW_BEFORE.as_secs(),
     ))]
     fn new(auth: &KeyPairAuth, lifetime: u64, renew_before: u64) -> PyResult<Self> {
+        auth.origin.check()?;
         let inner = sf::SqlApiTokens::with_lifetime(
             auth.inner.clone(),
             time::seconds(lifetime),
             time::seconds(renew_before),
         )
         .map_err(to_py)?;
-        Ok(SqlApiTokens { inner })
+        Ok(SqlApiTokens {
+            inner,
+            origin: Origin::here(),
+        })
     }
 
     /// The token lifetime in seconds.
@@ -152,7 +161,11 @@ impl SqlApiTokens {
     fn bearer_token(&self, py: Python<'_>, now: Option<f64>) -> PyResult<Token> {
         let now = time::at(now)?;
         let inner = &self.inner;
-        let token = wait(py, async move { inner.bearer_token_at(now).await })?;
+        let token = wait(
+            py,
+            self.origin,
+            async move { inner.bearer_token_at(now).await },
+        )?;
         Ok(Token { inner: token })
     }
 

@@ -121,3 +121,39 @@ def test_repr_names_the_key_and_nothing_secret(rsa_pair):
     assert rsa_pair.key.key_id in text
     assert "PRIVATE" not in text
     assert os.path.basename(str(rsa_pair.path)) in text
+
+
+def _child_outcome(pair) -> int:
+    try:
+        pair.key.sign(b"m")
+        return 1
+    except remote_signer.ConfigError as e:
+        if "after the fork" not in str(e):
+            return 2
+    try:
+        remote_signer.SessionSigner(pair.key, "session")
+        return 3
+    except remote_signer.ConfigError:
+        pass
+    fresh = remote_signer.open(str(pair.path))
+    fresh.verify(b"m", fresh.sign(b"m"))
+    token = remote_signer.SessionSigner(fresh, "session").sign({"u": 1})
+    remote_signer.SessionVerifier(fresh, "session").verify(token)
+    return 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_gets_a_clear_error_and_a_runtime_of_its_own(p256_pair):
+    """gunicorn --preload forks after import: a key opened before the fork refuses (its
+    connections belong to the parent's runtime) instead of hanging; keys opened in the child
+    work."""
+    p256_pair.key.sign(b"start the runtime in the parent")
+    pid = os.fork()
+    if pid == 0:
+        code = 9
+        try:
+            code = _child_outcome(p256_pair)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
