@@ -157,3 +157,42 @@ def test_fork_child_gets_a_clear_error_and_a_runtime_of_its_own(p256_pair):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_the_gil_is_released_while_the_backend_waits(tmp_path):
+    """`open` reads a FIFO: the read blocks inside the native call until another Python thread
+    opens the FIFO's write end, which that thread can only do while the call has released the
+    GIL (it polls with O_NONBLOCK, which fails until the reader is waiting). Were the GIL held,
+    the two would deadlock; the watchdog turns that into a failure."""
+    import errno
+    import faulthandler
+    import time
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo, 0o600)
+    opened = threading.Event()
+
+    def writer() -> None:
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                assert e.errno == errno.ENXIO  # no reader yet
+                time.sleep(0)
+                continue
+            opened.set()
+            os.close(fd)
+            return
+
+    faulthandler.dump_traceback_later(120, exit=True)
+    try:
+        thread = threading.Thread(target=writer)
+        thread.start()
+        with pytest.raises(remote_signer.KeyFileError) as info:
+            remote_signer.open(str(fifo))
+        thread.join()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert opened.is_set()
+    assert "not a regular file" in str(info.value)
