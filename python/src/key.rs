@@ -74,8 +74,9 @@ impl Key {
     fn key_size(&self) -> usize {
         match self.signer.key_type() {
             KeyType::Rsa => self.signer.public_key().rsa_bits().unwrap_or(0),
+            KeyType::P256 | KeyType::K256 | KeyType::Ed25519 => 256,
             KeyType::P384 => 384,
-            _ => 256,
+            _ => 0,
         }
     }
 

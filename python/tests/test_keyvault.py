@@ -56,7 +56,7 @@ def open_vault_key(url: str) -> remote_signer.Key:
     return remote_signer.open(url, verify_challenge_resource=False)
 
 
-@pytest.mark.parametrize("name", ["rsa", "ec256", "ec384"])
+@pytest.mark.parametrize("name", ["rsa", "ec256", "ec384", "ec256k"])
 def test_vault_keys_sign_and_pin_their_version(vault, name):
     key = open_vault_key(f"{vault}/keys/{name}")
     assert key.key_id.startswith(f"{vault}/keys/{name}/")
@@ -78,6 +78,10 @@ def test_cryptography_adapter_over_the_vault(vault):
     assert isinstance(ec_key, ec.EllipticCurvePrivateKey)
     ec_key.public_key().verify(ec_key.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m",
                                ec.ECDSA(hashes.SHA256()))
+    k256 = open_vault_key(f"{vault}/keys/ec256k").as_cryptography_key()
+    assert isinstance(k256.curve, ec.SECP256K1) and k256.key_size == 256
+    k256.public_key().verify(k256.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m",
+                             ec.ECDSA(hashes.SHA256()))
 
 
 def test_snowflake_connector_with_a_vault_key_matches_the_key_file(vault, rsa_pair, monkeypatch):
