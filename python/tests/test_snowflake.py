@@ -138,3 +138,60 @@ def test_connector_vectors_from_the_repository(monkeypatch):
             private_key=key.as_cryptography_key(), lifetime_in_seconds=lifetime
         )
         assert auth.prepare(account=case["account"], user=case["user"]) == case["token"]
+
+
+@pytest.fixture
+def login_endpoint():
+    """A stand-in for Snowflake's login endpoint on 127.0.0.1: records each login request's
+    JSON body and refuses the login, as Snowflake does for a JWT it does not accept."""
+    import gzip
+    import http.server
+    import threading
+
+    bodies = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Content-Encoding") == "gzip":
+                raw = gzip.decompress(raw)
+            if self.path.startswith("/session/v1/login-request"):
+                bodies.append(json.loads(raw))
+            out = json.dumps({"success": False, "code": "390144", "data": None,
+                              "message": "JWT token is invalid."}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], bodies
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_connect_sends_the_same_login_jwt_as_with_the_raw_key(
+    rsa_pair, login_endpoint, frozen_connector_clock
+):
+    """`snowflake.connector.connect(private_key=<adapter>)`, end to end up to the login request."""
+    port, bodies = login_endpoint
+    for private_key in (rsa_pair.key.as_cryptography_key(), rsa_pair.raw):
+        with pytest.raises(connector.errors.DatabaseError):
+            connector.connect(
+                account=ACCOUNT, user=USER, authenticator="SNOWFLAKE_JWT",
+                private_key=private_key, host="127.0.0.1", port=port, protocol="http",
+                login_timeout=30,
+            )
+    assert len(bodies) == 2
+    from_adapter, from_raw = (body["data"]["TOKEN"] for body in bodies)
+    assert bodies[0]["data"]["AUTHENTICATOR"] == "SNOWFLAKE_JWT"
+    assert from_adapter == from_raw
+    assert from_adapter == sf.jwt(rsa_pair.key, ACCOUNT, USER, issued_at=ISSUED_AT)
