@@ -49,7 +49,9 @@ class Key:
     def public_key_jwk(self) -> Dict[str, Any]:
         """The public key as a JWK."""
     def sign(self, data: bytes, alg: Optional[str] = None) -> bytes:
-        """Signs ``data`` (the whole message) with ``alg``; returns the JOSE-form signature."""
+        """Signs ``data`` (the whole message) with ``alg``; returns the JOSE-form signature.
+
+        It signs any bytes: give a key used this way no other protocol."""
     def verify(self, data: bytes, signature: bytes, alg: Optional[str] = None) -> None:
         """Raises ``VerificationError`` unless ``signature`` (JOSE form) verifies."""
     def as_cryptography_key(self) -> "_cryptography._RemoteKey":

@@ -116,7 +116,8 @@ impl Key {
 
     /// Signs `data` (the whole message; it is hashed here) with `alg`, by default the key's
     /// default algorithm. Returns the signature in the JOSE form: the PKCS#1 block for RSA, raw
-    /// `r || s` for ECDSA. The GIL is released while the key service answers.
+    /// `r || s` for ECDSA. The GIL is released while the key service answers. It signs any
+    /// bytes: give a key used this way no other protocol.
     #[pyo3(signature = (data, alg = None))]
     fn sign<'py>(
         &self,
