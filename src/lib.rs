@@ -18,6 +18,7 @@ pub mod backend;
 pub mod cookie;
 mod error;
 mod jws;
+pub mod jwt;
 pub mod key;
 pub mod keyref;
 mod signer;
@@ -25,6 +26,8 @@ pub mod snowflake;
 #[cfg(feature = "ssh-agent")]
 pub mod ssh;
 pub mod surrogate;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};
