@@ -373,13 +373,15 @@ where
         KeyType::P256 => (Algorithm::ES256, &rcgen::PKCS_ECDSA_P256_SHA256),
         KeyType::P384 => (Algorithm::ES384, &rcgen::PKCS_ECDSA_P384_SHA384),
         KeyType::Ed25519 => (Algorithm::EdDSA, &rcgen::PKCS_ED25519),
-        other => return Err(Error::with_context(
-            ErrorKind::UnsupportedKey,
-            format!(
+        other => {
+            return Err(Error::with_context(
+                ErrorKind::UnsupportedKey,
+                format!(
                 "X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key; {} is {other}",
                 signer.key_id()
             ),
-        )),
+            ))
+        }
     };
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         Error::with_context(ErrorKind::Config, "X.509 signing needs a tokio runtime")
