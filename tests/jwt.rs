@@ -875,3 +875,66 @@ async fn no_session_token_or_surrogate_certificate_is_a_token_of_these_kinds() {
         }
     }
 }
+
+// ---- JWKS ----
+
+#[tokio::test]
+async fn jwks_lists_each_key_once_and_verifies_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<(PathBuf, Arc<dyn RemoteSigner>)> =
+        [KeyType::Rsa, KeyType::P256, KeyType::Ed25519]
+            .into_iter()
+            .map(|t| key_file(dir.path(), t))
+            .collect();
+    let paths: Vec<&str> = keys.iter().map(|(p, _)| p.to_str().unwrap()).collect();
+    let mut args = vec!["public-key", "--format", "jwks"];
+    for path in paths.iter().chain([&paths[0]]) {
+        args.extend(["--key", path]);
+    }
+    let line = cli_token(&args);
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&line).unwrap();
+    let raw: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(raw.as_object().unwrap().len(), 1, "only \"keys\"");
+    assert_eq!(set.keys.len(), 3, "the repeated key appears once");
+    for ((_, signer), jwk) in keys.iter().zip(&set.keys) {
+        let public = signer.public_key();
+        let alg = signer.default_algorithm().as_str();
+        assert_eq!(
+            jwk.common.key_id.as_deref(),
+            Some(public.jwk_thumbprint().as_str())
+        );
+        let member = |name: &str| {
+            raw["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == public.jwk_thumbprint().as_str())
+                .unwrap()[name]
+                .clone()
+        };
+        assert_eq!(member("alg"), alg);
+        assert_eq!(member("use"), "sig");
+        // A server holding only the JWKS verifies the client's assertion.
+        let token = ClientAssertion::new(signer.clone(), "c", "c", "a")
+            .unwrap()
+            .kid(public.jwk_thumbprint())
+            .unwrap()
+            .sign_at(at(NOW))
+            .await
+            .unwrap();
+        let kid = jsonwebtoken::decode_header(token.as_str())
+            .unwrap()
+            .kid
+            .unwrap();
+        let found = set.find(&kid).expect("kid in the set");
+        let key = jsonwebtoken::DecodingKey::from_jwk(found).unwrap();
+        jsonwebtoken::decode::<Value>(token.as_str(), &key, &signature_only(alg.parse().unwrap()))
+            .unwrap();
+    }
+    let library = remote_signer::key::Jwks::from_keys(keys.iter().map(|(_, s)| s.public_key()));
+    assert_eq!(library.to_json(), line);
+    cli_refuses(
+        &["public-key", "--key", paths[0], "--key", paths[1]],
+        "only --format jwks takes several keys",
+    );
+}
