@@ -181,18 +181,63 @@ fn refusals_exit_2_with_one_clear_line() {
     cli_refuses(&self_signed("CN", &[]), "without =");
     cli_refuses(&self_signed("CN=a", &["--days", "0"]), "1 to 3650 days");
     cli_refuses(&self_signed("CN=a", &["--days", "3651"]), "1 to 3650 days");
-    let (k256, _) = key_file(dir.path(), KeyType::K256);
-    cli_refuses(
-        &[
-            "x509",
-            "csr",
-            "--key",
-            k256.to_str().unwrap(),
-            "--subject",
-            "CN=a",
-        ],
-        "X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key",
+}
+
+#[tokio::test]
+async fn secp256k1_keys_are_refused() {
+    let signer: Arc<dyn RemoteSigner> = Arc::new(PublicOnly {
+        id: KeyId::new("k256"),
+        public: k256_public(),
+    });
+    let subject: Subject = "CN=a".parse().unwrap();
+    let err = certificate_request(signer.clone(), &subject)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+    assert!(
+        err.to_string()
+            .contains("X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key"),
+        "{err}"
     );
+    let err = SelfSigned::new(signer, &subject).sign().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+}
+
+/// A secp256k1 public key (the curve's generator point): the local backend holds no such keys,
+/// Key Vault does.
+fn k256_public() -> PublicKey {
+    let point = hex_bytes(concat!(
+        "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+        "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
+    ));
+    PublicKey::from_sec1_point(KeyType::K256, &point).unwrap()
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A signer that has only a public key and never signs.
+#[derive(Debug)]
+struct PublicOnly {
+    id: KeyId,
+    public: PublicKey,
+}
+
+#[async_trait]
+impl RemoteSigner for PublicOnly {
+    fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    async fn sign(&self, _: Algorithm, _: &[u8]) -> remote_signer::Result<Signature> {
+        Err(Error::new(ErrorKind::Signing))
+    }
 }
 
 #[tokio::test]
