@@ -211,7 +211,7 @@ fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>> {
     let end = text[start..]
         .find(END)
         .map_or(text.len(), |e| start + e + END.len());
-    let (label, der) = pem_rfc7468::decode_vec(text[start..end].as_bytes())
+    let (label, der) = pem_rfc7468::decode_vec(&text.as_bytes()[start..end])
         .map_err(|_| Error::invalid_input("the certificate PEM cannot be decoded"))?;
     if label != "CERTIFICATE" {
         return Err(Error::invalid_input(
