@@ -893,6 +893,37 @@ mod key_vault {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         check_cli_vectors(&url, &["--no-verify-challenge-resource"], &env);
     }
+
+    /// Key Vault EC keys (ES256, ES384) give the connector's signing input too.
+    #[tokio::test]
+    async fn ec_keys_in_key_vault_sign_what_the_connector_signs() {
+        let text = std::fs::read_to_string(Path::new(DATA).join("ec_vectors.json")).unwrap();
+        let vectors: EcVectors = serde_json::from_str(&text).unwrap();
+        let emu = Emulator::start();
+        for key in vectors.keys {
+            let pem = std::fs::read_to_string(Path::new(DATA).join(&key.key)).unwrap();
+            let name = key.alg.to_lowercase();
+            emu.import_pem(&name, &pem);
+            let signer = emu.signer(&name).await;
+            assert_eq!(signer.public_key().snowflake_fingerprint(), key.fingerprint);
+            let case = &key.cases[0];
+            let before = emu.count("sign");
+            let token = KeyPairAuth::new(signer.clone(), &case.account, &case.user)
+                .unwrap()
+                .token_at(at(case.iat), Duration::from_secs(case.exp - case.iat))
+                .await
+                .unwrap();
+            assert_eq!(emu.count("sign") - before, 1);
+            let (input, signature) = token.as_str().rsplit_once('.').unwrap();
+            assert_eq!(input, case.signing_input);
+            let alg: Algorithm = key.alg.parse().unwrap();
+            let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            signer
+                .public_key()
+                .verify(alg, input.as_bytes(), &bytes)
+                .unwrap();
+        }
+    }
 }
 
 // ---- EC keys (ES256 / ES384), against the official connector ----

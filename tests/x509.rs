@@ -15,6 +15,9 @@ use remote_signer::{
     Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Signature,
 };
 
+#[cfg(feature = "azure")]
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 
 fn run(program: &str, args: &[&str]) -> (i32, String, String) {
@@ -325,5 +328,44 @@ async fn signer_failures_come_through_with_their_kind() {
         assert_eq!(err.kind(), kind, "{err}");
         let err = certificate_request(signer, &subject).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{err}");
+    }
+}
+
+/// The bridge from rcgen's synchronous signing to an async signer that needs the network: a
+/// Key Vault key through the official SDK, on a single-threaded runtime as `#[tokio::test]`
+/// gives (the runtime's own thread drives the I/O while rcgen waits on a blocking thread).
+#[cfg(feature = "azure")]
+#[tokio::test]
+async fn key_vault_keys_sign_certificates_and_requests() {
+    use support::keyvault::{Emulator, KeySpec};
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, spec) in [
+        ("rsa", KeySpec::Rsa(2048)),
+        ("p256", KeySpec::P256),
+        ("p384", KeySpec::P384),
+    ] {
+        emu.create_key(name, spec);
+        let signer = emu.signer(name).await;
+        let subject: Subject = "CN=vault-app".parse().unwrap();
+        let before = emu.count("sign");
+        let cert = SelfSigned::new(signer.clone(), &subject)
+            .sign()
+            .await
+            .unwrap();
+        let csr = certificate_request(signer.clone(), &subject).await.unwrap();
+        assert_eq!(emu.count("sign") - before, 2, "one managed signature each");
+        let (cert_path, csr_path) = (dir.path().join("c.pem"), dir.path().join("r.pem"));
+        std::fs::write(&cert_path, cert.to_pem()).unwrap();
+        std::fs::write(&csr_path, csr.to_pem()).unwrap();
+        let (cert_s, csr_s) = (cert_path.to_str().unwrap(), csr_path.to_str().unwrap());
+        let verified = openssl(&["verify", "-check_ss_sig", "-CAfile", cert_s, cert_s]);
+        assert!(verified.contains(": OK"), "{name}: {verified}");
+        assert!(openssl(&["req", "-in", csr_s, "-verify", "-noout"]).contains("verify OK"));
+        let public_pem = signer.public_key().to_pem();
+        assert_eq!(
+            openssl(&["x509", "-in", cert_s, "-noout", "-pubkey"]),
+            public_pem
+        );
     }
 }
