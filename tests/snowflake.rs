@@ -1031,6 +1031,17 @@ async fn ec_keys_sign_what_the_python_connector_signs() {
             assert_eq!(code, 0, "{stderr}");
             assert!(stdout.starts_with(&format!("{}.", case.signing_input)));
         }
+        // The SQL API token cache takes EC keys too.
+        let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
+        let bearer = SqlApiTokens::new(auth).bearer_token().await.unwrap();
+        let (input, signature) = bearer.as_str().rsplit_once('.').unwrap();
+        let header = |input: &str| input.split('.').next().unwrap().to_string();
+        assert_eq!(header(input), header(&key.cases[0].signing_input));
+        let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        signer
+            .public_key()
+            .verify(alg, input.as_bytes(), &bytes)
+            .unwrap();
         let statement = alter_user_statement("jdoe", signer.public_key(), KeySlot::Second).unwrap();
         assert_eq!(
             statement,
