@@ -184,7 +184,7 @@ der_document!(
 /// A self-signed certificate for a managed key.
 ///
 /// ```no_run
-/// # async fn demo(signer: std::sync::Arc<dyn remote_signer::RemoteSigner>) -> remote_signer::Result<()> {
+/// # async fn demo(signer: std::sync::Arc<dyn remote_signer::RemoteSigner>) -> Result<(), Box<dyn std::error::Error>> {
 /// use remote_signer::x509::SelfSigned;
 /// let cert = SelfSigned::new(signer, &"CN=my-app,O=Example".parse()?).days(730)?.sign().await?;
 /// std::fs::write("my-app.pem", cert.to_pem())?;
