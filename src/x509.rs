@@ -427,3 +427,39 @@ where
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_parse_and_print_back() {
+        let subject: Subject = " cn = my-app , O=Example\\, Inc.\\\\ ,c=US"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            subject.entries,
+            [
+                ("CN", "my-app".to_string()),
+                ("O", "Example, Inc.\\".to_string()),
+                ("C", "US".to_string())
+            ]
+        );
+        assert_eq!(subject.to_string(), "CN=my-app,O=Example\\, Inc.\\\\,C=US");
+        assert_eq!(subject.to_string().parse::<Subject>().unwrap(), subject);
+        for bad in [
+            "",
+            "CN",
+            "CN=a,",
+            "O=b",
+            "CN=a,cn=b",
+            "CN=\u{1}",
+            "CN=a\\",
+            "E=x,CN=a",
+        ] {
+            let err = bad.parse::<Subject>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+            assert!(err.to_string().contains("CN=name"), "{err}");
+        }
+    }
+}
