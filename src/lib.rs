@@ -7,9 +7,12 @@
 //! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
+//! - `x509`: X.509 certificates and CSRs signed by a managed key (`x509`), and the Entra ID
+//!   client assertion (`jwt::EntraAssertion`), which names a certificate; `cli` enables it.
 //!
-//! Snowflake key-pair JWTs ([`snowflake`]), surrogate keys ([`surrogate`]) and session tokens
-//! ([`cookie`]) need no feature.
+//! Snowflake key-pair JWTs ([`snowflake`]), the other services' key-pair JWTs ([`jwt`]), JWKS
+//! ([`key::Jwks`]), surrogate keys ([`surrogate`]) and session tokens ([`cookie`]) need no
+//! feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -18,6 +21,7 @@ pub mod backend;
 pub mod cookie;
 mod error;
 mod jws;
+pub mod jwt;
 pub mod key;
 pub mod keyref;
 mod signer;
@@ -25,6 +29,8 @@ pub mod snowflake;
 #[cfg(feature = "ssh-agent")]
 pub mod ssh;
 pub mod surrogate;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};

@@ -1205,12 +1205,13 @@ fn the_cli_prints_no_secret_on_stderr_or_in_unrequested_output() {
         String::from_utf8(jwt.stdout).unwrap().trim(),
     );
     run(
-        "snowflake jwt, EC key",
+        // Snowflake takes RSA, P-256 and P-384 keys: an Ed25519 key is refused.
+        "snowflake jwt, Ed25519 key",
         &[
             "snowflake",
             "jwt",
             "--key",
-            &path("p256-sec1"),
+            &path("ed25519"),
             "--account",
             "myorg-myaccount",
             "--user",
@@ -1258,7 +1259,7 @@ fn the_cli_prints_no_secret_on_stderr_or_in_unrequested_output() {
         "broken key file",
         "vault key, wrong client secret",
         "cookie verify, tampered",
-        "snowflake jwt, EC key",
+        "snowflake jwt, Ed25519 key",
     ];
     for (what, out, _) in &runs {
         assert_eq!(

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use remote_signer::backend::local::LocalSigner;
+use remote_signer::key::Jwks;
 use remote_signer::{Algorithm, KeyType, PublicKey, RemoteSigner as _, Signature};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
@@ -18,19 +19,53 @@ pub enum PublicKeyFormat {
     Der,
     Jwk,
     Openssh,
+    /// A JWK Set of every --key given, with kid, alg and use
+    Jwks,
 }
 
 #[derive(Args)]
 pub struct PublicKeyArgs {
-    #[command(flatten)]
-    key: KeyArgs,
+    /// The key: a path or file: URI to a key file, or a Key Vault key URL (repeatable with
+    /// --format jwks)
+    #[arg(long = "key", value_name = "KEYREF", required = true)]
+    keys: Vec<String>,
+
+    /// Read the key passphrase from the first line of FILE
+    /// (default: the REMOTE_SIGNER_KEY_PASSPHRASE environment variable)
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+
+    /// Accept a key file that group or others can read (for mounted secrets only)
+    #[arg(long)]
+    allow_readable_key_file: bool,
+
+    /// Key Vault: do not require the vault's authentication challenge to name a resource in
+    /// the vault's domain (for emulators and private endpoints only)
+    #[arg(long)]
+    no_verify_challenge_resource: bool,
+
     /// Output form
     #[arg(long, value_enum, default_value = "pem")]
     format: PublicKeyFormat,
 }
 
 pub async fn public_key(args: PublicKeyArgs) -> anyhow::Result<Outcome> {
-    let signer = args.key.open().await?;
+    let mut signers = Vec::new();
+    for key in &args.keys {
+        let key_args = KeyArgs {
+            key: key.clone(),
+            passphrase_file: args.passphrase_file.clone(),
+            allow_readable_key_file: args.allow_readable_key_file,
+            no_verify_challenge_resource: args.no_verify_challenge_resource,
+        };
+        signers.push(key_args.open().await?);
+    }
+    anyhow::ensure!(
+        signers.len() == 1 || matches!(args.format, PublicKeyFormat::Jwks),
+        "--key is given {} times; only --format jwks takes several keys",
+        signers.len()
+    );
+    let signer = &signers[0];
     let public = signer.public_key();
     let out = match args.format {
         PublicKeyFormat::Pem => public.to_pem().into_bytes(),
@@ -39,6 +74,10 @@ pub async fn public_key(args: PublicKeyArgs) -> anyhow::Result<Outcome> {
             let mut json = serde_json::to_string(&public.to_jwk())?;
             json.push('\n');
             json.into_bytes()
+        }
+        PublicKeyFormat::Jwks => {
+            let jwks = Jwks::from_keys(signers.iter().map(|s| s.public_key()));
+            format!("{}\n", jwks.to_json()).into_bytes()
         }
         PublicKeyFormat::Openssh => {
             let mut line = public.to_openssh(signer.key_id().as_str())?;

@@ -12,8 +12,11 @@ mod agent;
 mod common;
 mod cookie;
 mod demo;
+mod jwt;
 mod keys;
 mod snowflake;
+#[cfg(feature = "x509")]
+mod x509;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +46,13 @@ enum Command {
     Cookie(cookie::CookieCommand),
     /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
     Snowflake(snowflake::SnowflakeArgs),
+    /// Key-pair JWTs for GitHub Apps, Entra ID, APNs and any OAuth server (RFC 7523)
+    #[command(subcommand)]
+    Jwt(jwt::JwtCommand),
+    /// X.509: a self-signed certificate or a certificate request signed by the key
+    #[cfg(feature = "x509")]
+    #[command(subcommand)]
+    X509(x509::X509Command),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
     /// Run an ssh-agent in the foreground whose identities are managed keys or short-lived
@@ -80,6 +90,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Cookie(command) => cookie::run(command).await,
             Command::Snowflake(args) => snowflake::run(args).await,
+            Command::Jwt(command) => jwt::run(command).await,
+            #[cfg(feature = "x509")]
+            Command::X509(command) => x509::run(command).await,
             #[cfg(feature = "ssh-agent")]
             Command::Agent(args) => agent::run(args).await,
         }
