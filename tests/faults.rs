@@ -234,7 +234,8 @@ impl Rig {
 }
 
 impl Rig {
-    /// 2. A direct signature fails as `expected`, within the retry policy's time bound.
+    /// Step 2 of [`ride_out`]: a direct signature fails as `expected`, within the retry
+    /// policy's time bound.
     fn direct_signature_fails(&self, expected: &Expected) {
         let before = self.direct.stats().sign.attempts;
         let started = self.direct_timer.now();
@@ -258,8 +259,9 @@ impl Rig {
         assert!(took <= BUDGET + SLACK, "took {took:?}: {error}");
     }
 
-    /// 3. Cookies: inside the refresh window the current surrogate signs while a new
-    /// certificate cannot be had; past its expiry signing fails with the fault's `kind`.
+    /// Step 3 of [`ride_out`], cookies: inside the refresh window the current surrogate signs
+    /// while a new certificate cannot be had; past its expiry signing fails with the fault's
+    /// `kind`.
     fn cookies_ride_out(&self, kind: ErrorKind) {
         self.clock.advance(INTO_REFRESH_WINDOW);
         self.cookie_round_trip()
@@ -279,10 +281,10 @@ impl Rig {
         assert!(error.to_string().contains("expired"), "{error}");
     }
 
-    /// 4. ssh: past the renewal point of `certificate` the agent's renewal fails, and logins go
-    /// on with it; past its expiry the agent offers no certificate (sshd would still take it:
-    /// the agent's own check is what is tested), logins fail, and the failed renewal is logged
-    /// with its `kind`.
+    /// Step 4 of [`ride_out`], ssh: past the renewal point of `certificate` the agent's renewal
+    /// fails, and logins go on with it; past its expiry the agent offers no certificate (sshd
+    /// would still take it: the agent's own check is what is tested), logins fail, and the
+    /// failed renewal is logged with its `kind`.
     fn ssh_ride_out(&self, certificate: &ssh_key::Certificate, kind: ErrorKind) {
         let valid_before = SystemTime::UNIX_EPOCH + Duration::from_secs(certificate.valid_before());
         let renew_at = valid_before - SSH_VALIDITY / 4;
