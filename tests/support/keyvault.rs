@@ -208,8 +208,8 @@ impl Emulator {
             .build()
             .expect("runtime");
         // Bound without block_on, so that tests running inside a runtime can start one.
-        let std_listener =
-            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1:{port}: {e}"));
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let listener = {
@@ -683,6 +683,8 @@ async fn serve(
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors, usually: let connections close instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let (tls_fault, generation) = {
