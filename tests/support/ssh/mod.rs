@@ -18,9 +18,17 @@ use tempfile::TempDir;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
-/// The user the tests log in as: the one running them (root here, as sshd needs).
+/// The user the tests log in as: the one running them.
 pub fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run id");
+    id("-un")
+}
+
+fn current_uid() -> u32 {
+    id("-u").parse().expect("a numeric user id")
+}
+
+fn id(option: &str) -> String {
+    let out = Command::new("id").arg(option).output().expect("run id");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -48,15 +56,19 @@ impl Sshd {
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (scripts/test does)"
         );
-        std::fs::create_dir_all("/run/sshd")
-            .expect("create sshd's privilege separation directory /run/sshd (needs root)");
+        // Run as root, sshd needs its privilege separation directory; unprivileged, it uses
+        // none (and authenticates only the user it runs as, which is the one the tests use).
+        if current_uid() == 0 {
+            std::fs::create_dir_all("/run/sshd")
+                .expect("create sshd's privilege separation directory /run/sshd");
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(path("host_ed25519"))
             .status()
-            .unwrap();
+            .expect("run ssh-keygen: install openssh-client (scripts/test does)");
         assert!(status.success());
         std::fs::write(path("authorized_keys"), lines(authorized_keys)).unwrap();
         std::fs::write(path("trusted_ca_keys"), lines(trusted_ca_keys)).unwrap();
@@ -140,7 +152,7 @@ impl Sshd {
             .arg("echo logged-in")
             .stdin(Stdio::null())
             .output()
-            .expect("run ssh")
+            .expect("run ssh: install openssh-client (scripts/test does)")
     }
 
     /// Asserts that logging in through `socket` works.
@@ -270,7 +282,7 @@ impl RunningAgent {
             .arg("-L")
             .env("SSH_AUTH_SOCK", &self.socket)
             .output()
-            .expect("run ssh-add");
+            .expect("run ssh-add: install openssh-client (scripts/test does)");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         if !out.status.success() {
             assert!(
