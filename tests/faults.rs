@@ -18,9 +18,6 @@
 
 mod support;
 
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
-
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,9 +28,9 @@ use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{Clock as _, ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, Error, ErrorKind, RemoteSigner};
 use serde_json::json;
-use ssh_support::{captured_log, current_user, RunningAgent, Sshd};
 use support::keyvault::{Attributes, Deny, Emulator, Fault, KeySpec, RetryAfter, TlsFault};
 use support::retry_timer::FastForward;
+use support::ssh::{captured_log, current_user, RunningAgent, Sshd};
 
 /// Retries as an application with a latency budget would set them.
 const MAX_RETRIES: u32 = 3;

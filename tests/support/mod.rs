@@ -5,3 +5,5 @@ pub mod keyvault;
 #[cfg(feature = "azure")]
 pub mod retry_timer;
 pub mod snowflake_sql_api;
+#[cfg(feature = "ssh-agent")]
+pub mod ssh;

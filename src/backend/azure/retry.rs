@@ -240,7 +240,69 @@ impl Caller {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// A timer on which only waiting moves time: it records each wait and returns at once.
+    #[derive(Debug)]
+    struct Recording {
+        start: Instant,
+        waits: Mutex<Vec<Duration>>,
+    }
+
+    impl Recording {
+        fn waits(&self) -> Vec<Duration> {
+            self.waits.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl RetryTimer for Recording {
+        fn now(&self) -> Instant {
+            self.start + self.waits().iter().sum::<Duration>()
+        }
+
+        async fn sleep(&self, duration: Duration) {
+            self.waits.lock().unwrap().push(duration);
+        }
+    }
+
+    #[tokio::test]
+    async fn backoff_waits_and_the_time_bound_run_on_the_injected_timer() {
+        let timer = Arc::new(Recording {
+            start: Instant::now(),
+            waits: Mutex::new(Vec::new()),
+        });
+        let policy = RetryPolicy::default()
+            .max_retries(10)
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(400))
+            .max_elapsed(Duration::from_secs(1));
+        let caller = Caller::new(policy, Arc::default(), timer.clone());
+        let mut attempts = 0;
+        let error = caller
+            .call(Operation::Sign, "k", || {
+                attempts += 1;
+                async {
+                    Err::<(), _>(azure_core::Error::with_message(
+                        azure_core::error::ErrorKind::Connection,
+                        "connection refused",
+                    ))
+                }
+            })
+            .await
+            .unwrap_err();
+        // 100 + 200 + 400 ms waited; a fourth wait (400 ms) would end past the 1 s bound.
+        let ms = Duration::from_millis;
+        assert_eq!(timer.waits(), [ms(100), ms(200), ms(400)]);
+        assert_eq!(attempts, 4);
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        let text = error.to_string();
+        assert!(text.contains("after 4 attempts in 0.7 s"), "{text}");
+        assert!(text.contains("no time left to retry"), "{text}");
+        assert_eq!(caller.stats().snapshot().sign.retries, 3);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
