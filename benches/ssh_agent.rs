@@ -105,7 +105,7 @@ impl OpensshAgent {
             .expect("run ssh-keygen");
         assert!(status.success());
         let socket = dir.join("openssh-agent.sock");
-        let child = Command::new("ssh-agent")
+        let mut child = Command::new("ssh-agent")
             .arg("-D")
             .arg("-a")
             .arg(&socket)
@@ -113,11 +113,20 @@ impl OpensshAgent {
             .stderr(Stdio::null())
             .spawn()
             .expect("start ssh-agent (openssh-client)");
-        for _ in 0..200 {
-            if socket.exists() {
-                break;
+        // Ready once it accepts a connection: the socket file exists a moment before
+        // ssh-agent listens on it. The socket is in this run's own directory, so nothing
+        // else can answer.
+        let mut waited = 0;
+        while UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ssh-agent exited ({status}) before listening on {socket:?}");
             }
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(
+                waited < 500,
+                "ssh-agent did not listen on {socket:?} within 10 s"
+            );
+            waited += 1;
+            std::thread::sleep(Duration::from_millis(20));
         }
         let status = Command::new("ssh-add")
             .arg("-q")
