@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod cookie;
 mod error;
+pub mod file;
 mod jws;
 pub mod key;
 pub mod keyref;
