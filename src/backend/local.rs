@@ -37,7 +37,7 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::error::{printable_path, Error, ErrorKind, Result};
-use crate::file::SmallFile;
+use crate::file::{FileBytes, SmallFile};
 use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
 
@@ -124,6 +124,30 @@ impl LocalKeyOptions {
         Ok(self.passphrase(&bytes[..end]))
     }
 
+    /// The public key in a file that holds either a public key (PEM, DER, JWK or an OpenSSH
+    /// line) or a private key. The file is read once, as [`SmallFile`] reads it; a private key
+    /// is held to the rules of [`open`](Self::open) (permissions, passphrase) and wiped at once.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); for a public key, [`ErrorKind::InvalidInput`] or
+    /// [`ErrorKind::UnsupportedKey`] naming the file and the real reason.
+    pub fn public_key(&self, path: impl AsRef<Path>) -> Result<PublicKey> {
+        let path = path.as_ref();
+        let file = SmallFile::new("key file")
+            .kind(ErrorKind::KeyFile)
+            .read(path)?;
+        if !looks_private(file.bytes()) {
+            return PublicKey::from_any(file.bytes()).map_err(|e| about_file(e, path));
+        }
+        check_private_mode(path, &file, self.allow_readable)?;
+        let secret = parse_private_key(
+            file.bytes(),
+            self.passphrase.as_deref().map(|p| &p[..]),
+        )
+        .map_err(|e| about_file(e, path))?;
+        Ok(LocalSigner::new(secret, |_| String::new())?.public)
+    }
+
     /// Accepts key files that group or others can read. Only for mounted secrets that cannot
     /// be made private (a container's secret volume); the default refuses them, as OpenSSH does.
     pub fn dangerous_allow_readable_file(mut self, allow: bool) -> Self {
@@ -156,6 +180,18 @@ fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>
     let file = SmallFile::new("key file")
         .kind(ErrorKind::KeyFile)
         .read(path)?;
+    check_private_mode(path, &file, allow_readable)?;
+    let bytes = file.into_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::sentence(
+            ErrorKind::KeyFile,
+            format!("cannot read key file {}: it is empty", printable_path(path)),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn check_private_mode(path: &Path, file: &FileBytes, allow_readable: bool) -> Result<()> {
     if let Some(mode) = file.mode() {
         if mode & 0o077 != 0 && !allow_readable {
             let shown = printable_path(path);
@@ -168,14 +204,21 @@ fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>
             ));
         }
     }
-    let bytes = file.into_bytes();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::sentence(
-            ErrorKind::KeyFile,
-            format!("cannot read key file {}: it is empty", printable_path(path)),
-        ));
+    Ok(())
+}
+
+/// True when `bytes` hold a private key container (PEM label or DER structure), so that a
+/// public-key reader applies the private-key rules instead of reporting "not a public key".
+fn looks_private(bytes: &[u8]) -> bool {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.contains("-----BEGIN ") {
+            return text.contains("PRIVATE KEY-----");
+        }
     }
-    Ok(bytes)
+    pkcs8::PrivateKeyInfo::try_from(bytes).is_ok()
+        || pkcs8::EncryptedPrivateKeyInfo::try_from(bytes).is_ok()
+        || pkcs1::RsaPrivateKey::try_from(bytes).is_ok()
+        || sec1::EcPrivateKey::try_from(bytes).is_ok()
 }
 
 /// The library's remedy for a readable key file; the command-line tool names its own flag.
@@ -189,6 +232,7 @@ fn about_file(error: Error, path: &Path) -> Error {
         ErrorKind::KeyFile => format!("cannot read key file {shown}"),
         ErrorKind::Passphrase => format!("cannot decrypt key file {shown}"),
         ErrorKind::UnsupportedKey => format!("unsupported key in {shown}"),
+        ErrorKind::InvalidInput => format!("cannot read key file {shown}"),
         _ => return error.prefixed(shown),
     };
     match error.context_text() {
@@ -572,7 +616,14 @@ impl LocalSigner {
             options.mode(0o600);
         }
         let io = |e: std::io::Error| {
-            Error::with_context(ErrorKind::Io, format!("{}: {}", path.display(), e.kind()))
+            Error::sentence(
+                ErrorKind::Io,
+                format!(
+                    "cannot write key file {}: {}",
+                    printable_path(path),
+                    crate::file::io_reason(&e)
+                ),
+            )
         };
         let mut file = options.open(path).map_err(io)?;
         std::io::Write::write_all(&mut file, pem.as_bytes()).map_err(io)?;

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::{Algorithm, KeyType, PublicKey, RemoteSigner as _, Signature};
+use remote_signer::{Algorithm, KeyType, RemoteSigner as _, Signature};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
@@ -100,9 +100,10 @@ pub async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The public key: PEM, DER, JWK or an OpenSSH line
+    /// The public key: a public key file (PEM, DER, JWK or an OpenSSH line), or a KEYREF
+    /// (a private key file or a Key Vault key) whose public half is used
     #[arg(long, value_name = "FILE")]
-    public_key: PathBuf,
+    public_key: String,
     /// JOSE algorithm name
     #[arg(long, value_name = "ALG")]
     alg: String,
@@ -116,10 +117,7 @@ pub struct VerifyArgs {
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let alg: Algorithm = args.alg.parse()?;
-    let key_bytes = std::fs::read(&args.public_key)
-        .with_context(|| format!("cannot read {}", args.public_key.display()))?;
-    let public = PublicKey::from_any(&key_bytes)
-        .with_context(|| format!("{}", args.public_key.display()))?;
+    let public = crate::common::public_key_of(&args.public_key).await?;
     let text = args.signature.trim().trim_end_matches('=');
     let bytes = URL_SAFE_NO_PAD
         .decode(text)

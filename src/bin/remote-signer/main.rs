@@ -59,6 +59,7 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    common::take_env_passphrase();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
