@@ -100,7 +100,7 @@ impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k.pem");
-        LocalSigner::generate_to_file(KeyType::Ed25519, &key).unwrap();
+        LocalSigner::generate_to_file(KeyType::P256, &key).unwrap();
         let encrypted = dir.path().join("enc.p8");
         let out = Command::new("openssl")
             .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout"])
@@ -172,7 +172,7 @@ impl Setup {
                 "--public-key",
                 input,
                 "--alg",
-                "EdDSA",
+                "ES256",
                 "--signature",
                 "AAAA",
                 "--in",
@@ -241,7 +241,7 @@ fn every_file_input_reads_a_pipe_with_a_writer() {
     let signature = signature.trim();
     for source in [public, key] {
         let out = bash(&format!(
-            r#""$CLI" verify --public-key <(cat {source}) --alg EdDSA --signature {signature} --in {message}"#
+            r#""$CLI" verify --public-key <(cat {source}) --alg ES256 --signature {signature} --in {message}"#
         ));
         ok(&out);
     }

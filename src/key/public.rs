@@ -183,11 +183,16 @@ impl PublicKey {
             RSA => {
                 // `rsa` refuses keys above 4096 bits as malformed; say what is wrong instead.
                 if let Ok(key) = pkcs1::RsaPublicKey::try_from(spki.subject_public_key.raw_bytes()) {
-                    let bits = key.modulus.as_bytes().len() * 8;
-                    if bits > RSA_MAX_BITS + 8 {
+                    let modulus = key.modulus.as_bytes();
+                    let bits = modulus.first().map_or(0, |&top| {
+                        (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+                    });
+                    if bits > RSA_MAX_BITS {
                         return Err(Error::with_context(
                             ErrorKind::UnsupportedKey,
-                            format!("RSA key of about {bits} bits (supported: {RSA_MIN_BITS} to {RSA_MAX_BITS})"),
+                            format!(
+                                "RSA key of {bits} bits (supported: {RSA_MIN_BITS} to {RSA_MAX_BITS})"
+                            ),
                         ));
                     }
                 }
