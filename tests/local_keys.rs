@@ -683,9 +683,9 @@ fn bad_key_files_give_clear_errors_never_panics() {
         assert_eq!(err.kind(), kind, "{what}: {err}");
         let text = err.to_string();
         assert!(text.contains(needle), "{what}: {text:?} lacks {needle:?}");
-        let name = path.file_name().unwrap().to_str().unwrap();
+        let name = path.to_str().unwrap();
         assert_eq!(text.matches(name).count(), 1, "{what}: the file once: {text}");
-        let err = cli_fails(&["public-key", "--key", path.to_str().unwrap()], needle);
+        let err = cli_fails(&["public-key", "--key", name], needle);
         assert_eq!(err.matches(name).count(), 1, "{what}: the file once: {err}");
     }
 }
@@ -902,11 +902,7 @@ fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
             let p = path.to_str().unwrap();
             args.extend(["-q", "-N", passphrase, "-C", "test", "-f", p]);
             ssh_keygen(&args);
-            let mut pass_arg = format!("-P{passphrase}");
-            if passphrase.is_empty() {
-                pass_arg = "-P".into();
-            }
-            let expected = ssh_public_blob(&ssh_keygen(&["-y", &pass_arg, "-f", p]));
+            let expected = ssh_public_blob(&ssh_keygen(&["-y", "-P", passphrase, "-f", p]));
 
             let signer = if passphrase.is_empty() {
                 LocalSigner::open(&path).unwrap()
@@ -954,6 +950,18 @@ fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
             private(&path);
         }
     }
+    // The same key wrapped at 64 columns, as some SSH tools write it, reads as well.
+    let plain = fs::read_to_string(keys.path("id_ed25519_0")).unwrap();
+    let blob = ssh_key::PrivateKey::from_openssh(&plain).unwrap().to_bytes().unwrap();
+    let narrow =
+        pem_rfc7468::encode_string("OPENSSH PRIVATE KEY", pem_rfc7468::LineEnding::LF, &blob)
+            .unwrap();
+    assert!(narrow.lines().nth(1).unwrap().len() == 64);
+    let narrow = keys.write("narrow", narrow.as_bytes());
+    assert_eq!(
+        LocalSigner::open(&narrow).unwrap().public_key(),
+        LocalSigner::open(keys.path("id_ed25519_0")).unwrap().public_key()
+    );
     // A crafted file asking for absurd bcrypt work is refused before any is done.
     let costly = keys.path("costly");
     ssh_keygen(&["-t", "ed25519", "-q", "-N", PASSPHRASE, "-f", costly.to_str().unwrap()]);
@@ -965,7 +973,9 @@ fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
     let rounds_at = kdf_name_end + 4 + 4 + 16;
     assert_eq!(blob[rounds_at..rounds_at + 4], 16u32.to_be_bytes());
     blob[rounds_at..rounds_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-    let crafted = pem_rfc7468::encode_string("OPENSSH PRIVATE KEY", pem_rfc7468::LineEnding::LF, &blob)
+    let crafted = ssh_key::PrivateKey::from_bytes(&blob)
+        .unwrap()
+        .to_openssh(ssh_key::LineEnding::LF)
         .unwrap();
     let crafted = keys.write("crafted", crafted.as_bytes());
     let err = LocalKeyOptions::new()

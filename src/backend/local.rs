@@ -314,9 +314,17 @@ fn find_private_pem(bytes: &[u8]) -> Result<Option<(String, Zeroizing<Vec<u8>>)>
                 ));
             }
             let normalized = Zeroizing::new(whole.replace('\r', ""));
-            let (label, der) = pem_rfc7468::decode_vec(normalized.as_bytes())
+            // OpenSSH wraps its base64 at 70 columns, RFC 7468 (and some SSH tools) at 64.
+            let mut decoder = pem_rfc7468::Decoder::new_wrapped(normalized.as_bytes(), 70)
+                .or_else(|_| pem_rfc7468::Decoder::new_wrapped(normalized.as_bytes(), 64))
                 .map_err(|_| key_file_error("malformed PEM"))?;
-            return Ok(Some((label.to_string(), Zeroizing::new(der))));
+            let label = decoder.type_label().to_string();
+            // Sized up front, so the buffer never reallocates with key bytes in it.
+            let mut der = Zeroizing::new(Vec::with_capacity(decoder.remaining_len()));
+            decoder
+                .decode_to_end(&mut der)
+                .map_err(|_| key_file_error("malformed PEM"))?;
+            return Ok(Some((label, der)));
         }
         rest = &block[end + end_marker.len()..];
     }
