@@ -283,7 +283,10 @@ mod tests {
         let path = std::path::Path::new("a\nb\u{1b}[2J.pem");
         let e = Error::sentence(
             ErrorKind::KeyFile,
-            format!("cannot read key file {}: no such file", printable_path(path)),
+            format!(
+                "cannot read key file {}: no such file",
+                printable_path(path)
+            ),
         );
         assert_eq!(
             e.to_string(),

@@ -6,8 +6,9 @@
 //! - **bounded in size**: at most [`SmallFile::max_bytes`] bytes are read (64 KiB unless set),
 //!   whatever the file claims; `/dev/zero` or a huge file costs nothing;
 //! - **bounded in time**: the file is opened without blocking (`O_NONBLOCK`), so a FIFO that no
-//!   process writes to fails at once instead of hanging; a pipe whose writer is slow is waited
-//!   for at most [`SmallFile::wait`] (10 s unless set);
+//!   process writes to cannot hang the process: a pipe or FIFO whose writer is slow, or has not
+//!   opened it yet, is waited for at most [`SmallFile::wait`] (10 s unless set), and one whose
+//!   writers closed without writing fails at once;
 //! - **files and pipes only**: directories and devices are refused before anything is read;
 //!   a pipe with a writer, as in `--passphrase-file <(pass show key)`, works;
 //! - **wiped**: the bytes are held in a [`Zeroizing`] buffer that never reallocates in place, so
@@ -28,6 +29,15 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 
 /// The default time a pipe's writer is waited for.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// What a wait on a pipe found.
+#[derive(Debug, PartialEq, Eq)]
+enum Ready {
+    /// Data, or a reason to try reading again.
+    Data,
+    /// Every writer closed: what is left to read is all there will be.
+    HungUp,
+}
 
 /// What the first read allocates for a pipe (regular files get their own size).
 const PIPE_FIRST_CAPACITY: usize = 4096;
@@ -151,6 +161,7 @@ impl SmallFile {
         };
         let deadline = Instant::now() + self.wait;
         let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+        let mut hung_up = false;
         loop {
             if bytes.len() == bytes.capacity() {
                 // Grow by copying into a new buffer: the old one is wiped when dropped, where
@@ -166,6 +177,12 @@ impl SmallFile {
             bytes.resize(start + room, 0);
             let result = file.read(&mut bytes[start..]);
             match result {
+                Ok(0) if start == 0 && !meta.is_file() && !hung_up => {
+                    // A FIFO reads as ended while no writer has opened it yet; a writer
+                    // started just before this process may still be on its way.
+                    bytes.truncate(start);
+                    hung_up = self.wait_readable(path, &file, deadline)? == Ready::HungUp;
+                }
                 Ok(0) => {
                     bytes.truncate(start);
                     break;
@@ -174,7 +191,7 @@ impl SmallFile {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => bytes.truncate(start),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     bytes.truncate(start);
-                    self.wait_readable(path, &file, deadline)?;
+                    hung_up = self.wait_readable(path, &file, deadline)? == Ready::HungUp;
                 }
                 Err(e) => return Err(self.error(path, io_reason(&e))),
             }
@@ -206,8 +223,9 @@ impl SmallFile {
         }
     }
 
+    /// Waits until the pipe has data or its writers are gone, at most until `deadline`.
     #[cfg(unix)]
-    fn wait_readable(&self, path: &Path, file: &std::fs::File, deadline: Instant) -> Result<()> {
+    fn wait_readable(&self, path: &Path, file: &std::fs::File, deadline: Instant) -> Result<Ready> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let left = deadline.saturating_duration_since(Instant::now());
         let timed_out = || {
@@ -231,14 +249,26 @@ impl SmallFile {
         let mut fds = [PollFd::new(file, PollFlags::IN)];
         match poll(&mut fds, Some(&timeout)) {
             Ok(0) => Err(timed_out()),
-            Ok(_) => Ok(()),
-            Err(rustix::io::Errno::INTR) => Ok(()),
+            Ok(_) => {
+                let events = fds[0].revents();
+                if events.contains(PollFlags::HUP) && !events.contains(PollFlags::IN) {
+                    Ok(Ready::HungUp)
+                } else {
+                    Ok(Ready::Data)
+                }
+            }
+            Err(rustix::io::Errno::INTR) => Ok(Ready::Data),
             Err(e) => Err(self.error(path, io_reason(&e.into()))),
         }
     }
 
     #[cfg(not(unix))]
-    fn wait_readable(&self, path: &Path, _file: &std::fs::File, _deadline: Instant) -> Result<()> {
+    fn wait_readable(
+        &self,
+        path: &Path,
+        _file: &std::fs::File,
+        _deadline: Instant,
+    ) -> Result<Ready> {
         Err(self.error(path, "it would block"))
     }
 }
@@ -323,6 +353,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(err.to_string().contains("nothing arrived"), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_whose_writer_opens_late_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let writer = {
+            let fifo = fifo.clone();
+            // Its open blocks until the reader has opened the FIFO.
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                pipe.write_all(b"secret\n").unwrap();
+            })
+        };
+        let read = SmallFile::new("passphrase file").read(&fifo).unwrap();
+        writer.join().unwrap();
+        assert_eq!(read.bytes(), b"secret\n");
     }
 
     #[test]

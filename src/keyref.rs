@@ -61,7 +61,9 @@ impl FromStr for KeyRef {
                 ));
             }
             if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(bad("a Key Vault URL must not contain spaces or control characters"));
+                return Err(bad(
+                    "a Key Vault URL must not contain spaces or control characters",
+                ));
             }
             return Ok(KeyRef::AzureKeyVault(s.to_string()));
         }
@@ -224,7 +226,9 @@ mod tests {
             assert!(text.contains("user name or password"), "{text}");
         }
         // An `@` in the path is not user information.
-        assert!("https://v.vault.azure.net/keys/k@1".parse::<KeyRef>().is_ok());
+        assert!("https://v.vault.azure.net/keys/k@1"
+            .parse::<KeyRef>()
+            .is_ok());
         let err = "https://v.vault.azure.net/keys/k\u{1b}[2J"
             .parse::<KeyRef>()
             .unwrap_err();

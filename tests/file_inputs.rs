@@ -16,8 +16,8 @@ use remote_signer::backend::local::{LocalKeyOptions, LocalSigner, PASSPHRASE_ENV
 use remote_signer::{ErrorKind, KeyType, RemoteSigner as _};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
-/// Far above what any of these runs needs (the slowest waits 10 s for a silent pipe), far below
-/// a hang.
+/// Far above what any of these runs needs (the slowest waits 10 s for a FIFO's writer), far
+/// below a hang.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -192,8 +192,9 @@ const FLAGS: [&str; 5] = [
     "--in",
 ];
 
-/// A FIFO that nobody writes to, `/dev/zero`, a directory and a missing file: each refused at
-/// once with the reason, for every file input.
+/// A FIFO that nobody writes to (waited for 10 s, then refused), `/dev/zero`, a directory and
+/// a missing file: each refused with the reason, for every file input. The inputs run in
+/// parallel, so the FIFO waits overlap.
 #[test]
 fn every_file_input_refuses_fifos_without_writers_devices_and_directories() {
     let setup = Setup::new();
@@ -201,18 +202,27 @@ fn every_file_input_refuses_fifos_without_writers_devices_and_directories() {
     let fifo = Setup::s(&setup.fifo);
     let missing = setup.dir.path().join("missing");
     let missing = Setup::s(&missing);
-    for flag in FLAGS {
-        for (input, needle) in [
-            (fifo, "nothing was written to the pipe"),
-            ("/dev/zero", "it is a device"),
-            (dir, "it is a directory"),
-            (missing, "no such file"),
-        ] {
-            let out = cli(&setup.args(flag, input));
-            let err = one_line_failure(&out, needle);
-            assert_eq!(err.matches(input).count(), 1, "{flag}: the file once: {err}");
+    std::thread::scope(|scope| {
+        for flag in FLAGS {
+            for (input, needle) in [
+                (fifo, "nothing arrived within 10 s"),
+                ("/dev/zero", "it is a device"),
+                (dir, "it is a directory"),
+                (missing, "no such file"),
+            ] {
+                let args = setup.args(flag, input);
+                scope.spawn(move || {
+                    let out = cli(&args);
+                    let err = one_line_failure(&out, needle);
+                    assert_eq!(
+                        err.matches(input).count(),
+                        1,
+                        "{flag}: the file once: {err}"
+                    );
+                });
+            }
         }
-    }
+    });
 }
 
 /// A pipe with a writer works for every file input, as `<(pass show key)` does; a private key
@@ -237,7 +247,9 @@ fn every_file_input_reads_a_pipe_with_a_writer() {
         expected
     );
     // --in, then --public-key with a public key and with the private key.
-    let signature = ok(&bash(&format!(r#""$CLI" sign --key {key} --in <(cat {message})"#)));
+    let signature = ok(&bash(&format!(
+        r#""$CLI" sign --key {key} --in <(cat {message})"#
+    )));
     let signature = signature.trim();
     for source in [public, key] {
         let out = bash(&format!(
@@ -249,7 +261,9 @@ fn every_file_input_reads_a_pipe_with_a_writer() {
     let token = {
         let mut command = Command::new(BIN);
         command.args(["cookie", "sign", "--key", key, "--purpose", "session"]);
-        command.args(["--direct", "--in"]).arg(setup.dir.path().join("claims"));
+        command
+            .args(["--direct", "--in"])
+            .arg(setup.dir.path().join("claims"));
         fs::write(setup.dir.path().join("claims"), b"{\"user\":\"alice\"}").unwrap();
         ok(&run_limited(command))
     };
@@ -329,8 +343,26 @@ fn nothing_secret_or_unprintable_is_echoed() {
     let runs: Vec<Vec<&str>> = vec![
         vec!["public-key", "--key", &url],
         vec!["sign", "--key", &url, "--in", Setup::s(&setup.message)],
-        vec!["snowflake", "jwt", "--key", &url, "--account", "a", "--user", "u"],
-        vec!["cookie", "sign", "--key", &url, "--purpose", "s", "--in", Setup::s(&claims)],
+        vec![
+            "snowflake",
+            "jwt",
+            "--key",
+            &url,
+            "--account",
+            "a",
+            "--user",
+            "u",
+        ],
+        vec![
+            "cookie",
+            "sign",
+            "--key",
+            &url,
+            "--purpose",
+            "s",
+            "--in",
+            Setup::s(&claims),
+        ],
         setup.args("--trust", &url),
         setup.args("--public-key", &url),
     ];

@@ -684,7 +684,11 @@ fn bad_key_files_give_clear_errors_never_panics() {
         let text = err.to_string();
         assert!(text.contains(needle), "{what}: {text:?} lacks {needle:?}");
         let name = path.to_str().unwrap();
-        assert_eq!(text.matches(name).count(), 1, "{what}: the file once: {text}");
+        assert_eq!(
+            text.matches(name).count(),
+            1,
+            "{what}: the file once: {text}"
+        );
         let err = cli_fails(&["public-key", "--key", name], needle);
         assert_eq!(err.matches(name).count(), 1, "{what}: the file once: {err}");
     }
@@ -881,7 +885,10 @@ fn ssh_keygen(args: &[&str]) -> Vec<u8> {
 /// The key type and base64 blob of an OpenSSH public key line (the comment differs).
 fn ssh_public_blob(line: &[u8]) -> String {
     let text = String::from_utf8(line.to_vec()).unwrap();
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// OpenSSH private keys as `ssh-keygen` writes them, plain and with a passphrase, load as the
@@ -952,7 +959,10 @@ fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
     }
     // The same key wrapped at 64 columns, as some SSH tools write it, reads as well.
     let plain = fs::read_to_string(keys.path("id_ed25519_0")).unwrap();
-    let blob = ssh_key::PrivateKey::from_openssh(&plain).unwrap().to_bytes().unwrap();
+    let blob = ssh_key::PrivateKey::from_openssh(&plain)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     let narrow =
         pem_rfc7468::encode_string("OPENSSH PRIVATE KEY", pem_rfc7468::LineEnding::LF, &blob)
             .unwrap();
@@ -960,11 +970,21 @@ fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
     let narrow = keys.write("narrow", narrow.as_bytes());
     assert_eq!(
         LocalSigner::open(&narrow).unwrap().public_key(),
-        LocalSigner::open(keys.path("id_ed25519_0")).unwrap().public_key()
+        LocalSigner::open(keys.path("id_ed25519_0"))
+            .unwrap()
+            .public_key()
     );
     // A crafted file asking for absurd bcrypt work is refused before any is done.
     let costly = keys.path("costly");
-    ssh_keygen(&["-t", "ed25519", "-q", "-N", PASSPHRASE, "-f", costly.to_str().unwrap()]);
+    ssh_keygen(&[
+        "-t",
+        "ed25519",
+        "-q",
+        "-N",
+        PASSPHRASE,
+        "-f",
+        costly.to_str().unwrap(),
+    ]);
     let pem = fs::read_to_string(&costly).unwrap();
     let key = ssh_key::PrivateKey::from_openssh(&pem).unwrap();
     let mut blob = key.to_bytes().unwrap().to_vec();

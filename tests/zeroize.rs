@@ -558,7 +558,11 @@ fn openssh_key_files_leave_nothing_behind() {
             };
             drop(key);
             let label = format!("OpenSSH {name}, passphrase {:?}", !passphrase.is_empty());
-            let given = if passphrase.is_empty() { "unused" } else { passphrase };
+            let given = if passphrase.is_empty() {
+                "unused"
+            } else {
+                passphrase
+            };
             assert!(assert_leaves_nothing(
                 &label,
                 &path,

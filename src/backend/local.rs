@@ -140,11 +140,8 @@ impl LocalKeyOptions {
             return PublicKey::from_any(file.bytes()).map_err(|e| about_file(e, path));
         }
         check_private_mode(path, &file, self.allow_readable)?;
-        let secret = parse_private_key(
-            file.bytes(),
-            self.passphrase.as_deref().map(|p| &p[..]),
-        )
-        .map_err(|e| about_file(e, path))?;
+        let secret = parse_private_key(file.bytes(), self.passphrase.as_deref().map(|p| &p[..]))
+            .map_err(|e| about_file(e, path))?;
         Ok(LocalSigner::new(secret, |_| String::new())?.public)
     }
 

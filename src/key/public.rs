@@ -182,7 +182,8 @@ impl PublicKey {
         let inner = match spki.algorithm.oid {
             RSA => {
                 // `rsa` refuses keys above 4096 bits as malformed; say what is wrong instead.
-                if let Ok(key) = pkcs1::RsaPublicKey::try_from(spki.subject_public_key.raw_bytes()) {
+                if let Ok(key) = pkcs1::RsaPublicKey::try_from(spki.subject_public_key.raw_bytes())
+                {
                     let modulus = key.modulus.as_bytes();
                     let bits = modulus.first().map_or(0, |&top| {
                         (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize)

@@ -30,7 +30,10 @@ pub fn take_env_passphrase() {
 }
 
 fn env_passphrase() -> Option<&'static [u8]> {
-    ENV_PASSPHRASE.get().and_then(|p| p.as_deref()).map(|p| &p[..])
+    ENV_PASSPHRASE
+        .get()
+        .and_then(|p| p.as_deref())
+        .map(|p| &p[..])
 }
 
 /// The CLI's advice for the library's key-file errors, which name library options.
