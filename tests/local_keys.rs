@@ -866,6 +866,14 @@ fn demo_runs() {
     let out = cli_ok(&["demo"], None);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("all signatures verified"), "{text}");
+    // It says what did not happen, and prints no path that is deleted at exit.
+    assert!(text.contains("no Snowflake service is contacted"), "{text}");
+    assert!(text.contains("no ssh client, no sshd"), "{text}");
+    assert!(
+        !text.contains("/tmp/") && !text.contains("file://"),
+        "{text}"
+    );
+    assert!(text.contains("next:"), "{text}");
 }
 
 fn ssh_keygen(args: &[&str]) -> Vec<u8> {

@@ -60,9 +60,10 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
         "  - the library: the programs in README.md, and `cargo run --example cookie_app --features axum`"
     );
     crate::say!(
-        "  - the agent with a real ssh: `remote-signer generate --out key.pem`, then \
-         `eval \"$(remote-signer agent --key key.pem)\"` in one shell and `ssh-add -l` in another \
-         that has the printed SSH_AUTH_SOCK"
+        "  - the agent with a real ssh: `remote-signer generate --out key.pem`, run \
+         `remote-signer agent --key key.pem` in one shell, then in another set the SSH_AUTH_SOCK \
+         it prints and run `ssh-add -l`, or `ssh` to a host whose authorized_keys has \
+         `remote-signer public-key --key key.pem --format openssh`"
     );
     crate::say!(
         "  - a Key Vault key: `cargo run --example keyvault_emulator --features azure` prints the \
@@ -173,7 +174,8 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(u8::decode(&mut reader)? == 12, "no identities answer");
     let count = u32::decode(&mut reader)?;
     let blob = Vec::<u8>::decode(&mut reader)?;
-    let comment = String::decode(&mut reader)?;
+    // The comment names the CA key by its file, which is gone at exit: not printed.
+    let _comment = String::decode(&mut reader)?;
     let certificate = ssh_key::Certificate::from_bytes(&blob)?;
     let ca_listed = *certificate.public_key() == ca.public_key().to_ssh_key_data()?;
     anyhow::ensure!(
@@ -185,7 +187,7 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
          process: no socket, no ssh client, no sshd):"
     );
     crate::say!(
-        "  lists {count} identity: an Ed25519 certificate for {:?} ({comment}), valid {} s (the \
+        "  lists {count} identity: an Ed25519 certificate for {:?}, valid {} s (the \
          3600 s asked for, starting 60 s in the past so that a server whose clock is a little \
          behind accepts it, rounded up to a whole second); the CA key is not listed",
         certificate.valid_principals(),
