@@ -265,11 +265,11 @@ fn algorithms_that_do_not_fit_the_key_are_refused() {
     let pub256 = keys.write("p256.pub", &keys.public_pem(&p256));
     cli_fails(
         &["sign", "--key", ed.to_str().unwrap(), "--alg", "RS256"],
-        "RS256 cannot be used with a Ed25519 key",
+        "RS256 cannot be used with an Ed25519 key",
     );
     cli_fails(
         &["sign", "--key", p256.to_str().unwrap(), "--alg", "ES384"],
-        "ES384",
+        "ES384 cannot be used with an EC P-256 key",
     );
     cli_fails(
         &["sign", "--key", p256.to_str().unwrap(), "--alg", "none"],
