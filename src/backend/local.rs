@@ -2,11 +2,14 @@
 //!
 //! Reads PKCS#8 (plain, or encrypted with PBES2: AES-CBC as OpenSSL 3 writes it, or
 //! DES-EDE3-CBC as `openssl pkcs8 -topk8 -v2 des3` writes it), PKCS#1 RSA and SEC1 EC keys, in PEM
-//! or DER: RSA 2048 to 4096 bits, EC P-256 and P-384, Ed25519.
+//! or DER, and OpenSSH private keys as `ssh-keygen` writes them (plain, or encrypted with
+//! bcrypt-pbkdf and a passphrase): RSA 2048 to 4096 bits, EC P-256 and P-384, Ed25519.
 //!
 //! Like OpenSSH, a key file that group or others may read is refused unless
 //! [`LocalKeyOptions::dangerous_allow_readable_file`] says otherwise. The file is read once,
-//! its buffers are zeroized, and the parsed key is zeroized when the signer is dropped.
+//! as [`crate::file`] reads every input (bounded, never blocking, devices refused), its buffers
+//! are zeroized, and the parsed key is zeroized when the signer is dropped. Errors name the
+//! file (control characters escaped) and the reason, and give no command-line advice.
 //!
 //! # What stays in freed memory
 //!
@@ -42,6 +45,10 @@ use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
 
 /// The environment variable the command-line tool reads a key passphrase from.
+///
+/// A variable stays readable in `/proc/PID/environ` by the same user (and root) for the life of
+/// the process, whatever the process does later, and is inherited by child processes unless
+/// removed: prefer a passphrase file for long-running processes such as an agent.
 pub const PASSPHRASE_ENV: &str = "REMOTE_SIGNER_KEY_PASSPHRASE";
 
 /// More PBKDF2 rounds than any tool writes (OpenSSL: 2,048; OWASP advice: 600,000).
@@ -97,7 +104,9 @@ impl LocalKeyOptions {
         self
     }
 
-    /// Takes the passphrase from `REMOTE_SIGNER_KEY_PASSPHRASE` if it is set.
+    /// Takes the passphrase from `REMOTE_SIGNER_KEY_PASSPHRASE` if it is set. The variable is
+    /// left in the environment (removing it is only sound while the process has one thread);
+    /// see [`PASSPHRASE_ENV`] for why a file is the better home for it.
     pub fn passphrase_from_env(self) -> Self {
         match std::env::var_os(PASSPHRASE_ENV) {
             Some(value) => {
@@ -165,7 +174,7 @@ impl LocalKeyOptions {
             .map_err(|e| about_file(e, path))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         LocalSigner::new(secret, |thumb| {
-            format!("file://{}#{thumb}", absolute.display())
+            format!("file://{}#{thumb}", printable_path(&absolute))
         })
         .map(|s| s.with_path(absolute))
     }
@@ -637,7 +646,7 @@ impl LocalSigner {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let key_id = KeyId::new(format!(
             "file://{}#{}",
-            absolute.display(),
+            printable_path(&absolute),
             generated.public.jwk_thumbprint()
         ));
         Ok(LocalSigner {

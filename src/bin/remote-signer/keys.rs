@@ -102,7 +102,7 @@ pub async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
 pub struct VerifyArgs {
     /// The public key: a public key file (PEM, DER, JWK or an OpenSSH line), or a KEYREF
     /// (a private key file or a Key Vault key) whose public half is used
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "KEYREF_OR_PUBLIC_KEY_FILE")]
     public_key: String,
     /// JOSE algorithm name
     #[arg(long, value_name = "ALG")]
