@@ -1516,12 +1516,15 @@ printf '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expire
         }
     }
     let out = command
+        // With every log line on, so that the Azure SDK's `tracing` lines show too.
         .args([
+            "-vvv",
             "public-key",
             "--key",
             &url,
             "--no-verify-challenge-resource",
         ])
+        .env_remove("RUST_LOG")
         .env(
             "PATH",
             format!(
@@ -1546,6 +1549,12 @@ printf '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expire
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("azure_")),
+        "-vvv shows the Azure SDK's log lines: {stderr}"
+    );
+    assert!(!stderr.contains(passphrase), "{stderr}");
     let seen = std::fs::read_to_string(&env_log).expect("the az CLI ran");
     assert!(seen.contains("AZ_ENV_LOG="), "{seen}");
     assert!(!seen.contains("REMOTE_SIGNER_KEY_PASSPHRASE"), "{seen}");
