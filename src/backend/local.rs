@@ -464,6 +464,13 @@ fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
         KeypairData::Rsa(pair) => {
             // Built here rather than through ssh-key's conversion, which passes `p` twice as
             // the primes in 0.6.7.
+            // Refused before any arithmetic, which is slow on a crafted huge modulus.
+            let modulus_bits = pair.public.n.as_positive_bytes().map_or(0, |n| n.len() * 8);
+            if modulus_bits > 4096 {
+                return Err(unsupported(format!(
+                    "RSA key of about {modulus_bits} bits (supported: 2048 to 4096)"
+                )));
+            }
             let uint = |m: &ssh_key::Mpint| {
                 m.as_positive_bytes()
                     .map(rsa::BigUint::from_bytes_be)
