@@ -856,6 +856,22 @@ fn generate_writes_a_private_key_file() {
     );
     // openssl reads it, and it refuses to overwrite.
     openssl(&["pkey", "-in", out.to_str().unwrap(), "-noout"]);
+    // Every type, Ed25519 (the default) too, is readable by the OpenSSL at hand (3.0 reads
+    // only PKCS#8 v1 Ed25519 keys).
+    for key_type in ["ed25519", "rsa", "p384"] {
+        let path = keys.path(&format!("gen-{key_type}.pem"));
+        cli_ok(
+            &[
+                "generate",
+                "--out",
+                path.to_str().unwrap(),
+                "--type",
+                key_type,
+            ],
+            None,
+        );
+        openssl(&["pkey", "-in", path.to_str().unwrap(), "-noout"]);
+    }
     let err = cli_fails(&["generate", "--out", out.to_str().unwrap()], "gen.pem");
     assert!(err.contains("cannot write key file"), "{err}");
     assert!(err.contains("it already exists"), "{err}");

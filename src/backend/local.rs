@@ -626,7 +626,13 @@ impl LocalSigner {
             SecretKey::Rsa(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
             SecretKey::P256(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
             SecretKey::P384(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
-            SecretKey::Ed25519(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            // PKCS#8 v1, without the optional public key: OpenSSL 3.0 (Debian 12) cannot read
+            // the v2 form that `SigningKey::to_pkcs8_pem` writes.
+            SecretKey::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_pem(pkcs8::LineEnding::LF),
         }
         .map_err(|_| Error::new(ErrorKind::Signing))?;
         let mut options = std::fs::OpenOptions::new();
