@@ -20,7 +20,7 @@ use std::path::Path;
 
 use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
-use remote_signer::{Algorithm, KeyType};
+use remote_signer::{Algorithm, KeyType, RemoteSigner as _};
 
 #[global_allocator]
 static ALLOCATOR: Graveyard = Graveyard;
@@ -583,5 +583,47 @@ fn openssh_key_files_leave_nothing_behind() {
                 ));
             }
         }
+    }
+}
+
+/// A private key read only for its public half (`cookie verify --trust key.pem`,
+/// `verify --public-key key.pem`) is wiped as well: nothing of it is left in freed memory.
+#[test]
+fn a_private_key_read_for_its_public_half_leaves_nothing_behind() {
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::new();
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "p256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        ("ed25519", &["-algorithm", "ED25519"]),
+    ];
+    for (name, args) in cases {
+        let pem = format!("{name}.pem");
+        let der = fx.generate(&pem, args);
+        let secrets = secret_fields(&der);
+        let file = fs::read(fx.path(&pem)).unwrap();
+        let mut all = needles(secrets.iter().map(Vec::as_slice));
+        all.extend(needles(
+            secret_text(&file, &secrets).iter().map(Vec::as_slice),
+        ));
+        let (public, freed) = freed_while(Some(&all), || {
+            LocalKeyOptions::new().public_key(fx.path(&pem)).unwrap()
+        });
+        assert_eq!(
+            &public,
+            LocalSigner::open(fx.path(&pem)).unwrap().public_key(),
+            "{name}"
+        );
+        assert!(
+            freed.leaks.is_empty(),
+            "{name}: {} leaks",
+            freed.leaks.len()
+        );
+        assert!(
+            found(&freed.bytes, &all).is_empty(),
+            "{name}: freed memory held key material"
+        );
     }
 }
