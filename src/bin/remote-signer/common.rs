@@ -39,20 +39,20 @@ fn env_passphrase() -> Option<&'static [u8]> {
 /// The CLI's advice for the library's key-file errors, which name library options.
 fn with_cli_hint(e: remote_signer::Error, passphrase_given: bool) -> anyhow::Error {
     let text = e.to_string();
-    let text = match e.kind() {
+    match e.kind() {
         ErrorKind::InsecureKeyFile => match text.find(", or for a mounted secret") {
-            Some(cut) => format!(
+            Some(cut) => anyhow::anyhow!(
                 "{}, or for a mounted secret pass --allow-readable-key-file",
                 &text[..cut]
             ),
-            None => text,
+            None => e.into(),
         },
         ErrorKind::Passphrase if !passphrase_given => {
-            format!("{text} (set {PASSPHRASE_ENV} or use --passphrase-file)")
+            anyhow::anyhow!("{text} (set {PASSPHRASE_ENV} or use --passphrase-file)")
         }
-        _ => text,
-    };
-    anyhow::Error::msg(text)
+        // Everything else as it is, with its sources (`{:#}` prints them).
+        _ => e.into(),
+    }
 }
 
 /// How to find and open a key. Every subcommand that takes a KEYREF flattens this.
