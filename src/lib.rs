@@ -13,6 +13,27 @@
 //! Snowflake key-pair JWTs ([`snowflake`]), the other services' key-pair JWTs ([`jwt`]), JWKS
 //! ([`key::Jwks`]), surrogate keys ([`surrogate`]) and session tokens ([`cookie`]) need no
 //! feature.
+//!
+//! # Logging
+//! The crate installs no logger; it emits through two facades, as its parts' ecosystems do:
+//! - the ssh-agent ([`ssh`]) logs through [`log`](https://docs.rs/log) under targets
+//!   `remote_signer::ssh::*`: refused connections and requests (`info`/`warn`), and why a
+//!   malformed or unknown message was refused (`debug`); never the data;
+//! - the Azure backend's SDK (`azure_core`, `azure_identity`) logs requests, retries and
+//!   credential attempts through [`tracing`](https://docs.rs/tracing).
+//!
+//! One subscriber shows both: `tracing-subscriber` with its `tracing-log` feature (on by
+//! default) forwards `log` records to `tracing`:
+//!
+//! ```
+//! // Cargo.toml: tracing-subscriber = "0.3"
+//! tracing_subscriber::fmt()
+//!     .with_writer(std::io::stderr)
+//!     .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+//!     .init();
+//! ```
+//!
+//! The `remote-signer` tool does this itself: `-v`, `-vv`, `-vvv` or `RUST_LOG`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -20,6 +41,7 @@
 pub mod backend;
 pub mod cookie;
 mod error;
+pub mod file;
 mod jws;
 pub mod jwt;
 pub mod key;

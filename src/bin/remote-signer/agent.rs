@@ -53,20 +53,9 @@ pub struct AgentArgs {
         requires = "certificate"
     )]
     validity: u64,
-
-    /// Log every refused message too
-    #[arg(long, short)]
-    verbose: bool,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
-    log::set_max_level(if args.verbose {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
-    let _ = log::set_logger(&StderrLogger);
-
     let mut builder = Agent::builder();
     for key in &args.keys {
         let key_args = KeyArgs {
@@ -75,10 +64,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
             allow_readable_key_file: args.allow_readable_key_file,
             no_verify_challenge_resource: args.no_verify_challenge_resource,
         };
-        let signer = key_args
-            .open()
-            .await
-            .with_context(|| format!("cannot open key {key}"))?;
+        // The error names the key itself (user information in a URL never reaches it).
+        let signer = key_args.open().await?;
         builder = if args.certificate {
             let options = CertificateOptions::new(args.principals.iter().cloned())
                 .validity(Duration::from_secs(args.validity));
@@ -173,22 +160,4 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Log lines on stderr, one per event.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level() && metadata.target().starts_with("remote_signer")
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let level = record.level().as_str().to_lowercase();
-            eprintln!("remote-signer agent: {level}: {}", record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

@@ -139,9 +139,10 @@ pub async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The public key: PEM, DER, JWK or an OpenSSH line
-    #[arg(long, value_name = "FILE")]
-    public_key: PathBuf,
+    /// The public key: a public key file (PEM, DER, JWK or an OpenSSH line), or a KEYREF
+    /// (a private key file or a Key Vault key) whose public half is used
+    #[arg(long, value_name = "KEYREF_OR_PUBLIC_KEY_FILE")]
+    public_key: String,
     /// JOSE algorithm name
     #[arg(long, value_name = "ALG")]
     alg: String,
@@ -155,10 +156,7 @@ pub struct VerifyArgs {
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let alg: Algorithm = args.alg.parse()?;
-    let key_bytes = std::fs::read(&args.public_key)
-        .with_context(|| format!("cannot read {}", args.public_key.display()))?;
-    let public = PublicKey::from_any(&key_bytes)
-        .with_context(|| format!("{}", args.public_key.display()))?;
+    let public = crate::common::public_key_of(&args.public_key).await?;
     let text = args.signature.trim().trim_end_matches('=');
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
