@@ -8,7 +8,7 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::key::Jwks;
-use remote_signer::{Algorithm, KeyType, PublicKey, RemoteSigner as _, Signature};
+use remote_signer::{Algorithm, KeyType, RemoteSigner as _, Signature};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
