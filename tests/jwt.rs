@@ -459,7 +459,7 @@ fn client_assertion_from_the_cli() {
     let with = |extra: &[&'static str]| -> Vec<&str> {
         base.iter().copied().chain(extra.iter().copied()).collect()
     };
-    cli_refuses(&with(&["--alg", "ES256"]), "cannot be used with a RSA key");
+    cli_refuses(&with(&["--alg", "ES256"]), "cannot be used with an RSA key");
     cli_refuses(&with(&["--alg", "HS256"]), "unknown algorithm");
     cli_refuses(&with(&["--alg", "none"]), "unknown algorithm");
     cli_refuses(&with(&["--lifetime", "3601"]), "3600 s");
