@@ -15,6 +15,14 @@
 //!   certificate is never listed. The CA key itself is never offered, so no local process can
 //!   use the agent to mint certificates for other principals.
 //!
+//! **The agent signs only what SSH clients sign**: an SSH user-authentication request (RFC 4252
+//! section 7, methods `publickey` and OpenSSH's `publickey-hostbound-v00@openssh.com`) whose key
+//! blob is the key or certificate asked to sign, or an SSHSIG blob (`ssh-keygen -Y sign`, git
+//! commit signing). Any other data is refused with `SSH_AGENT_FAILURE` and the reason is logged:
+//! a managed key that also signs session cookies, certificates or Snowflake JWTs must not
+//! become a signing oracle for them to every process that reaches the socket.
+//! [`AgentBuilder::dangerous_sign_any_data`] lifts this for clients of other protocols.
+//!
 //! The agent answers only `REQUEST_IDENTITIES` and `SIGN_REQUEST`. Adding, removing or locking
 //! keys, extensions, unknown and malformed messages are answered with `SSH_AGENT_FAILURE`, and
 //! the connection goes on; messages over 256 KiB are skipped unread and refused.
@@ -39,6 +47,7 @@ mod agent;
 mod certificate;
 mod identity;
 mod protocol;
+mod signed_data;
 
 use std::sync::Arc;
 use std::time::SystemTime;

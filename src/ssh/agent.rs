@@ -10,6 +10,7 @@ use tokio::net::UnixListener;
 use super::certificate::CertificateOptions;
 use super::identity::{CertifiedSurrogate, ManagedKey};
 use super::protocol::{self, Request};
+use super::signed_data;
 use super::{with_causes, Clock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::signer::RemoteSigner;
@@ -43,6 +44,7 @@ struct Inner {
     max_message_len: usize,
     max_connections: usize,
     message_timeout: Duration,
+    sign_any_data: bool,
 }
 
 /// Builds an [`Agent`]. Nothing is checked or signed until [`build`](AgentBuilder::build).
@@ -54,6 +56,7 @@ pub struct AgentBuilder {
     max_message_len: usize,
     max_connections: usize,
     message_timeout: Duration,
+    sign_any_data: bool,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for AgentBuilder {
             .field("max_message_len", &self.max_message_len)
             .field("max_connections", &self.max_connections)
             .field("message_timeout", &self.message_timeout)
+            .field("sign_any_data", &self.sign_any_data)
             .finish_non_exhaustive()
     }
 }
@@ -77,13 +81,15 @@ impl Default for AgentBuilder {
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+            sign_any_data: false,
         }
     }
 }
 
 impl AgentBuilder {
     /// Offers `signer` itself as an identity, listed with its key id as the comment. Every
-    /// sign request for it is a call to the managed key.
+    /// sign request for it is a call to the managed key, and only for what SSH clients sign
+    /// (see [`dangerous_sign_any_data`](AgentBuilder::dangerous_sign_any_data)).
     pub fn key(mut self, signer: Arc<dyn RemoteSigner>) -> Self {
         self.managed.push((signer, None));
         self
@@ -100,9 +106,9 @@ impl AgentBuilder {
     }
 
     /// Uses `ca` as an OpenSSH user CA: the agent offers an in-memory Ed25519 surrogate with a
-    /// short-lived certificate signed by `ca`, renewed ahead of expiry. `ca` itself is not
-    /// offered (unless also added with [`key`](AgentBuilder::key)), so no local process can have
-    /// it mint certificates.
+    /// short-lived certificate signed by `ca`, renewed ahead of expiry. `ca` itself is never
+    /// offered, so no local process can have it mint certificates: [`build`](AgentBuilder::build)
+    /// refuses a key that is both a CA and an identity given with [`key`](AgentBuilder::key).
     pub fn certificate_authority(
         mut self,
         ca: Arc<dyn RemoteSigner>,
@@ -142,12 +148,27 @@ impl AgentBuilder {
         self
     }
 
+    /// Signs whatever a client sends, not only SSH user-authentication requests and SSHSIG
+    /// blobs (default: off).
+    ///
+    /// **Dangerous**: with it, any process that reaches the socket (any local process of the
+    /// user, or root on every host the agent is forwarded to) can have the managed keys sign
+    /// JWS tokens, surrogate and OpenSSH certificates, or Snowflake JWTs, forging credentials of
+    /// every other protocol that trusts the same keys. It exists only for clients that use an
+    /// agent for other protocols: `ssh-keygen -s` with an agent-held CA key, and
+    /// `pam_ssh_agent_auth`. Give such a client its own key, used for nothing else.
+    pub fn dangerous_sign_any_data(mut self) -> Self {
+        self.sign_any_data = true;
+        self
+    }
+
     /// Checks the configuration and builds the agent. Certificates are minted on first use, or
     /// by [`Agent::renew_certificates`].
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for an agent without identities, a key given twice, or certificate
-    /// options without principals, a connection cap or message timeout of zero;
+    /// [`ErrorKind::Config`] for an agent without identities, a key given twice, a key that is
+    /// both a certificate authority and an identity, certificate options without principals, a
+    /// connection cap or message timeout of zero;
     /// [`ErrorKind::UnsupportedKey`] for a key with no SSH form (EC P-256K).
     pub fn build(self) -> Result<Agent> {
         if self.managed.is_empty() && self.certified.is_empty() {
@@ -173,13 +194,35 @@ impl AgentBuilder {
             }
             managed.push(key);
         }
-        let certified = self
-            .certified
-            .into_iter()
-            .map(|(ca, options)| {
-                CertifiedSurrogate::new(ca, options, Arc::clone(&self.clock)).map(Arc::new)
-            })
-            .collect::<Result<_>>()?;
+        let mut certified: Vec<Arc<CertifiedSurrogate>> = Vec::new();
+        for (ca, options) in self.certified {
+            let surrogate = CertifiedSurrogate::new(ca, options, Arc::clone(&self.clock))?;
+            let key_id = surrogate.ca().key_id();
+            if managed.iter().any(|k| k.blob == surrogate.ca_blob) {
+                return Err(Error::with_context(
+                    ErrorKind::Config,
+                    format!(
+                        "key {key_id} is both a certificate authority and an offered identity; \
+                         an agent that offers its CA key lets any process that reaches the \
+                         socket sign certificates for any principal: use another key for one role"
+                    ),
+                ));
+            }
+            if certified.iter().any(|c| c.ca_blob == surrogate.ca_blob) {
+                return Err(Error::with_context(
+                    ErrorKind::Config,
+                    format!("certificate authority {key_id} is given twice"),
+                ));
+            }
+            certified.push(Arc::new(surrogate));
+        }
+        if self.sign_any_data {
+            log::warn!(
+                "the agent signs any data it is sent, not only SSH logins and SSHSIG blobs: \
+                 every process that reaches its socket can forge other protocols' credentials \
+                 with these keys"
+            );
+        }
         Ok(Agent {
             inner: Arc::new(Inner {
                 managed,
@@ -187,6 +230,7 @@ impl AgentBuilder {
                 max_message_len: self.max_message_len,
                 max_connections: self.max_connections,
                 message_timeout: self.message_timeout,
+                sign_any_data: self.sign_any_data,
             }),
         })
     }
@@ -213,6 +257,12 @@ impl Agent {
     /// Answers one agent message: `message` is the body after the length prefix, the result is
     /// the body of the answer. Unknown, refused or malformed messages and failed signatures get
     /// `SSH_AGENT_FAILURE` (`[5]`); failures of a managed key are logged with their cause.
+    ///
+    /// A sign request is answered only when its data is an SSH user-authentication request
+    /// (RFC 4252 section 7, methods `publickey` and `publickey-hostbound-v00@openssh.com`) whose
+    /// key blob is the key or certificate asked to sign, or an SSHSIG blob (`ssh-keygen -Y
+    /// sign`, git); anything else is refused and the reason (never the data) is logged, unless
+    /// the agent was built with [`AgentBuilder::dangerous_sign_any_data`].
     pub async fn respond(&self, message: &[u8]) -> Vec<u8> {
         match Request::decode(message) {
             Ok(Request::Identities) => self.identities().await,
@@ -222,7 +272,10 @@ impl Agent {
                 flags,
             }) => self.sign(key_blob, data, flags).await,
             Ok(Request::Unsupported(kind)) => {
-                log::debug!("refused agent message of type {kind}");
+                log::debug!(
+                    "refused agent message {} ({kind}): this agent only lists and signs",
+                    protocol::message_name(kind)
+                );
                 protocol::failure()
             }
             Err(why) => {
@@ -260,6 +313,9 @@ impl Agent {
                 k.blob == key_blob || certified_key.as_deref() == Some(k.blob.as_slice())
             });
         if let Some(key) = managed {
+            if !self.may_sign(data, key_blob, key.signer().key_id()) {
+                return protocol::failure();
+            }
             return match key.sign(data, flags).await {
                 Ok(signature) => protocol::sign_response(&signature),
                 Err(e) => {
@@ -280,6 +336,9 @@ impl Agent {
         // requests for unknown keys cost no managed-key call.
         for certified in &self.inner.certified {
             if let Some(minted) = certified.find(key_blob) {
+                if !self.may_sign(data, key_blob, certified.ca().key_id()) {
+                    return protocol::failure();
+                }
                 return match minted.sign(data) {
                     Ok(signature) => protocol::sign_response(&signature),
                     Err(e) => {
@@ -291,6 +350,19 @@ impl Agent {
         }
         log::debug!("sign request for a key this agent does not hold");
         protocol::failure()
+    }
+
+    /// Whether `data` is something an SSH client signs with `key_blob` (or anything goes);
+    /// logs the reason of a refusal.
+    fn may_sign(&self, data: &[u8], key_blob: &[u8], key_id: &crate::KeyId) -> bool {
+        match signed_data::check(data, key_blob) {
+            Ok(_) => true,
+            Err(_) if self.inner.sign_any_data => true,
+            Err(reason) => {
+                log::warn!("refused to sign with {key_id}: {reason}");
+                false
+            }
+        }
     }
 
     /// Serves one connection until the peer closes it. Messages are answered in order.

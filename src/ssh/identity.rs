@@ -75,6 +75,8 @@ impl ManagedKey {
 /// of expiry once however many requests arrive at that moment.
 pub(crate) struct CertifiedSurrogate {
     ca: Arc<dyn RemoteSigner>,
+    /// The CA's public key blob, so the agent can refuse to offer it as an identity too.
+    pub(crate) ca_blob: Vec<u8>,
     options: CertificateOptions,
     clock: Clock,
     /// The newest certificate, and the one before it (still honoured for sign requests from
@@ -118,10 +120,14 @@ impl CertifiedSurrogate {
         clock: Clock,
     ) -> Result<Self> {
         options.check()?;
-        // Fails early for CA keys without an SSH form.
-        ca.public_key().to_ssh_key_data()?;
+        let mut ca_blob = Vec::new();
+        ca.public_key()
+            .to_ssh_key_data()?
+            .encode(&mut ca_blob)
+            .map_err(|_| Error::with_context(ErrorKind::UnsupportedKey, "no SSH form"))?;
         Ok(CertifiedSurrogate {
             ca,
+            ca_blob,
             options,
             clock,
             current: RwLock::new(Certificates::default()),
