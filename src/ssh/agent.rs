@@ -132,17 +132,18 @@ impl AgentBuilder {
     }
 
     /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], 256).
-    /// Connections beyond it are closed at once, unanswered, and a warning is logged; the
-    /// ones already open are not disturbed.
+    /// When a new connection arrives at the cap, the connection idle the longest is closed to
+    /// admit it (and this is logged): `ssh` holds an agent connection open for a whole session,
+    /// so idle connections must not lock new clients out.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// How long a message may take to arrive once its first byte has (default
-    /// [`DEFAULT_MESSAGE_TIMEOUT`], 10 s). A client that stalls mid-message is disconnected, so
-    /// it cannot hold a connection slot; an idle connection between messages is kept open, as
-    /// `ssh` holds one for a whole session.
+    /// How long a message may take to arrive once its first byte has, and an answer to be
+    /// written (default [`DEFAULT_MESSAGE_TIMEOUT`], 10 s). A client that stalls mid-message
+    /// or stops reading answers is disconnected, so it cannot hold a connection slot; an idle
+    /// connection between messages is kept open, as `ssh` holds one for a whole session.
     pub fn message_timeout(mut self, timeout: Duration) -> Self {
         self.message_timeout = timeout;
         self
@@ -370,7 +371,16 @@ impl Agent {
     /// # Errors
     /// [`ErrorKind::Io`] when reading or writing the connection fails; [`ErrorKind::Timeout`]
     /// when a message stalls (see [`AgentBuilder::message_timeout`]).
-    pub async fn serve_connection<S>(&self, mut stream: S) -> Result<()>
+    pub async fn serve_connection<S>(&self, stream: S) -> Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.serve_tracked(stream, &Activity::new()).await
+    }
+
+    /// [`serve_connection`](Agent::serve_connection), noting in `activity` when the connection
+    /// last did something.
+    async fn serve_tracked<S>(&self, mut stream: S, activity: &Activity) -> Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -386,6 +396,7 @@ impl Agent {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(io(e)),
             }
+            let _busy = activity.busy();
             // Once it has begun, the message must arrive within the timeout.
             let received = tokio::time::timeout(self.inner.message_timeout, async {
                 stream.read_exact(&mut prefix[1..]).await?;
@@ -425,15 +436,29 @@ impl Agent {
             let mut frame = Vec::with_capacity(4 + answer.len());
             frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
             frame.extend_from_slice(&answer);
-            stream.write_all(&frame).await.map_err(io)?;
-            stream.flush().await.map_err(io)?;
+            let written = tokio::time::timeout(self.inner.message_timeout, async {
+                stream.write_all(&frame).await?;
+                stream.flush().await
+            })
+            .await;
+            match written {
+                Ok(result) => result.map_err(io)?,
+                Err(_) => {
+                    return Err(Error::with_context(
+                        ErrorKind::Timeout,
+                        "agent connection: the client stopped reading answers; disconnected",
+                    ))
+                }
+            }
         }
     }
 
     /// Serves every connection to `listener` until the returned future is dropped.
     ///
-    /// Connections from other users than this process's (root excepted) are closed unanswered,
-    /// as OpenSSH's agent does. Certificates are renewed in the background ahead of expiry.
+    /// Connections from other users than this process's real uid (root excepted) are closed
+    /// unanswered, as OpenSSH's agent does, and so are connections whose peer credentials
+    /// cannot be read. At the connection cap the longest-idle connection is closed to admit a
+    /// new one. Certificates are renewed in the background ahead of expiry.
     pub async fn serve(&self, listener: UnixListener) {
         self.serve_until(listener, std::future::pending()).await
     }
@@ -445,8 +470,8 @@ impl Agent {
         for certified in &self.inner.certified {
             background.spawn(renew_ahead(Arc::clone(certified)));
         }
-        let own_uid = own_uid();
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.max_connections));
+        let own_uid = rustix::process::getuid().as_raw();
+        let connections = Arc::new(std::sync::Mutex::new(Connections::default()));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -464,26 +489,40 @@ impl Agent {
                     continue;
                 }
             };
-            if let (Some(own), Ok(peer)) = (own_uid, stream.peer_cred()) {
-                if peer.uid() != own && peer.uid() != 0 {
+            match stream.peer_cred() {
+                Ok(peer) if peer.uid() == own_uid || peer.uid() == 0 => {}
+                Ok(peer) => {
                     log::warn!("refused agent connection from uid {}", peer.uid());
                     continue;
                 }
+                Err(e) => {
+                    log::warn!(
+                        "refused agent connection: the peer's credentials cannot be read ({})",
+                        e.kind()
+                    );
+                    continue;
+                }
             }
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                log::warn!(
-                    "refused agent connection: {} connections are open already",
-                    self.inner.max_connections
-                );
-                continue;
-            };
+            let mut open = lock(&connections);
+            if open.by_id.len() >= self.inner.max_connections {
+                open.close_longest_idle(self.inner.max_connections);
+            }
+            let id = open.next_id;
+            open.next_id += 1;
+            let activity = Arc::new(Activity::new());
             let agent = self.clone();
-            background.spawn(async move {
-                if let Err(e) = agent.serve_connection(stream).await {
+            let served = Arc::clone(&activity);
+            let forget = ForgetOnDrop {
+                connections: Arc::clone(&connections),
+                id,
+            };
+            let handle = background.spawn(async move {
+                let _forget = forget;
+                if let Err(e) = agent.serve_tracked(stream, &served).await {
                     log::debug!("{e}");
                 }
-                drop(slot);
             });
+            open.by_id.insert(id, (handle, activity));
         }
         background.abort_all();
     }
@@ -503,17 +542,85 @@ async fn renew_ahead(certified: Arc<CertifiedSurrogate>) {
     }
 }
 
-/// This process's user id, as the owner of its `/proc` entry.
-fn own_uid() -> Option<u32> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+/// When a connection last began or answered a message, and whether it is answering one now.
+struct Activity {
+    last: std::sync::Mutex<tokio::time::Instant>,
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+            busy: std::sync::atomic::AtomicBool::new(false),
+        }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
+
+    /// Marks the connection busy until the guard is dropped, then active as of that moment.
+    fn busy(&self) -> impl Drop + '_ {
+        struct Busy<'a>(&'a Activity);
+        impl Drop for Busy<'_> {
+            fn drop(&mut self) {
+                *lock(&self.0.last) = tokio::time::Instant::now();
+                self.0.busy.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        Busy(self)
     }
+
+    /// How long the connection has been idle (zero while it answers a message).
+    fn idle(&self) -> Duration {
+        if self.busy.load(std::sync::atomic::Ordering::Acquire) {
+            Duration::ZERO
+        } else {
+            lock(&self.last).elapsed()
+        }
+    }
+}
+
+/// The connections being served, so the longest-idle one can make room for a new one.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    by_id: std::collections::HashMap<u64, (tokio::task::AbortHandle, Arc<Activity>)>,
+}
+
+impl Connections {
+    fn close_longest_idle(&mut self, cap: usize) {
+        let longest = self
+            .by_id
+            .iter()
+            .map(|(id, (_, activity))| (*id, activity.idle()))
+            .max_by_key(|(_, idle)| *idle);
+        if let Some((id, idle)) = longest {
+            if let Some((handle, _)) = self.by_id.remove(&id) {
+                handle.abort();
+            }
+            log::info!(
+                "{cap} agent connections are open: closed the one idle longest ({} s) to admit a new one",
+                idle.as_secs()
+            );
+        }
+    }
+}
+
+/// Removes a connection from [`Connections`] when its task ends or is aborted.
+struct ForgetOnDrop {
+    connections: Arc<std::sync::Mutex<Connections>>,
+    id: u64,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        lock(&self.connections).by_id.remove(&self.id);
+    }
+}
+
+/// Locks `mutex`; a panic elsewhere while holding it leaves plain bookkeeping behind, still
+/// usable.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
