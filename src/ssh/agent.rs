@@ -357,7 +357,10 @@ impl Agent {
     /// logs the reason of a refusal.
     fn may_sign(&self, data: &[u8], key_blob: &[u8], key_id: &crate::KeyId) -> bool {
         match signed_data::check(data, key_blob) {
-            Ok(_) => true,
+            Ok(kind) => {
+                log::debug!("signing {kind} with {key_id}");
+                true
+            }
             Err(_) if self.inner.sign_any_data => true,
             Err(reason) => {
                 log::warn!("refused to sign with {key_id}: {reason}");
@@ -562,7 +565,9 @@ impl Activity {
         impl Drop for Busy<'_> {
             fn drop(&mut self) {
                 *lock(&self.0.last) = tokio::time::Instant::now();
-                self.0.busy.store(false, std::sync::atomic::Ordering::Release);
+                self.0
+                    .busy
+                    .store(false, std::sync::atomic::Ordering::Release);
             }
         }
         self.busy.store(true, std::sync::atomic::Ordering::Release);
@@ -620,7 +625,9 @@ impl Drop for ForgetOnDrop {
 /// Locks `mutex`; a panic elsewhere while holding it leaves plain bookkeeping behind, still
 /// usable.
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -37,6 +37,16 @@ pub(crate) enum SignedData {
     Sshsig,
 }
 
+impl std::fmt::Display for SignedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignedData::UserAuth { hostbound: false } => "a user-authentication request",
+            SignedData::UserAuth { hostbound: true } => "a hostbound user-authentication request",
+            SignedData::Sshsig => "an SSHSIG blob",
+        })
+    }
+}
+
 /// Why data was refused. Names the reason, never the data: it is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {

@@ -234,9 +234,8 @@ fn bind_private(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
             )
         })?;
     // Errors name the path asked for, never the internal staging path.
-    let failed = |e: std::io::Error| {
-        anyhow::anyhow!("cannot listen on {}: {}", path.display(), e.kind())
-    };
+    let failed =
+        |e: std::io::Error| anyhow::anyhow!("cannot listen on {}: {}", path.display(), e.kind());
     let staged = staging.path().join("agent.sock");
     let listener = tokio::net::UnixListener::bind(&staged).map_err(failed)?;
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
