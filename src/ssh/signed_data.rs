@@ -19,7 +19,7 @@
 
 use ssh_encoding::Decode;
 
-use super::protocol::read_string;
+use super::protocol::{certified_key_blob, read_string};
 
 /// `SSH_MSG_USERAUTH_REQUEST` (RFC 4252).
 const USERAUTH_REQUEST: u8 = 50;
@@ -134,10 +134,11 @@ fn check_userauth(mut data: &[u8], key_blob: &[u8]) -> Result<SignedData, Refuse
         return Err(Refused::NoSignatureFlag);
     }
     let algorithm = read_string(body).map_err(|_| Refused::Truncated)?;
-    if read_string(body).map_err(|_| Refused::Truncated)? != key_blob {
+    let offered = read_string(body).map_err(|_| Refused::Truncated)?;
+    if !same_key(offered, key_blob) {
         return Err(Refused::OtherKey);
     }
-    if !algorithm_fits(algorithm, key_blob) {
+    if !algorithm_fits(algorithm, offered) {
         return Err(Refused::Algorithm);
     }
     if hostbound {
@@ -151,6 +152,14 @@ fn check_userauth(mut data: &[u8], key_blob: &[u8]) -> Result<SignedData, Refuse
         return Err(Refused::TrailingData);
     }
     Ok(SignedData::UserAuth { hostbound })
+}
+
+/// Whether the key blob a login offers is the one asked to sign, or a certificate of it (`ssh`
+/// asks the plain key in the agent to sign for a certificate from a `CertificateFile`), or the
+/// other way round.
+fn same_key(offered: &[u8], signing: &[u8]) -> bool {
+    let plain = |blob: &[u8]| certified_key_blob(blob).unwrap_or_else(|| blob.to_vec());
+    offered == signing || plain(offered) == plain(signing)
 }
 
 /// Whether `algorithm` signs with the key type that `key_blob` starts with. RSA keys sign
