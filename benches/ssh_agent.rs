@@ -52,7 +52,10 @@ fn userauth_request(key_blob: &[u8]) -> Vec<u8> {
     use ssh_encoding::{Decode, Encode};
     let algorithm = String::decode(&mut &key_blob[..]).expect("key type");
     let mut data = Vec::new();
-    [0x5au8; 32].as_slice().encode(&mut data).expect("session id");
+    [0x5au8; 32]
+        .as_slice()
+        .encode(&mut data)
+        .expect("session id");
     data.push(50);
     for field in [
         "bench",
@@ -75,9 +78,7 @@ fn sign_request(key_blob: &[u8]) -> Vec<u8> {
     use ssh_encoding::Encode;
     let mut body = vec![13u8];
     key_blob.encode(&mut body).expect("key blob");
-    userauth_request(key_blob)
-        .encode(&mut body)
-        .expect("data");
+    userauth_request(key_blob).encode(&mut body).expect("data");
     0u32.encode(&mut body).expect("flags");
     body
 }

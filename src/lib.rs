@@ -15,11 +15,13 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
+pub mod clock;
 pub mod cookie;
 mod error;
 mod jws;
 pub mod key;
 pub mod keyref;
+pub mod renewal;
 mod signer;
 pub mod snowflake;
 #[cfg(feature = "ssh-agent")]

@@ -179,7 +179,10 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
             field.encode(&mut data)?;
         }
         1u8.encode(&mut data)?;
-        certificate.algorithm().to_certificate_type().encode(&mut data)?;
+        certificate
+            .algorithm()
+            .to_certificate_type()
+            .encode(&mut data)?;
         blob.encode(&mut data)?;
         let mut request = vec![13u8];
         blob.encode(&mut request)?;
@@ -189,11 +192,7 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
         let mut reader = &answer[..];
         anyhow::ensure!(u8::decode(&mut reader)? == 14, "sign request refused");
         let signature = ssh_key::Signature::decode(&mut &Vec::<u8>::decode(&mut reader)?[..])?;
-        public.verify(
-            remote_signer::Algorithm::EdDSA,
-            &data,
-            signature.as_bytes(),
-        )?;
+        public.verify(remote_signer::Algorithm::EdDSA, &data, signature.as_bytes())?;
     }
     crate::say!(
         "  100 logins signed and verified: {} CA signature(s)",

@@ -1,9 +1,20 @@
-//! Rotation of short-lived credentials, whatever they are: issue one, use it until shortly
-//! before it expires, issue the next in the background, once, however many tasks ask.
+//! The renewal engine: keeps a short-lived credential fresh, whatever it is. Issue one, use it
+//! until shortly before it expires, issue the next in the background, once, however many tasks
+//! ask.
 //!
-//! [`Rotation`] is generic over an [`Issuer`], so the same machinery serves the JWS surrogate
-//! certificates of this module and other kinds of short-lived credentials (an OpenSSH
-//! certificate, a cached bearer token).
+//! [`Rotation`] is generic over an [`Issuer`]; it renews the JWS certificates of
+//! [`surrogate`](crate::surrogate) keys and the OpenSSH certificates of the ssh-agent.
+//!
+//! One policy for all of them:
+//! - **Single flight**: at most one issuing call at a time, however many callers.
+//! - **Backoff**: after a failure, no new attempt before the backoff has passed, measured from
+//!   the failure (1 s doubling to 60 s by default); a success resets it.
+//! - **Readers never wait on a renewal while a credential is valid**; once it has expired
+//!   after a failure, callers get an error at once instead of queueing behind an attempt that
+//!   may hang ([`Rotation::current`] never waits at all).
+//! - **Poisoning**: the state is plain data, consistent after every write, so a lock poisoned
+//!   by a panic elsewhere is used as it is.
+//! - **Status**: [`RotationStatus`] (issuing calls, current expiry, next renewal, last error).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -12,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use rand_core::RngCore;
 
-use super::clock::Clock;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A credential that expires: what a [`Rotation`] keeps fresh.
@@ -253,10 +264,54 @@ impl<I: Issuer> Rotation<I> {
                 Ok(credential)
             }
             None => {
-                let _flight = self.shared.flight.lock().await;
-                self.shared.issue_locked(Need::Expired).await
+                if self.shared.read().failures == 0 {
+                    // The first issue, or a routine one: wait for it, once between callers.
+                    let _flight = self.shared.flight.lock().await;
+                    return self.shared.issue_locked(Need::Expired).await;
+                }
+                // After a failure, nobody queues behind an attempt that may hang: whoever finds
+                // no attempt in flight makes one, the others get the failure at once.
+                match self.shared.flight.clone().try_lock_owned() {
+                    Ok(_flight) => self.shared.issue_locked(Need::Expired).await,
+                    Err(_) => Err(self.shared.no_credential(&self.shared.read())),
+                }
             }
         }
+    }
+
+    /// The credential valid now, or `None`, without ever waiting. When renewal is due (or
+    /// nothing valid is left) and the backoff allows, one is started in the background on the
+    /// current tokio runtime (outside one, nothing is started).
+    pub fn current(&self) -> Option<Arc<I::Credential>> {
+        let now = self.shared.clock.now();
+        let (credential, need) = {
+            let state = self.shared.read();
+            let valid = state
+                .current
+                .as_ref()
+                .filter(|c| now < c.credential.not_after());
+            let need = match valid {
+                Some(c) if now < c.rotate_at => None,
+                Some(_) => Some(Need::Due),
+                None => Some(Need::Expired),
+            };
+            let may_try = state.retry_at.is_none_or(|r| now >= r);
+            (
+                valid.map(|c| c.credential.clone()),
+                need.filter(|_| may_try),
+            )
+        };
+        if let (Some(need), Ok(runtime)) = (need, tokio::runtime::Handle::try_current()) {
+            if let Ok(flight) = self.shared.flight.clone().try_lock_owned() {
+                let shared = self.shared.clone();
+                runtime.spawn(async move {
+                    // A failure is recorded in the state.
+                    let _ = shared.issue_locked(need).await;
+                    drop(flight);
+                });
+            }
+        }
+        credential
     }
 
     /// Waits for a rotation in progress, then rotates now if one is due (ignoring backoff)
