@@ -49,16 +49,10 @@ mod identity;
 mod protocol;
 mod signed_data;
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
 pub use agent::{
     Agent, AgentBuilder, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_LEN, DEFAULT_MESSAGE_TIMEOUT,
 };
 pub use certificate::CertificateOptions;
-
-/// The time source of certificate minting and expiry checks.
-type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// An error's text followed by its sources' texts (which are free of secrets by contract).
 fn with_causes(error: &crate::Error) -> String {

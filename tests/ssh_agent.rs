@@ -13,11 +13,11 @@ mod keyvault;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use remote_signer::backend::local::LocalSigner;
+use remote_signer::clock::ManualClock;
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{KeyType, RemoteSigner};
 use ssh_support::{
@@ -370,11 +370,8 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     let log = captured_log();
     drop(log);
     let start = 1_900_000_000u64;
-    let now = Arc::new(AtomicU64::new(start));
-    let clock = {
-        let now = Arc::clone(&now);
-        move || SystemTime::UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst))
-    };
+    let clock = Arc::new(ManualClock::at_unix(start));
+    let set = |unix: u64| clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(unix));
     let ca = TestSigner::new(local(KeyType::P256));
     let agent = RunningAgent::start(
         Agent::builder()
@@ -382,7 +379,7 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
                 ca.clone(),
                 CertificateOptions::new(["deploy"]).validity(Duration::from_secs(400)),
             )
-            .clock(clock)
+            .clock(clock.clone())
             .build()
             .unwrap(),
     );
@@ -392,13 +389,13 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     assert_eq!(ca.calls(), 1);
 
     // Inside the validity, before the renewal point: no managed-key call.
-    now.store(start + 200, Ordering::SeqCst);
+    set(start + 200);
     assert_eq!(listed_certificate(&agent).unwrap().serial(), first.serial());
     assert_eq!(ca.calls(), 1);
 
     // Past the renewal point (a quarter of the validity left): the current certificate is
     // still offered while a new one is minted in the background, once.
-    now.store(start + 350, Ordering::SeqCst);
+    set(start + 350);
     let offered = listed_certificate(&agent).unwrap();
     assert!(offered.serial() >= first.serial());
     let second = wait_for(|| listed_certificate(&agent).filter(|c| c.serial() > first.serial()))
@@ -414,23 +411,28 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
 
     // The CA goes down; after expiry the certificate is no longer listed nor used.
     ca.set_down(true);
-    now.store(start + 750, Ordering::SeqCst);
+    set(start + 750);
     assert!(listed_certificate(&agent).is_none());
     assert_eq!(
         client.request(&login_request(&certificate_blob(&second), 0).0),
         FAILURE
     );
-    assert!(
+    // The renewal the listing started in the background fails, and says why.
+    let logged = wait_for(|| {
         captured_log()
             .iter()
-            .any(|l| l.contains("cannot renew the certificate") && l.contains("test outage")),
+            .any(|l| l.contains("cannot renew the certificate") && l.contains("test outage"))
+            .then_some(())
+    });
+    assert!(
+        logged.is_some(),
         "the cause is logged: {:?}",
         captured_log()
     );
 
     // The CA comes back: the agent renews by itself.
     ca.set_down(false);
-    now.store(start + 760, Ordering::SeqCst);
+    set(start + 760);
     let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
     assert!(renewed.serial() > second.serial());
     assert_eq!(renewed.valid_before(), start + 760 + 400);

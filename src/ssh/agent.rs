@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -11,7 +11,8 @@ use super::certificate::CertificateOptions;
 use super::identity::{CertifiedSurrogate, ManagedKey};
 use super::protocol::{self, Request};
 use super::signed_data;
-use super::{with_causes, Clock};
+use super::with_causes;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::signer::RemoteSigner;
 
@@ -23,9 +24,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// The default time a message may take to arrive once its first byte has.
 pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The background renewer looks at least this often, so a changed clock is noticed.
-const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// An ssh-agent whose identities are managed keys, or short-lived certificates they sign.
 ///
@@ -52,7 +50,7 @@ struct Inner {
 pub struct AgentBuilder {
     managed: Vec<(Arc<dyn RemoteSigner>, Option<String>)>,
     certified: Vec<(Arc<dyn RemoteSigner>, CertificateOptions)>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     max_message_len: usize,
     max_connections: usize,
     message_timeout: Duration,
@@ -77,7 +75,7 @@ impl Default for AgentBuilder {
         AgentBuilder {
             managed: Vec::new(),
             certified: Vec::new(),
-            clock: Arc::new(SystemTime::now),
+            clock: Arc::new(crate::clock::SystemClock),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
@@ -118,9 +116,10 @@ impl AgentBuilder {
         self
     }
 
-    /// The clock certificates are minted and checked against (default: the system clock).
-    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+    /// The clock certificates are minted, renewed and checked against (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -288,8 +287,9 @@ impl Agent {
 
     async fn identities(&self) -> Vec<u8> {
         let mut certificates = Vec::new();
+        // Never waits for a renewal: an expired certificate is left out at once.
         for certified in &self.inner.certified {
-            if let Some(minted) = certified.usable().await {
+            if let Some(minted) = certified.usable() {
                 certificates.push((minted, certified.comment()));
             }
         }
@@ -471,7 +471,8 @@ impl Agent {
     pub async fn serve_until(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
         let mut background = tokio::task::JoinSet::new();
         for certified in &self.inner.certified {
-            background.spawn(renew_ahead(Arc::clone(certified)));
+            let certified = Arc::clone(certified);
+            background.spawn(async move { certified.renew_ahead().await });
         }
         let own_uid = rustix::process::getuid().as_raw();
         let connections = Arc::new(std::sync::Mutex::new(Connections::default()));
@@ -528,20 +529,6 @@ impl Agent {
             open.by_id.insert(id, (handle, activity));
         }
         background.abort_all();
-    }
-}
-
-/// Renews `certified` ahead of expiry, in the background.
-async fn renew_ahead(certified: Arc<CertifiedSurrogate>) {
-    loop {
-        let wait = certified.next_check_in();
-        if wait.is_zero() {
-            if certified.renew_logged().await.is_none() {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        } else {
-            tokio::time::sleep(wait.min(RENEWER_MAX_SLEEP)).await;
-        }
     }
 }
 
