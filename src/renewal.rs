@@ -481,3 +481,154 @@ impl<I: Issuer> Shared<I> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+    /// Issues credentials valid for 100 s; fails or hangs on demand, counting issuing calls.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        calls: AtomicU32,
+        /// 0 works, 1 fails, 2 hangs until `release` is notified (then fails).
+        mode: AtomicU8,
+        entered: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[derive(Debug)]
+    struct Token(SystemTime);
+
+    impl Credential for Token {
+        fn id(&self) -> &str {
+            "token"
+        }
+        fn not_after(&self) -> SystemTime {
+            self.0
+        }
+    }
+
+    #[async_trait]
+    impl Issuer for Arc<Flaky> {
+        type Credential = Token;
+        async fn issue(&self, now: SystemTime) -> Result<Token> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.mode.load(Ordering::SeqCst) {
+                0 => Ok(Token(now + Duration::from_secs(100))),
+                1 => Err(Error::with_context(ErrorKind::Unavailable, "outage")),
+                _ => {
+                    self.entered.notify_one();
+                    self.release.notified().await;
+                    Err(Error::with_context(ErrorKind::Timeout, "hung"))
+                }
+            }
+        }
+    }
+
+    /// `future`'s output if it is ready at the first poll; panics if it would wait.
+    async fn at_once<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::select! {
+            biased;
+            out = future => out,
+            () = std::future::ready(()) => panic!("the caller had to wait"),
+        }
+    }
+
+    fn rotation(flaky: &Arc<Flaky>, clock: &Arc<ManualClock>) -> Rotation<Arc<Flaky>> {
+        let options = RotationOptions::new()
+            .refresh_margin(Duration::from_secs(25))
+            .jitter(Duration::ZERO)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(8));
+        Rotation::new(
+            Arc::clone(flaky),
+            clock.clone(),
+            options,
+            Box::new(rand_core::OsRng),
+        )
+    }
+
+    #[tokio::test]
+    async fn after_expiry_and_a_failure_callers_never_queue_behind_a_hanging_attempt() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(1_000_000));
+        let rotation = rotation(&flaky, &clock);
+        rotation.get().await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
+
+        // Expired, and the service fails: an error naming the failure.
+        flaky.mode.store(1, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(150));
+        let err = rotation.get().await.unwrap_err();
+        assert!(err.to_string().contains("outage"), "{err}");
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // Within the backoff: no attempt, whoever asks, however often.
+        for _ in 0..10 {
+            assert!(at_once(rotation.get()).await.is_err());
+            assert!(rotation.current().is_none());
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+
+        // Past the backoff the service hangs: one caller tries, the others fail at once.
+        flaky.mode.store(2, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(1));
+        let trying = {
+            let rotation = rotation.clone();
+            tokio::spawn(async move { rotation.get().await })
+        };
+        flaky.entered.notified().await;
+        for _ in 0..10 {
+            let err = at_once(rotation.get()).await.unwrap_err();
+            assert!(err.to_string().contains("has expired"), "{err}");
+            assert!(rotation.current().is_none());
+        }
+        // Time passes many backoff steps; still the one attempt in flight.
+        clock.advance(Duration::from_secs(60));
+        assert!(at_once(rotation.get()).await.is_err());
+        assert!(rotation.current().is_none());
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+        flaky.release.notify_one();
+        assert!(trying.await.unwrap().is_err());
+        let status = rotation.status();
+        assert_eq!(status.consecutive_failures, 2);
+        assert_eq!(status.attempts, 3);
+
+        // The service returns: the next attempt after the backoff succeeds, once.
+        flaky.mode.store(0, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(8));
+        rotation.get().await.unwrap();
+        rotation.get().await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(rotation.status().last_error, None);
+    }
+
+    #[tokio::test]
+    async fn current_serves_without_waiting_and_renews_in_the_background() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(1_000_000));
+        let rotation = rotation(&flaky, &clock);
+        assert!(rotation.current().is_none(), "nothing issued yet");
+        rotation.settled().await;
+        assert!(rotation.current().is_some(), "issued in the background");
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
+
+        // Due (25 s left) while the service hangs: the current credential is served meanwhile.
+        flaky.mode.store(2, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(80));
+        assert!(rotation.current().is_some());
+        flaky.entered.notified().await;
+        for _ in 0..10 {
+            assert!(rotation.current().is_some());
+            assert!(at_once(rotation.get()).await.is_ok());
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // Expired while it still hangs: nothing to serve, at once.
+        clock.advance(Duration::from_secs(30));
+        assert!(rotation.current().is_none());
+        flaky.release.notify_one();
+        rotation.settled().await;
+        assert_eq!(rotation.status().consecutive_failures, 1);
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+    }
+}
