@@ -11,7 +11,8 @@
 //! - **Certified surrogates** ([`AgentBuilder::certificate_authority`]): an Ed25519 key that
 //!   lives only in memory, with an OpenSSH user certificate the managed key signs as a user CA
 //!   (trusted by sshd through `TrustedUserCAKeys`). Logins cost no managed-key call; the
-//!   certificate is renewed ahead of expiry, once however many requests arrive, and an expired
+//!   certificate is renewed ahead of expiry by the crate's [renewal engine](crate::renewal), once
+//!   however many requests arrive; listing never waits for a renewal, and an expired
 //!   certificate is never listed. The CA key itself is never offered, so no local process can
 //!   use the agent to mint certificates for other principals.
 //!
