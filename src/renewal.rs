@@ -193,6 +193,14 @@ impl<I: Issuer> fmt::Debug for Rotation<I> {
     }
 }
 
+/// Where a call's time comes from: the rotation's clock (read again after a slow issue, so
+/// backoff counts from the failure), or a time the caller passed.
+#[derive(Clone, Copy)]
+enum Time {
+    Clock,
+    At(SystemTime),
+}
+
 /// Whether an issue is wanted because rotation is due, or only because nothing valid is left.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -245,17 +253,7 @@ impl<I: Issuer> Rotation<I> {
     /// When no valid credential exists and issuing one fails (or is waiting out its backoff):
     /// an error of the issuer's failure kind that says so and names the last failure.
     pub async fn get(&self) -> Result<Arc<I::Credential>> {
-        let now = self.shared.clock.now();
-        let (credential, due) = {
-            let state = self.shared.read();
-            match &state.current {
-                Some(c) if now < c.credential.not_after() => (
-                    Some(c.credential.clone()),
-                    now >= c.rotate_at && state.retry_at.is_none_or(|r| now >= r),
-                ),
-                _ => (None, true),
-            }
-        };
+        let (credential, due) = self.shared.lookup(self.shared.clock.now());
         match credential {
             Some(credential) => {
                 if due {
@@ -263,19 +261,46 @@ impl<I: Issuer> Rotation<I> {
                 }
                 Ok(credential)
             }
-            None => {
-                if self.shared.read().failures == 0 {
-                    // The first issue, or a routine one: wait for it, once between callers.
-                    let _flight = self.shared.flight.lock().await;
-                    return self.shared.issue_locked(Need::Expired).await;
-                }
-                // After a failure, nobody queues behind an attempt that may hang: whoever finds
-                // no attempt in flight makes one, the others get the failure at once.
-                match self.shared.flight.clone().try_lock_owned() {
-                    Ok(_flight) => self.shared.issue_locked(Need::Expired).await,
-                    Err(_) => Err(self.shared.no_credential(&self.shared.read())),
-                }
-            }
+            None => self.get_expired(Time::Clock).await,
+        }
+    }
+
+    /// Like [`get`](Rotation::get), for callers that carry time themselves: every decision,
+    /// issue and failure is taken to happen at `now`, and nothing runs in the background. The
+    /// caller that finds renewal due while none is in flight renews, and gets the new
+    /// credential (or, if that fails, the current one); the others get the current one
+    /// meanwhile, without waiting.
+    ///
+    /// # Errors
+    /// As [`get`](Rotation::get).
+    pub async fn get_at(&self, now: SystemTime) -> Result<Arc<I::Credential>> {
+        let (credential, due) = self.shared.lookup(now);
+        match credential {
+            Some(credential) if due => match self.shared.flight.clone().try_lock_owned() {
+                Ok(_flight) => Ok(self
+                    .shared
+                    .issue_locked(Need::Due, Time::At(now))
+                    .await
+                    .unwrap_or(credential)),
+                Err(_) => Ok(credential),
+            },
+            Some(credential) => Ok(credential),
+            None => self.get_expired(Time::At(now)).await,
+        }
+    }
+
+    /// [`get`](Rotation::get) when nothing valid is left.
+    async fn get_expired(&self, time: Time) -> Result<Arc<I::Credential>> {
+        if self.shared.read().failures == 0 {
+            // The first issue, or a routine one: wait for it, once between callers.
+            let _flight = self.shared.flight.lock().await;
+            return self.shared.issue_locked(Need::Expired, time).await;
+        }
+        // After a failure, nobody queues behind an attempt that may hang: whoever finds no
+        // attempt in flight makes one, the others get the failure at once.
+        match self.shared.flight.clone().try_lock_owned() {
+            Ok(_flight) => self.shared.issue_locked(Need::Expired, time).await,
+            Err(_) => Err(self.shared.no_credential(&self.shared.read())),
         }
     }
 
@@ -306,7 +331,7 @@ impl<I: Issuer> Rotation<I> {
                 let shared = self.shared.clone();
                 runtime.spawn(async move {
                     // A failure is recorded in the state.
-                    let _ = shared.issue_locked(need).await;
+                    let _ = shared.issue_locked(need, Time::Clock).await;
                     drop(flight);
                 });
             }
@@ -322,7 +347,7 @@ impl<I: Issuer> Rotation<I> {
     pub async fn refresh(&self) -> Result<Arc<I::Credential>> {
         let _flight = self.shared.flight.lock().await;
         self.shared.write().retry_at = None;
-        self.shared.issue_locked(Need::Due).await
+        self.shared.issue_locked(Need::Due, Time::Clock).await
     }
 
     /// Waits until no rotation is in progress.
@@ -363,12 +388,12 @@ impl<I: Issuer> Rotation<I> {
                 let shared = self.shared.clone();
                 runtime.spawn(async move {
                     // A failure is recorded in the state; the current credential stays in use.
-                    let _ = shared.issue_locked(Need::Due).await;
+                    let _ = shared.issue_locked(Need::Due, Time::Clock).await;
                     drop(flight);
                 });
             }
             Err(_) => {
-                let _ = self.shared.issue_locked(Need::Due).await;
+                let _ = self.shared.issue_locked(Need::Due, Time::Clock).await;
                 drop(flight);
             }
         }
@@ -376,6 +401,25 @@ impl<I: Issuer> Rotation<I> {
 }
 
 impl<I: Issuer> Shared<I> {
+    fn now(&self, time: Time) -> SystemTime {
+        match time {
+            Time::Clock => self.clock.now(),
+            Time::At(now) => now,
+        }
+    }
+
+    /// The credential valid at `now`, and whether renewing it is due (and the backoff allows).
+    fn lookup(&self, now: SystemTime) -> (Option<Arc<I::Credential>>, bool) {
+        let state = self.read();
+        match &state.current {
+            Some(c) if now < c.credential.not_after() => (
+                Some(c.credential.clone()),
+                now >= c.rotate_at && state.retry_at.is_none_or(|r| now >= r),
+            ),
+            _ => (None, true),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State<I::Credential>> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -385,8 +429,8 @@ impl<I: Issuer> Shared<I> {
     }
 
     /// Issues if still needed. The caller holds the flight lock.
-    async fn issue_locked(&self, need: Need) -> Result<Arc<I::Credential>> {
-        let now = self.clock.now();
+    async fn issue_locked(&self, need: Need, time: Time) -> Result<Arc<I::Credential>> {
+        let now = self.now(time);
         let valid = {
             let state = self.read();
             let valid = state
@@ -426,7 +470,7 @@ impl<I: Issuer> Shared<I> {
                 Ok(credential)
             }
             Err(error) => {
-                let failed_at = self.clock.now();
+                let failed_at = self.now(time);
                 let mut state = self.write();
                 state.failures = state.failures.saturating_add(1);
                 state.retry_at = Some(failed_at + state.backoff);
