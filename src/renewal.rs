@@ -675,4 +675,38 @@ mod tests {
         assert_eq!(rotation.status().consecutive_failures, 1);
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
     }
+
+    #[tokio::test]
+    async fn get_at_renews_inline_for_one_caller_and_serves_the_others_at_once() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(0));
+        let rotation = rotation(&flaky, &clock);
+        let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let first = rotation.get_at(t0).await.unwrap();
+        // Due at 75 s (25 s margin); the service hangs: the finder waits on its own attempt,
+        // everyone else gets the current credential at once.
+        flaky.mode.store(2, Ordering::SeqCst);
+        let renewing = {
+            let rotation = rotation.clone();
+            tokio::spawn(async move { rotation.get_at(t0 + Duration::from_secs(80)).await })
+        };
+        flaky.entered.notified().await;
+        for later in 81..90 {
+            let served = at_once(rotation.get_at(t0 + Duration::from_secs(later)))
+                .await
+                .unwrap();
+            assert!(Arc::ptr_eq(&served, &first));
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // The attempt fails: its caller still gets the valid credential.
+        flaky.release.notify_one();
+        assert!(Arc::ptr_eq(&renewing.await.unwrap().unwrap(), &first));
+        // Within the backoff measured from the failure (at 80 s): no attempt.
+        flaky.mode.store(0, Ordering::SeqCst);
+        rotation.get_at(t0 + Duration::from_secs(80)).await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        let renewed = rotation.get_at(t0 + Duration::from_secs(81)).await.unwrap();
+        assert!(!Arc::ptr_eq(&renewed, &first));
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    }
 }
