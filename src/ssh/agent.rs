@@ -287,9 +287,10 @@ impl Agent {
 
     async fn identities(&self) -> Vec<u8> {
         let mut certificates = Vec::new();
-        // Never waits for a renewal: an expired certificate is left out at once.
+        // Never waits for a renewal (only for a first certificate): an expired certificate is
+        // left out at once.
         for certified in &self.inner.certified {
-            if let Some(minted) = certified.usable() {
+            if let Some(minted) = certified.usable().await {
                 certificates.push((minted, certified.comment()));
             }
         }

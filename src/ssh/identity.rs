@@ -211,9 +211,20 @@ impl CertifiedSurrogate {
         )
     }
 
-    /// The certificate to offer now, if one is valid; never waits. A renewal that is due (or
-    /// overdue after an outage) is started in the background.
-    pub(crate) fn usable(&self) -> Option<Arc<Minted>> {
+    /// The certificate to offer now, if one is valid. The first is minted on first use;
+    /// after that this never waits: a renewal that is due (or overdue after an outage) is
+    /// started in the background.
+    pub(crate) async fn usable(&self) -> Option<Arc<Minted>> {
+        let status = self.rotation.status();
+        if status.issued == 0 && status.consecutive_failures == 0 {
+            // A failure is logged by the issuer.
+            return self
+                .rotation
+                .get()
+                .await
+                .ok()
+                .map(|c| Arc::clone(&c.minted));
+        }
         self.rotation.current().map(|c| Arc::clone(&c.minted))
     }
 
@@ -245,7 +256,7 @@ impl CertifiedSurrogate {
     pub(crate) async fn renew_ahead(&self) {
         loop {
             // Starts a renewal when one is due and the backoff allows; then waits for it.
-            self.usable();
+            self.rotation.current();
             self.rotation.settled().await;
             let now = self.rotation.clock().now();
             let wait = self
