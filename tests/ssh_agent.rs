@@ -430,7 +430,11 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
         captured_log()
     );
 
-    // The CA comes back: the agent renews by itself.
+    // The CA comes back: the agent renews by itself (once the failure is recorded, so the
+    // backoff counts from the outage's clock time).
+    let failed =
+        wait_for(|| (agent.agent.certificate_status()[0].consecutive_failures >= 1).then_some(()));
+    assert!(failed.is_some(), "{:?}", agent.agent.certificate_status());
     ca.set_down(false);
     set(start + 760);
     let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
@@ -1457,6 +1461,14 @@ async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step()
     // renewal, and the certificate is listed again.
     ca.hang.store(false, SeqCst);
     ca.release.notify_one();
+    for _ in 0..1000 {
+        if agent.certificate_status()[0].consecutive_failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = &agent.certificate_status()[0];
+    assert_eq!(status.attempts, 2, "{status:?}");
     clock.advance(Duration::from_secs(61));
     let mut renewed = false;
     // Polled until the background renewal lands (minting takes real time, not clock time).

@@ -254,6 +254,13 @@ impl Agent {
         Ok(())
     }
 
+    /// The renewal state of each certificate authority's certificate, in the order they were
+    /// given: CA operations so far, the current certificate's expiry, the next renewal and the
+    /// last failure.
+    pub fn certificate_status(&self) -> Vec<crate::renewal::RotationStatus> {
+        self.inner.certified.iter().map(|c| c.status()).collect()
+    }
+
     /// Answers one agent message: `message` is the body after the length prefix, the result is
     /// the body of the answer. Unknown, refused or malformed messages and failed signatures get
     /// `SSH_AGENT_FAILURE` (`[5]`); failures of a managed key are logged with their cause.

@@ -194,6 +194,10 @@ impl CertifiedSurrogate {
         })
     }
 
+    pub(crate) fn status(&self) -> crate::renewal::RotationStatus {
+        self.rotation.status()
+    }
+
     fn issuer(&self) -> &CertificateIssuer {
         self.rotation.issuer()
     }
