@@ -39,6 +39,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
+pub mod clock;
 pub mod cookie;
 mod error;
 pub mod file;
@@ -46,6 +47,7 @@ mod jws;
 pub mod jwt;
 pub mod key;
 pub mod keyref;
+pub mod renewal;
 mod signer;
 pub mod snowflake;
 #[cfg(feature = "ssh-agent")]

@@ -77,14 +77,14 @@
 //! and randomness are parameters ([`Clock`], [`SurrogateSignerBuilder::rng`]).
 
 mod certificate;
-mod clock;
-mod rotation;
 mod signer;
 mod verifier;
 
 pub use certificate::{CertificateInfo, CERTIFICATE_TYP};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use rotation::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
+// The clock and the renewal engine are crate-level; re-exported here where they began.
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::renewal::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
+use crate::{clock, renewal as rotation};
 pub use signer::{
     CertifiedKey, SurrogateIssuer, SurrogateSignature, SurrogateSigner, SurrogateSignerBuilder,
     DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_PERIOD,

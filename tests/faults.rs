@@ -153,7 +153,7 @@ impl Rig {
                         .validity(SSH_VALIDITY)
                         .backdate(SSH_BACKDATE),
                 )
-                .clock(move || agent_clock.now())
+                .clock(agent_clock)
                 .build()
                 .unwrap(),
         );

@@ -736,6 +736,19 @@ fn sign_request(key_blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
     body
 }
 
+/// An SSHSIG signed-data blob (what `ssh-keygen -Y sign` has the agent sign) for `message`:
+/// the agent signs nothing but these and SSH logins.
+fn sshsig(message: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut blob = b"SSHSIG".to_vec();
+    let hash = sha2::Sha512::digest(message);
+    for field in [&b"file"[..], b"", b"sha512", &hash[..]] {
+        blob.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        blob.extend_from_slice(field);
+    }
+    blob
+}
+
 fn ssh_blob(signer: &dyn RemoteSigner) -> Vec<u8> {
     let line = signer.public_key().to_openssh("").unwrap();
     ssh_key::PublicKey::from_openssh(&line)
@@ -758,7 +771,7 @@ async fn agent_pass(
     texts.debug("agent builder", &builder);
     let agent = builder.build().unwrap();
     texts.debug("agent", &agent);
-    let data = b"ssh session data to sign, managed keys";
+    let data = &sshsig(b"ssh session data to sign, managed keys")[..];
     secrets.digests("digest of ssh data", data);
     let identities = agent.respond(&[11]).await;
     assert_eq!(identities[0], 12);
@@ -818,7 +831,7 @@ async fn agent_pass(
     assert_eq!(identities[0], 12);
     let len = u32::from_be_bytes(identities[5..9].try_into().unwrap()) as usize;
     let certificate = identities[9..9 + len].to_vec();
-    let data = b"ssh session data to sign, certificate";
+    let data = &sshsig(b"ssh session data to sign, certificate")[..];
     secrets.digests("digest of ssh data", data);
     assert_eq!(
         certified

@@ -381,7 +381,7 @@ impl rand_chacha::rand_core::CryptoRng for WipedRng {}
 fn agent_certificate_keys_leave_nothing_behind() {
     use remote_signer::ssh::{Agent, CertificateOptions};
     use ssh_encoding::{Decode, Encode};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -393,15 +393,14 @@ fn agent_certificate_keys_leave_nothing_behind() {
             .build()
             .unwrap();
         let publics = runtime.block_on(async {
-            let now = Arc::new(Mutex::new(SystemTime::now()));
-            let clock = now.clone();
+            let clock = Arc::new(remote_signer::clock::ManualClock::new(SystemTime::now()));
             let agent = Arc::new(
                 Agent::builder()
                     .certificate_authority(
                         ca,
                         CertificateOptions::new(["graveyard"]).validity(Duration::from_secs(60)),
                     )
-                    .clock(move || *clock.lock().unwrap())
+                    .clock(clock.clone())
                     .build()
                     .unwrap(),
             );
@@ -420,10 +419,21 @@ fn agent_certificate_keys_leave_nothing_behind() {
                 let blob = Vec::<u8>::decode(&mut reader).unwrap();
                 let certificate = ssh_key::Certificate::from_bytes(&blob).unwrap();
                 let public = certificate.public_key().ed25519().unwrap().0;
-                // SSH_AGENTC_SIGN_REQUEST with the certificate.
+                // SSH_AGENTC_SIGN_REQUEST with the certificate, for what ssh signs to log in.
+                let mut login = Vec::new();
+                [1u8; 32].as_slice().encode(&mut login).unwrap();
+                login.push(50);
+                for field in ["graveyard", "ssh-connection", "publickey"] {
+                    field.encode(&mut login).unwrap();
+                }
+                login.push(1);
+                "ssh-ed25519-cert-v01@openssh.com"
+                    .encode(&mut login)
+                    .unwrap();
+                blob.encode(&mut login).unwrap();
                 let mut request = vec![13u8];
                 blob.encode(&mut request).unwrap();
-                b"graveyard".as_slice().encode(&mut request).unwrap();
+                login.encode(&mut request).unwrap();
                 0u32.encode(&mut request).unwrap();
                 let signing = agent.clone();
                 let answer = tokio::spawn(async move { signing.respond(&request).await })
@@ -431,7 +441,7 @@ fn agent_certificate_keys_leave_nothing_behind() {
                     .unwrap();
                 assert_eq!(answer[0], 14, "SSH_AGENT_SIGN_RESPONSE");
                 publics.push(public);
-                *now.lock().unwrap() += Duration::from_secs(30);
+                clock.advance(Duration::from_secs(30));
             }
             publics
         });

@@ -239,11 +239,6 @@ impl Token {
             (super::TOKEN_TYPE_HEADER, super::KEYPAIR_JWT.to_string()),
         ]
     }
-
-    /// Seconds since 1970 of `exp`, for cache arithmetic.
-    pub(crate) fn expires_at_secs(&self) -> u64 {
-        self.expires_at
-    }
 }
 
 impl fmt::Debug for Token {

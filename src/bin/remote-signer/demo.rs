@@ -162,6 +162,7 @@ async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
     use remote_signer::ssh::{Agent, CertificateOptions};
     use remote_signer::Counted;
+    use sha2::Digest as _;
     use ssh_encoding::{Decode, Encode};
 
     let ca = Arc::new(Counted::new(LocalSigner::open(dir.join("ed25519.pem"))?));
@@ -195,20 +196,30 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
     );
     let public = PublicKey::from_ssh_key_data(certificate.public_key())?;
     for login in 0..100u32 {
-        let data = format!("session {login}");
+        // What ssh signs to log in (RFC 4252 section 7): the agent signs nothing else.
+        let mut data = Vec::new();
+        sha2::Sha256::digest(login.to_be_bytes())
+            .as_slice()
+            .encode(&mut data)?;
+        50u8.encode(&mut data)?;
+        for field in ["demo", "ssh-connection", "publickey"] {
+            field.encode(&mut data)?;
+        }
+        1u8.encode(&mut data)?;
+        certificate
+            .algorithm()
+            .to_certificate_type()
+            .encode(&mut data)?;
+        blob.encode(&mut data)?;
         let mut request = vec![13u8];
         blob.encode(&mut request)?;
-        data.as_bytes().encode(&mut request)?;
+        data.encode(&mut request)?;
         0u32.encode(&mut request)?;
         let answer = agent.respond(&request).await;
         let mut reader = &answer[..];
         anyhow::ensure!(u8::decode(&mut reader)? == 14, "sign request refused");
         let signature = ssh_key::Signature::decode(&mut &Vec::<u8>::decode(&mut reader)?[..])?;
-        public.verify(
-            remote_signer::Algorithm::EdDSA,
-            data.as_bytes(),
-            signature.as_bytes(),
-        )?;
+        public.verify(remote_signer::Algorithm::EdDSA, &data, signature.as_bytes())?;
     }
     crate::say!(
         "  100 login sign requests answered and verified: {} CA signature(s), the certificate's",
