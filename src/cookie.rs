@@ -40,9 +40,11 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+mod cache;
 mod token;
 
 pub use token::{
-    Session, SessionSigner, SessionVerifier, SigningMode, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TTL,
-    RESERVED_CLAIMS,
+    Session, SessionSigner, SessionVerifier, SessionVerifierBuilder, SigningMode,
+    DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TTL,
+    DIRECT_RESERVED_CLAIMS, SESSION_TYP, SURROGATE_RESERVED_CLAIMS,
 };

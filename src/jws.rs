@@ -78,3 +78,12 @@ pub(crate) fn signing_input<H: serde::Serialize, P: serde::Serialize>(
     out.push_str(&encode_part(&payload));
     Ok(out)
 }
+
+/// For an optional header member whose mere presence matters (`crit`): `Some` whenever the
+/// member is there, even as `null`, which a plain `Option` would read as absent. Use with
+/// `#[serde(default, deserialize_with = "jws::present")]`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}

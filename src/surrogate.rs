@@ -89,7 +89,10 @@ pub use signer::{
     CertifiedKey, SurrogateIssuer, SurrogateSignature, SurrogateSigner, SurrogateSignerBuilder,
     DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_PERIOD,
 };
-pub use verifier::{SurrogateVerifier, TrustedKey, DEFAULT_LEEWAY};
+pub use verifier::{
+    SurrogateVerifier, SurrogateVerifierBuilder, TrustedKey, DEFAULT_LEEWAY,
+    DEFAULT_MAX_CERTIFICATE_WINDOW, DEFAULT_MAX_TOKEN_BOUND,
+};
 
 pub(crate) use clock::{from_unix_seconds, unix_seconds};
 pub(crate) use verifier::make_room;
