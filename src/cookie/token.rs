@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::cache::{entry_cost, TokenCache};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;
-use super::cache::{entry_cost, TokenCache};
 use crate::surrogate::{
     from_unix_seconds, unix_seconds, CertificateInfo, CertifiedKey, Clock, SurrogateSigner,
     SurrogateVerifier, SurrogateVerifierBuilder, SystemClock, TrustedKey,
@@ -655,7 +655,11 @@ impl SessionVerifier {
                 if header.alg != Algorithm::EdDSA.as_str() {
                     return Err(invalid("token algorithm does not fit its key"));
                 }
-                if header.kid.as_deref().is_some_and(|kid| kid != info.subject()) {
+                if header
+                    .kid
+                    .as_deref()
+                    .is_some_and(|kid| kid != info.subject())
+                {
                     return Err(invalid("token kid does not name its certified key"));
                 }
                 info.public_key()

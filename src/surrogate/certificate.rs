@@ -277,7 +277,9 @@ pub(crate) fn verify(
         ));
     }
     if claims.max_exp - claims.exp > policy.max_token_bound {
-        return Err(jws::invalid("certificate token bound is longer than allowed"));
+        return Err(jws::invalid(
+            "certificate token bound is longer than allowed",
+        ));
     }
     Ok(CertificateInfo {
         issuer: header.kid,
