@@ -587,7 +587,20 @@ fn cli_signs_and_verifies_in_both_modes() {
         let (code, token, err) = cli(&args, r#"{"user":"carol","n":1}"#);
         assert_eq!(code, 0, "{err}");
         assert_eq!(token.lines().count(), 1);
-        let (_, claims, _) = parts(token.trim());
+        let (header, claims, _) = parts(token.trim());
+        // Nothing in the token (or its certificate) says where the managed key is kept.
+        let mut decoded = format!("{header}{claims}");
+        if let Some(cert) = header["cert"].as_str() {
+            let (cert_header, cert_claims, _) = parts(cert);
+            assert_eq!(cert_header["kid"], signer.public_key().jwk_thumbprint());
+            decoded.push_str(&format!("{cert_header}{cert_claims}"));
+        } else {
+            assert_eq!(header["kid"], signer.public_key().jwk_thumbprint());
+        }
+        let dir_name = dir.path().file_name().unwrap().to_str().unwrap();
+        for location in [dir_name, "managed.pem", "file:", "/tmp"] {
+            assert!(!decoded.contains(location), "{location} in {decoded}");
+        }
         assert_eq!(
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             3600

@@ -91,6 +91,9 @@ impl TokenCache {
 
     /// The cached session for exactly `token`, if it is still valid at `now` (Unix seconds).
     pub(crate) fn get(&self, token: &str, now: u64) -> Option<Session> {
+        if self.budget == 0 {
+            return None;
+        }
         let key = self.key(token);
         let replica = self.replicas[replica_index()]
             .read()
