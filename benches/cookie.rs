@@ -185,17 +185,17 @@ fn tokens(c: &mut Criterion) {
     group.finish();
 }
 
-/// Verifications per second of `threads` threads sharing one verifier, all on the same token.
-fn throughput(s: &Setup, threads: usize) -> f64 {
-    const PER_THREAD: u32 = 200_000;
+/// Calls per second of `f` in `threads` threads at once, `per_thread` calls each (after one
+/// call per thread to warm up: the first sight of the token in that thread's cache part).
+fn throughput(s: &Setup, threads: usize, f: fn(&Setup), per_thread: u32) -> f64 {
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                repeat_verify(s); // this thread's first sight
+                f(s);
                 barrier.wait();
-                for _ in 0..PER_THREAD {
-                    repeat_verify(s);
+                for _ in 0..per_thread {
+                    f(s);
                 }
                 barrier.wait();
             });
@@ -203,7 +203,7 @@ fn throughput(s: &Setup, threads: usize) -> f64 {
         barrier.wait();
         let start = Instant::now();
         barrier.wait();
-        f64::from(PER_THREAD) * threads as f64 / start.elapsed().as_secs_f64()
+        f64::from(per_thread) * threads as f64 / start.elapsed().as_secs_f64()
     })
 }
 
@@ -230,8 +230,16 @@ fn report() {
         "repeat verify vs SignedCookieJar (HMAC): {:.2} times its time (target <= 1.5)",
         repeat / jar
     );
-    let one = throughput(&s, 1);
-    let eight = throughput(&s, 8);
+    // The baseline shares nothing between threads: it shows how much parallelism this
+    // machine gives the run at all.
+    let one = throughput(&s, 1, bare_verify, 400);
+    let eight = throughput(&s, 8, bare_verify, 400);
+    println!(
+        "  baseline, bare Ed25519 verify (nothing shared): 1 thread {one:.0}/s, 8 threads {eight:.0}/s, {:.2} times",
+        eight / one
+    );
+    let one = throughput(&s, 1, repeat_verify, 200_000);
+    let eight = throughput(&s, 8, repeat_verify, 200_000);
     println!("  repeat verify, one shared verifier: 1 thread {one:.0}/s, 8 threads {eight:.0}/s");
     println!(
         "repeat verify, 8 threads vs 1: {:.2} times the throughput (target >= 1.6)",

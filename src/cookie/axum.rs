@@ -211,7 +211,7 @@ impl SessionCookies {
     /// [`ErrorKind::InvalidToken`] when there is no such cookie; otherwise as
     /// [`SessionVerifier::verify`].
     pub fn verify_headers(&self, headers: &HeaderMap) -> Result<Session> {
-        let mut last = Error::with_context(ErrorKind::InvalidToken, "no session cookie");
+        let mut last = None;
         let values = headers
             .get_all(COOKIE)
             .iter()
@@ -225,10 +225,11 @@ impl SessionCookies {
             }
             match self.inner.verifier.verify(cookie.value_trimmed()) {
                 Ok(session) => return Ok(session),
-                Err(e) => last = e,
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        Err(last
+            .unwrap_or_else(|| Error::with_context(ErrorKind::InvalidToken, "no session cookie")))
     }
 
     /// A response header pair that sets the cookie, for `(header, value)` tuples in handlers.

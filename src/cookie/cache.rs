@@ -24,11 +24,17 @@ pub(crate) fn entry_cost(token: &str, payload_len: usize) -> usize {
 }
 
 pub(crate) struct TokenCache {
-    replicas: Box<[RwLock<Replica>]>,
+    replicas: Box<[Padded]>,
     /// Bytes each replica may hold ([`entry_cost`] summed).
     budget: usize,
     hasher: RandomState,
 }
+
+/// One replica per cache line pair, so threads reading their own replica do not contend on
+/// a neighbour's lock word (false sharing).
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(RwLock<Replica>);
 
 #[derive(Default)]
 struct Replica {
@@ -77,7 +83,7 @@ impl TokenCache {
     /// A cache holding at most `budget` bytes (as counted by [`entry_cost`]) in all.
     pub(crate) fn new(budget: usize) -> Self {
         TokenCache {
-            replicas: (0..REPLICAS).map(|_| RwLock::default()).collect(),
+            replicas: (0..REPLICAS).map(|_| Padded::default()).collect(),
             budget: budget / REPLICAS,
             hasher: RandomState::new(),
         }
@@ -96,6 +102,7 @@ impl TokenCache {
         }
         let key = self.key(token);
         let replica = self.replicas[replica_index()]
+            .0
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         replica
@@ -123,6 +130,7 @@ impl TokenCache {
         }
         let key = self.key(token);
         let mut replica = self.replicas[replica_index()]
+            .0
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if replica.bytes + cost > self.budget {
@@ -162,7 +170,7 @@ impl TokenCache {
         self.replicas
             .iter()
             .map(|r| {
-                r.read()
+                r.0.read()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entries
                     .values()
