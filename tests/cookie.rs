@@ -901,7 +901,7 @@ fn independent_surrogate_token(managed: &PemKey, mut cert_claims: Value, claims:
     )
     .unwrap();
     let mut header = jose_header(jsonwebtoken::Algorithm::EdDSA, "session+jwt", None);
-    header.extras.insert("cert".into(), cert.into());
+    header.extras.insert("cert".into(), cert);
     jsonwebtoken::encode(&header, claims, &surrogate.encoding).unwrap()
 }
 
