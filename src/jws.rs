@@ -103,3 +103,12 @@ pub(crate) async fn sign(
     signing_input.push_str(&encode_part(signature.as_bytes()));
     Ok(signing_input)
 }
+
+/// For an optional header member whose mere presence matters (`crit`): `Some` whenever the
+/// member is there, even as `null`, which a plain `Option` would read as absent. Use with
+/// `#[serde(default, deserialize_with = "jws::present")]`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
