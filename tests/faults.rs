@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy, RetryTimer as _};
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::ssh::{Agent, CertificateOptions};
-use remote_signer::surrogate::{Clock as _, ManualClock, SurrogateSigner, TrustedKey};
+use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, Error, ErrorKind, RemoteSigner};
 use serde_json::json;
 use support::keyvault::{Attributes, Deny, Emulator, Fault, KeySpec, RetryAfter, TlsFault};

@@ -141,9 +141,10 @@ impl SessionVerifier {
             .iter()
             .map(trusted_key)
             .collect::<PyResult<Vec<_>>>()?;
-        let inner = cookie::SessionVerifier::new(keys, purpose)
+        let inner = cookie::SessionVerifier::builder(keys, purpose)
             .leeway(time::seconds(leeway))
-            .max_token_len(max_token_len);
+            .max_token_len(max_token_len)
+            .build();
         Ok(SessionVerifier { inner })
     }
 
