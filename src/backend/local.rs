@@ -158,7 +158,7 @@ impl LocalKeyOptions {
     }
 }
 
-fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
     let io = |e: std::io::Error| Error::key_file(path, e.kind());
     let mut file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
