@@ -19,6 +19,8 @@ pub enum KeyRef {
     /// An Azure Key Vault or Managed HSM key URL,
     /// `https://<vault>.vault.azure.net/keys/<name>[/<version>]`.
     AzureKeyVault(String),
+    /// A key on a PKCS#11 token or HSM, named by an RFC 7512 URI (`pkcs11:token=...;object=...`).
+    Pkcs11(String),
 }
 
 impl FromStr for KeyRef {
@@ -47,6 +49,11 @@ impl FromStr for KeyRef {
                 return Err(bad("file: URI without a path"));
             }
             return Ok(KeyRef::File(PathBuf::from(percent_decode(path)?)));
+        }
+        if s.starts_with("pkcs11:") {
+            #[cfg(feature = "pkcs11")]
+            crate::backend::pkcs11::Pkcs11Uri::parse(s)?;
+            return Ok(KeyRef::Pkcs11(s.to_string()));
         }
         if s.starts_with("https://") {
             return Ok(KeyRef::AzureKeyVault(s.to_string()));
@@ -86,6 +93,7 @@ impl fmt::Display for KeyRef {
         match self {
             KeyRef::File(path) => write!(f, "{}", path.display()),
             KeyRef::AzureKeyVault(url) => f.write_str(url),
+            KeyRef::Pkcs11(uri) => f.write_str(uri),
         }
     }
 }
@@ -157,6 +165,15 @@ impl KeyRef {
                 }
                 Ok(Arc::new(builder.build().await?))
             }
+            #[cfg(feature = "pkcs11")]
+            KeyRef::Pkcs11(uri) => Ok(Arc::new(
+                crate::backend::pkcs11::Pkcs11Signer::open(uri).await?,
+            )),
+            #[cfg(not(feature = "pkcs11"))]
+            KeyRef::Pkcs11(_) => Err(Error::with_context(
+                ErrorKind::Config,
+                "PKCS#11 keys need the `pkcs11` feature",
+            )),
             #[cfg(not(feature = "azure"))]
             KeyRef::AzureKeyVault(_) => {
                 let _ = options.verify_challenge_resource;
