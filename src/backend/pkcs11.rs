@@ -582,6 +582,8 @@ impl Shared {
         let mut matching = Vec::new();
         for slot in slots {
             let info = match self.calls.token_info(slot) {
+                // SoftHSM2 and others keep a blank token in a spare slot.
+                Ok(info) if !info.token_initialized() => continue,
                 Ok(info) => info,
                 // A token pulled out while listing is simply not there.
                 Err(CkError::Pkcs11(RvError::TokenNotPresent | RvError::DeviceRemoved, _)) => {
