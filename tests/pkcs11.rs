@@ -47,10 +47,30 @@ fn imported() -> &'static [Imported] {
     KEYS.get_or_init(|| {
         let hsm = token();
         [
-            ("rsa", "01", KeyType::Rsa, &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..]),
-            ("p256", "02", KeyType::P256, &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-            ("p384", "03", KeyType::P384, &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
-            ("ed25519", "04", KeyType::Ed25519, &["-algorithm", "ed25519"]),
+            (
+                "rsa",
+                "01",
+                KeyType::Rsa,
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+            ),
+            (
+                "p256",
+                "02",
+                KeyType::P256,
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            ),
+            (
+                "p384",
+                "03",
+                KeyType::P384,
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            ),
+            (
+                "ed25519",
+                "04",
+                KeyType::Ed25519,
+                &["-algorithm", "ed25519"],
+            ),
         ]
         .into_iter()
         .map(|(label, id, key_type, genpkey)| Imported {
@@ -95,9 +115,16 @@ fn openssl_verifies(public_pem: &str, alg: Algorithm, message: &[u8], signature:
     let mut args: Vec<String> = match alg {
         Algorithm::EdDSA => {
             std::fs::write(&sig, signature).unwrap();
-            ["pkeyutl", "-verify", "-pubin", "-inkey", &path(&key), "-rawin"]
-                .map(String::from)
-                .to_vec()
+            [
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                &path(&key),
+                "-rawin",
+            ]
+            .map(String::from)
+            .to_vec()
         }
         Algorithm::ES256 | Algorithm::ES384 => {
             // openssl takes ECDSA signatures in DER.
@@ -105,11 +132,15 @@ fn openssl_verifies(public_pem: &str, alg: Algorithm, message: &[u8], signature:
                 .to_der()
                 .unwrap();
             std::fs::write(&sig, der).unwrap();
-            ["dgst", digest, "-verify", &path(&key)].map(String::from).to_vec()
+            ["dgst", digest, "-verify", &path(&key)]
+                .map(String::from)
+                .to_vec()
         }
         _ => {
             std::fs::write(&sig, signature).unwrap();
-            ["dgst", digest, "-verify", &path(&key)].map(String::from).to_vec()
+            ["dgst", digest, "-verify", &path(&key)]
+                .map(String::from)
+                .to_vec()
         }
     };
     if matches!(alg, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) {
@@ -206,12 +237,20 @@ fn every_uri_form_selects_the_same_key() {
     let rt = runtime();
     let rsa = &imported()[0];
     let expected = PublicKey::from_pem(&rsa.public_pem).unwrap();
-    let serial = token()
-        .util(&["--show-slots"])
-        .lines()
-        .skip_while(|l| !l.contains(&format!("Label:            {TOKEN}")))
-        .find_map(|l| l.trim().strip_prefix("Serial number:").map(|s| s.trim().to_string()));
-    let serial = serial.expect("softhsm2-util --show-slots names the serial");
+    let slots = token().util(&["--show-slots"]);
+    let serial = slots
+        .split("\nSlot ")
+        .find(|slot| {
+            slot.lines()
+                .any(|l| l.trim() == format!("Label:            {TOKEN}"))
+        })
+        .and_then(|slot| {
+            slot.lines()
+                .find_map(|l| l.trim().strip_prefix("Serial number:"))
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| panic!("softhsm2-util --show-slots names no serial: {slots}"));
     let pin_source = format!("&pin-source=file:{}", token().pin_file().display());
     for path in [
         "object=rsa".to_string(),
@@ -251,15 +290,30 @@ fn errors_say_what_to_do_and_never_show_the_pin() {
     let readable_pin = hsm.dir().join("readable-pin");
     std::fs::write(&readable_pin, format!("{PIN}\n")).unwrap();
     softhsm::chmod(&readable_pin, 0o644);
-    let with_pin = |path: &str, pin: &Path| {
-        format!("{}&pin-source=file:{}", hsm.uri(path), pin.display())
-    };
+    let with_pin =
+        |path: &str, pin: &Path| format!("{}&pin-source=file:{}", hsm.uri(path), pin.display());
     let good = hsm.pin_file();
     for (uri, kind, says) in [
-        (with_pin("object=rsa", &wrong_pin), ErrorKind::Pin, "refused the PIN"),
-        (with_pin("object=absent", &good), ErrorKind::KeyNotFound, "no private key"),
-        (hsm.uri("object=rsa"), ErrorKind::Pin, "pin-source=file:PATH"),
-        (with_pin("object=rsa", &readable_pin), ErrorKind::InsecureKeyFile, "chmod 600"),
+        (
+            with_pin("object=rsa", &wrong_pin),
+            ErrorKind::Pin,
+            "refused the PIN",
+        ),
+        (
+            with_pin("object=absent", &good),
+            ErrorKind::KeyNotFound,
+            "no private key",
+        ),
+        (
+            hsm.uri("object=rsa"),
+            ErrorKind::Pin,
+            "pin-source=file:PATH",
+        ),
+        (
+            with_pin("object=rsa", &readable_pin),
+            ErrorKind::InsecureKeyFile,
+            "chmod 600",
+        ),
         (
             format!("pkcs11:token={TOKEN};object=rsa?module-path=/nonexistent/libnone.so"),
             ErrorKind::Config,
@@ -340,9 +394,12 @@ fn generated_keys_are_sensitive_never_extractable_and_reopen_by_their_uri() {
     // pkcs11-tool (opensc) reads the flags back independently.
     let objects = hsm.list_objects();
     for label in ["gen-p256", "gen-ed25519", "gen-rsa2048"] {
+        // One object per unindented line and the indented lines below it.
         let block = objects
-            .split("Private Key Object")
-            .find(|b| b.contains(&format!("label:      {label}\n")))
+            .split("\nP")
+            .find(|b| {
+                b.starts_with("rivate Key Object") && b.contains(&format!("label:      {label}\n"))
+            })
             .unwrap_or_else(|| panic!("{label} not listed: {objects}"));
         assert!(
             block.contains("sensitive, always sensitive, never extractable"),
@@ -404,12 +461,22 @@ fn cli_public_key_fingerprint_and_sign_agree_with_openssl_and_ssh_keygen() {
         let pem = cli_ok(&["public-key", "--key", &uri], b"", &[]);
         assert_eq!(pem, key.public_pem, "{}", key.label);
         let der = cli(&["public-key", "--key", &uri, "--format", "der"], b"", &[]).stdout;
-        assert_eq!(PublicKey::from_spki_der(&der).unwrap().to_pem(), key.public_pem);
-        let jwk: Value =
-            serde_json::from_str(&cli_ok(&["public-key", "--key", &uri, "--format", "jwk"], b"", &[]))
-                .unwrap();
+        assert_eq!(
+            PublicKey::from_spki_der(&der).unwrap().to_pem(),
+            key.public_pem
+        );
+        let jwk: Value = serde_json::from_str(&cli_ok(
+            &["public-key", "--key", &uri, "--format", "jwk"],
+            b"",
+            &[],
+        ))
+        .unwrap();
         assert!(jwk["kty"].is_string(), "{jwk}");
-        let line = cli_ok(&["public-key", "--key", &uri, "--format", "openssh"], b"", &[]);
+        let line = cli_ok(
+            &["public-key", "--key", &uri, "--format", "openssh"],
+            b"",
+            &[],
+        );
         let pub_file = dir.path().join(format!("{}.pub", key.label));
         std::fs::write(&pub_file, &line).unwrap();
         let keygen = Command::new("ssh-keygen")
@@ -484,12 +551,20 @@ fn cli_takes_the_module_and_pin_from_the_environment() {
     assert!(err.contains("pin-source=file:PATH"), "{err}");
     assert!(err.contains("REMOTE_SIGNER_PKCS11_PIN"), "{err}");
     let err = cli_fails(
-        &["public-key", "--key", &format!("{uri}?module-path=/nonexistent/mod.so")],
+        &[
+            "public-key",
+            "--key",
+            &format!("{uri}?module-path=/nonexistent/mod.so"),
+        ],
         &[("REMOTE_SIGNER_PKCS11_PIN", PIN)],
     );
     assert!(err.contains("/nonexistent/mod.so"), "{err}");
     let err = cli_fails(
-        &["public-key", "--key", &format!("pkcs11:token={TOKEN};object=absent")],
+        &[
+            "public-key",
+            "--key",
+            &format!("pkcs11:token={TOKEN};object=absent"),
+        ],
         &[
             ("REMOTE_SIGNER_PKCS11_MODULE", MODULE),
             ("REMOTE_SIGNER_PKCS11_PIN", PIN),
@@ -503,7 +578,13 @@ fn cli_generate_creates_the_key_on_the_token_and_prints_its_keyref() {
     let hsm = token();
     let env = [("REMOTE_SIGNER_PKCS11_PIN", PIN)];
     let out = cli_ok(
-        &["generate", "--type", "rsa", "--out", &hsm.uri("object=cli-rsa")],
+        &[
+            "generate",
+            "--type",
+            "rsa",
+            "--out",
+            &hsm.uri("object=cli-rsa"),
+        ],
         b"",
         &env,
     );
@@ -528,7 +609,13 @@ fn cli_generate_creates_the_key_on_the_token_and_prints_its_keyref() {
     let pem = cli_ok(&["public-key", "--key", out.trim()], b"", &env);
     assert_eq!(PublicKey::from_pem(&pem).unwrap().rsa_bits(), Some(2048));
     let out = cli_ok(
-        &["generate", "--type", "p384", "--out", &hsm.uri("object=cli-p384")],
+        &[
+            "generate",
+            "--type",
+            "p384",
+            "--out",
+            &hsm.uri("object=cli-p384"),
+        ],
         b"",
         &env,
     );
@@ -536,12 +623,26 @@ fn cli_generate_creates_the_key_on_the_token_and_prints_its_keyref() {
     let pem = cli_ok(&["public-key", "--key", out.trim()], b"", &env);
     openssl_verifies(&pem, Algorithm::ES384, MESSAGE, &base64_url(sig.trim()));
     let err = cli_fails(
-        &["generate", "--type", "rsa", "--out", &hsm.uri("object=cli-rsa")],
+        &[
+            "generate",
+            "--type",
+            "rsa",
+            "--out",
+            &hsm.uri("object=cli-rsa"),
+        ],
         &env,
     );
     assert!(err.contains("already exists"), "{err}");
     let err = cli_fails(
-        &["generate", "--type", "p256", "--bits", "2048", "--out", &hsm.uri("object=x")],
+        &[
+            "generate",
+            "--type",
+            "p256",
+            "--bits",
+            "2048",
+            "--out",
+            &hsm.uri("object=x"),
+        ],
         &env,
     );
     assert!(err.contains("--bits is for RSA"), "{err}");
@@ -563,19 +664,33 @@ fn cli_cookies_and_snowflake_jwts_verify_with_jsonwebtoken() {
             jsonwebtoken::Algorithm::ES256
         };
         let token = cli_ok(
-            &["cookie", "sign", "--key", &key.uri(), "--purpose", "session", "--direct"],
+            &[
+                "cookie",
+                "sign",
+                "--key",
+                &key.uri(),
+                "--purpose",
+                "session",
+                "--direct",
+            ],
             br#"{"user":"carol"}"#,
             &[],
         );
         let mut validation = jsonwebtoken::Validation::new(alg);
         validation.set_audience(&["session"]);
-        let data =
-            jsonwebtoken::decode::<Value>(token.trim(), &decoding, &validation).unwrap();
+        let data = jsonwebtoken::decode::<Value>(token.trim(), &decoding, &validation).unwrap();
         assert_eq!(data.claims["user"], "carol");
 
         // Surrogate mode: the CLI's own verifier, trusting the public key openssl wrote.
         let token = cli_ok(
-            &["cookie", "sign", "--key", &key.uri(), "--purpose", "session"],
+            &[
+                "cookie",
+                "sign",
+                "--key",
+                &key.uri(),
+                "--purpose",
+                "session",
+            ],
             br#"{"user":"dave"}"#,
             &[],
         );
@@ -617,10 +732,7 @@ fn cli_cookies_and_snowflake_jwts_verify_with_jsonwebtoken() {
     let fingerprint = PublicKey::from_pem(&rsa.public_pem)
         .unwrap()
         .snowflake_fingerprint();
-    assert_eq!(
-        data.claims["iss"],
-        format!("MYORG-ACCT.SVC.{fingerprint}")
-    );
+    assert_eq!(data.claims["iss"], format!("MYORG-ACCT.SVC.{fingerprint}"));
 }
 
 fn token_dir() -> &'static Path {
@@ -671,18 +783,34 @@ fn token_keys_log_in_to_sshd_and_sign_with_ssh_keygen_through_the_agent() {
             .arg(&message)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let allowed = dir.path().join("allowed_signers");
         std::fs::write(&allowed, format!("signer@example.com {line}\n")).unwrap();
         let out = Command::new("ssh-keygen")
-            .args(["-Y", "verify", "-n", "file", "-I", "signer@example.com", "-f"])
+            .args([
+                "-Y",
+                "verify",
+                "-n",
+                "file",
+                "-I",
+                "signer@example.com",
+                "-f",
+            ])
             .arg(&allowed)
             .arg("-s")
             .arg(dir.path().join("message.txt.sig"))
             .stdin(std::fs::File::open(&message).unwrap())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::remove_file(dir.path().join("message.txt.sig")).unwrap();
     }
 }

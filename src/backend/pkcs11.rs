@@ -88,9 +88,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{
-    Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
-};
+use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use cryptoki::types::AuthPin;
@@ -244,7 +242,7 @@ impl Pkcs11SignerBuilder {
     /// when the token cannot create that key type.
     pub async fn generate(mut self, spec: KeySpec) -> Result<Pkcs11Signer> {
         let built = tokio::task::spawn_blocking(move || -> Result<Self> {
-            let id = self.generate_blocking(spec)?;
+            let (id, pin) = self.generate_blocking(spec)?;
             let uri = Pkcs11Uri::parse(&self.uri)?;
             let object = uri.object().unwrap_or_default();
             let mut named = Pkcs11Uri::new(uri.token().unwrap_or_default(), object, &id);
@@ -254,11 +252,10 @@ impl Pkcs11SignerBuilder {
             // The PIN source stays out of the printed URI (it names a file, not a PIN, but a
             // KEYREF is shared more widely than the place the PIN file lives).
             let mut next = Pkcs11SignerBuilder::new(&named.to_string());
-            next.module = self.module.or_else(|| uri.module_path().map(Path::to_path_buf));
-            next.pin = match self.pin {
-                Some(pin) => Some(pin),
-                None => pin_from(&uri)?,
-            };
+            next.module = self
+                .module
+                .or_else(|| uri.module_path().map(Path::to_path_buf));
+            next.pin = pin;
             next.sessions = self.sessions;
             next.wrap = self.wrap;
             Ok(next)
@@ -361,21 +358,25 @@ impl Pkcs11SignerBuilder {
         };
         if found.check_by_signing {
             let alg = key_type.default_algorithm();
-            signer.inner.sign_checked(alg, PAIRING_MESSAGE).map_err(|e| {
-                if e.kind() == ErrorKind::InvalidSignature {
-                    Error::with_context(
-                        ErrorKind::InvalidSignature,
-                        format!("{what}: the private key does not match its public key object"),
-                    )
-                } else {
-                    e
-                }
-            })?;
+            signer
+                .inner
+                .sign_checked(alg, PAIRING_MESSAGE)
+                .map_err(|e| {
+                    if e.kind() == ErrorKind::InvalidSignature {
+                        Error::with_context(
+                            ErrorKind::InvalidSignature,
+                            format!("{what}: the private key does not match its public key object"),
+                        )
+                    } else {
+                        e
+                    }
+                })?;
         }
         Ok(signer)
     }
 
-    fn generate_blocking(&mut self, spec: KeySpec) -> Result<Vec<u8>> {
+    /// Creates the key pair; returns its id and the PIN it logged in with.
+    fn generate_blocking(&mut self, spec: KeySpec) -> Result<(Vec<u8>, Option<AuthPin>)> {
         let (uri, calls, pin) = self.connect()?;
         let what = uri.key_part();
         let label = uri.object().ok_or_else(|| {
@@ -483,7 +484,8 @@ impl Pkcs11SignerBuilder {
         session
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(|e| map(e, "generate key pair"))?;
-        Ok(id)
+        drop(session);
+        Ok((id, shared.pin))
     }
 }
 
@@ -745,8 +747,7 @@ impl Shared {
                 let pub_attrs =
                     public_attrs(&[AttributeType::Modulus, AttributeType::PublicExponent])?;
                 let n = attr_bytes(&pub_attrs, AttributeType::Modulus).or(private_n.clone());
-                let e = attr_bytes(&pub_attrs, AttributeType::PublicExponent)
-                    .or(private_e.clone());
+                let e = attr_bytes(&pub_attrs, AttributeType::PublicExponent).or(private_e.clone());
                 let (Some(n), Some(e)) = (n, e) else {
                     return Err(Error::with_context(
                         ErrorKind::KeyNotFound,
@@ -758,7 +759,8 @@ impl Shared {
                     ));
                 };
                 let same = |a: &Option<Vec<u8>>, b: &[u8]| {
-                    a.as_deref().is_none_or(|a| strip_zeros(a) == strip_zeros(b))
+                    a.as_deref()
+                        .is_none_or(|a| strip_zeros(a) == strip_zeros(b))
                 };
                 if !same(&private_n, &n) || !same(&private_e, &e) {
                     return Err(Error::with_context(
@@ -769,8 +771,8 @@ impl Shared {
                         ),
                     ));
                 }
-                let public = PublicKey::from_rsa_components(&n, &e)
-                    .map_err(|e| e.prefixed(&self.what))?;
+                let public =
+                    PublicKey::from_rsa_components(&n, &e).map_err(|e| e.prefixed(&self.what))?;
                 // Only when the private object hides its modulus is a test signature needed.
                 (public, private_n.is_none())
             }
@@ -1093,4 +1095,3 @@ impl RemoteSigner for Pkcs11Signer {
         Ok(Signature::new(algorithm, bytes))
     }
 }
-

@@ -130,7 +130,15 @@ impl SoftHsm {
     pub fn list_objects(&self) -> String {
         let out = Command::new("pkcs11-tool")
             .env("SOFTHSM2_CONF", self.conf())
-            .args(["--module", MODULE, "--token-label", TOKEN, "--login", "--pin", PIN])
+            .args([
+                "--module",
+                MODULE,
+                "--token-label",
+                TOKEN,
+                "--login",
+                "--pin",
+                PIN,
+            ])
             .arg("--list-objects")
             .output()
             .expect("run pkcs11-tool (install opensc)");

@@ -39,8 +39,11 @@ pub(crate) trait ModuleCalls: fmt::Debug + Send + Sync {
     /// `C_Login`; `None` for a protected authentication path.
     fn login(&self, session: &Session, user: UserType, pin: Option<&AuthPin>) -> CkResult<()>;
     /// `C_FindObjects*`.
-    fn find_objects(&self, session: &Session, template: &[Attribute])
-        -> CkResult<Vec<ObjectHandle>>;
+    fn find_objects(
+        &self,
+        session: &Session,
+        template: &[Attribute],
+    ) -> CkResult<Vec<ObjectHandle>>;
     /// `C_GetAttributeValue` (attributes the object lacks are left out).
     fn attributes(
         &self,

@@ -172,9 +172,7 @@ impl Pkcs11Uri {
                 "id" => set(&mut out.id, name, decode(name, value)?)?,
                 "type" => {
                     if value != "private" {
-                        return Err(bad(
-                            "PKCS#11 URI: only type=private names a signing key",
-                        ));
+                        return Err(bad("PKCS#11 URI: only type=private names a signing key"));
                     }
                 }
                 _ if name.starts_with("x-") => {}
@@ -401,7 +399,10 @@ mod tests {
             ("pkcs11:object=%f", "bad %-escape"),
             ("pkcs11:object=%ff", "not UTF-8"),
             ("pkcs11:object", "has no value"),
-            ("pkcs11:object=a?module-name=softhsm2", "`module-name` is not supported"),
+            (
+                "pkcs11:object=a?module-name=softhsm2",
+                "`module-name` is not supported",
+            ),
             ("pkcs11:object=a?pin-source=|cat%20pin", "not a command"),
             ("pkcs11:object=a?pin-source=file://host/pin", "remote host"),
             ("pkcs11:object=a#frag", "fragment"),
