@@ -1017,6 +1017,20 @@ impl Inner {
                     state.target = None;
                     state.logged_in = false;
                 }
+                Err(CkError::Pkcs11(
+                    RvError::OperationNotInitialized | RvError::FunctionNotSupported,
+                    _,
+                )) if self.always_authenticate => {
+                    return Err(Error::with_context(
+                        ErrorKind::UnsupportedKey,
+                        format!(
+                            "{}: the key needs a login for each signature \
+                             (CKA_ALWAYS_AUTHENTICATE), which this crate makes in multi-part \
+                             signing, and this token does not sign in parts",
+                            shared.what
+                        ),
+                    ))
+                }
                 Err(e) => return Err(shared.fail("sign")(e)),
             }
         }
@@ -1095,3 +1109,6 @@ impl RemoteSigner for Pkcs11Signer {
         Ok(Signature::new(algorithm, bytes))
     }
 }
+
+#[cfg(test)]
+mod tests;
