@@ -155,6 +155,18 @@ impl Pkcs11Uri {
             Some((path, query)) => (path, Some(query)),
             None => (rest, None),
         };
+        // Before anything else, so no other error can quote a part of a URI holding a PIN.
+        let has_pin = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .any(|attr| attr.split_once('=').map_or(attr, |(name, _)| name) == "pin-value");
+        if has_pin {
+            return Err(bad(
+                "PKCS#11 URI: pin-value is refused, since a PIN in a URI ends up in logs and \
+                 shell history; put the PIN in a private file named by pin-source=file:PATH, \
+                 or in REMOTE_SIGNER_PKCS11_PIN",
+            ));
+        }
         let mut out = Pkcs11Uri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
             let (name, value) = attr.split_once('=').ok_or_else(|| {
@@ -191,13 +203,6 @@ impl Pkcs11Uri {
             }
             let (name, value) = attr.split_once('=').unwrap_or((attr, ""));
             match name {
-                "pin-value" => {
-                    return Err(bad(
-                        "PKCS#11 URI: pin-value is refused, since a PIN in a URI ends up in \
-                         logs and shell history; put the PIN in a private file named by \
-                         pin-source=file:PATH, or in REMOTE_SIGNER_PKCS11_PIN",
-                    ))
-                }
                 "module-path" => {
                     let path = decode_text(name, value)?;
                     if path.is_empty() {
@@ -340,7 +345,9 @@ impl fmt::Display for Pkcs11Uri {
             if let Some(path) = value {
                 let text = path.to_string_lossy();
                 let text = if name == "pin-source" {
-                    format!("file:{text}")
+                    // `file://` before an absolute path, so one starting `//` is not a host.
+                    let authority = if text.starts_with('/') { "//" } else { "" };
+                    format!("file:{authority}{text}")
                 } else {
                     text.into_owned()
                 };
@@ -373,6 +380,13 @@ mod tests {
         assert_eq!(uri.pin_source(), Some(Path::new("/run/pin")));
         let again = Pkcs11Uri::parse(&uri.to_string()).unwrap();
         assert_eq!(again, uri);
+        for tricky in [
+            "pkcs11:id=?pin-source=//host/pin",
+            "pkcs11:object=;token=a%3Bb%3Fc?module-path=a=b&pin-source=file:file:x",
+        ] {
+            let uri = Pkcs11Uri::parse(tricky).unwrap();
+            assert_eq!(Pkcs11Uri::parse(&uri.to_string()).unwrap(), uri, "{tricky}");
+        }
         assert_eq!(
             uri.key_part(),
             "pkcs11:token=My%20Token;object=sign;id=%a0%0b"
@@ -415,11 +429,15 @@ mod tests {
 
     #[test]
     fn a_pin_in_the_uri_is_refused_without_echoing_it() {
-        let err = Pkcs11Uri::parse("pkcs11:object=a?pin-value=86239571").unwrap_err();
-        let text = err.to_string();
-        assert!(!text.contains("86239571"), "{text}");
-        assert!(text.contains("pin-source=file:PATH"), "{text}");
-        assert!(text.contains("REMOTE_SIGNER_PKCS11_PIN"), "{text}");
+        for uri in [
+            "pkcs11:object=a?pin-value=86239571",
+            "pkcs11:86239571;object=a?module-path=/m.so&pin-value=86239571",
+        ] {
+            let text = Pkcs11Uri::parse(uri).unwrap_err().to_string();
+            assert!(!text.contains("86239571"), "{text}");
+            assert!(text.contains("pin-source=file:PATH"), "{text}");
+            assert!(text.contains("REMOTE_SIGNER_PKCS11_PIN"), "{text}");
+        }
     }
 
     #[test]
