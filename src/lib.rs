@@ -7,6 +7,10 @@
 //! - `axum`: an axum extractor and cookie helpers for session tokens (`cookie::axum`).
 //! - `azure`: Azure Key Vault and Managed HSM keys through the official SDK
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
+//! - `pkcs11`: keys on PKCS#11 tokens and HSMs through the `cryptoki` crate
+//!   ([`backend::pkcs11`]); `pkcs11:` URIs in [`KeyRef`]. It links no PKCS#11 library at build
+//!   time: the module a URI names is loaded (`dlopen`) and initialised when the first key on it
+//!   is opened, once per process. `cli` enables it.
 //!
 //! Snowflake key-pair JWTs ([`snowflake`]), surrogate keys ([`surrogate`]) and session tokens
 //! ([`cookie`]) need no feature.
