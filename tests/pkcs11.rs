@@ -338,6 +338,18 @@ fn errors_say_what_to_do_and_never_show_the_pin() {
         assert!(text.contains(says), "{uri}: {text}");
         assert!(!text.contains(PIN), "{text}");
     }
+    let signer = rt
+        .block_on(
+            Pkcs11Signer::builder(&with_pin("object=rsa", &good))
+                .pin(PIN)
+                .build(),
+        )
+        .unwrap();
+    let shown = format!(
+        "{signer:?} {:?}",
+        Pkcs11Signer::builder("pkcs11:id=%01").pin(PIN)
+    );
+    assert!(!shown.contains(PIN), "{shown}");
     // A PIN in the URI is refused at parse time, and not echoed.
     let err = "pkcs11:token=t;object=a?pin-value=1234"
         .parse::<KeyRef>()
@@ -833,4 +845,120 @@ fn a_token_key_as_certificate_authority_lets_sshd_trust_the_surrogate() {
     assert!(listed[0].starts_with("ssh-ed25519-cert-v01@openssh.com "));
     let sshd = Sshd::start(&[], &[ca.public_key().to_openssh("").unwrap()]);
     sshd.assert_login(&agent.socket, &[]);
+}
+
+// ---- keys that must be refused ----
+
+/// Writes `pem` to the token with `pkcs11-tool --write-object` as `kind` (privkey, pubkey).
+fn write_object(pem: &str, kind: &str, label: &str, id: &str) {
+    let file = token().dir().join(format!("{label}-{kind}.pem"));
+    std::fs::write(&file, pem).unwrap();
+    let out = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", token().conf())
+        .args([
+            "--module",
+            MODULE,
+            "--token-label",
+            TOKEN,
+            "--login",
+            "--pin",
+            PIN,
+        ])
+        .args(["--write-object", file.to_str().unwrap(), "--type", kind])
+        .args(["--label", label, "--id", id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pkcs11-tool --write-object: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn a_private_key_whose_public_object_belongs_to_another_key_is_refused() {
+    let rt = runtime();
+    imported();
+    for (label, id, genpkey) in [
+        (
+            "mismatch-rsa",
+            "a1",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+        ),
+        (
+            "mismatch-p256",
+            "a2",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+    ] {
+        let private = String::from_utf8(openssl(&[&["genpkey"], genpkey].concat())).unwrap();
+        let other = String::from_utf8(openssl(&[&["genpkey"], genpkey].concat())).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other_file = other_dir.path().join("other.pem");
+        std::fs::write(&other_file, other).unwrap();
+        let other_public = String::from_utf8(openssl(&[
+            "pkey",
+            "-in",
+            other_file.to_str().unwrap(),
+            "-pubout",
+        ]))
+        .unwrap();
+        write_object(&private, "privkey", label, id);
+        write_object(&other_public, "pubkey", label, id);
+        let uri = format!(
+            "{}&pin-source=file:{}",
+            token().uri(&format!("object={label}")),
+            token().pin_file().display()
+        );
+        let err = rt
+            .block_on(Pkcs11Signer::builder(&uri).build())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSignature, "{label}: {err}");
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+}
+
+#[test]
+fn a_key_that_needs_a_login_per_signature_gets_a_clear_error_on_softhsm() {
+    // SoftHSM2 enforces CKA_ALWAYS_AUTHENTICATE but signs raw mechanisms in one part only,
+    // and the binding offers no C_Sign after a separate C_SignInit: say so, do not hang or
+    // return a bare CKR code.
+    let rt = runtime();
+    imported();
+    let out = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", token().conf())
+        .args([
+            "--module",
+            MODULE,
+            "--token-label",
+            TOKEN,
+            "--login",
+            "--pin",
+            PIN,
+        ])
+        .args([
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--always-auth",
+        ])
+        .args(["--label", "always-auth", "--id", "b1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uri = format!(
+        "{}&pin-source=file:{}",
+        token().uri("object=always-auth"),
+        token().pin_file().display()
+    );
+    let err = rt
+        .block_on(Pkcs11Signer::builder(&uri).build())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
+    assert!(err.to_string().contains("CKA_ALWAYS_AUTHENTICATE"), "{err}");
 }

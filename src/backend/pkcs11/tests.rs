@@ -29,6 +29,8 @@ enum SignFault {
     Fail(RvError),
     /// Log the token out for real, then sign.
     LogOut,
+    /// Sign, then flip a bit of the signature (a faulty token or a tampering module).
+    Corrupt,
 }
 
 /// The real module, with failures on demand and counts of the calls that matter.
@@ -133,6 +135,11 @@ impl ModuleCalls for Faulty {
             Some(SignFault::LogOut) => {
                 session.logout()?;
                 self.inner.sign(session, mechanism, key, data)
+            }
+            Some(SignFault::Corrupt) => {
+                let mut signature = self.inner.sign(session, mechanism, key, data)?;
+                signature[7] ^= 0x10;
+                Ok(signature)
             }
             None => self.inner.sign(session, mechanism, key, data),
         }
@@ -293,4 +300,14 @@ async fn many_concurrent_signs_log_in_once_and_use_a_bounded_pool() {
     assert_eq!(faulty.logins.load(Ordering::SeqCst), 1);
     let opens = faulty.opens.load(Ordering::SeqCst);
     assert!(opens <= 3, "{opens} sessions opened for a pool of 3");
+}
+
+#[tokio::test]
+async fn a_signature_that_does_not_verify_is_never_returned() {
+    let (signer, faulty) = faulty_signer(1).await;
+    faulty.queue(&[SignFault::Corrupt]);
+    let err = signer.sign(Algorithm::ES256, b"m").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSignature, "{err}");
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    signs(&signer).await.unwrap();
 }
