@@ -20,6 +20,13 @@ use softhsm::{openssl, token, MODULE, PIN, TOKEN};
 use ssh_support::{current_user, RunningAgent, Sshd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
+
+/// One test at a time: SoftHSM2's file store fails (`CKR_GENERAL_ERROR`) in a process that
+/// reads the token while another process writes to it, so the tests take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 const MESSAGE: &[u8] = b"a message signed on the token\n";
 
 /// A key imported with `softhsm2-util --import`, and its public key as openssl wrote it.
@@ -165,6 +172,7 @@ fn openssl_verifies(public_pem: &str, alg: Algorithm, message: &[u8], signature:
 
 #[test]
 fn imported_keys_sign_every_algorithm_and_openssl_verifies() {
+    let _serial = serial();
     let rt = runtime();
     for key in imported() {
         let signer = rt.block_on(open(&key.uri()));
@@ -201,6 +209,7 @@ fn imported_keys_sign_every_algorithm_and_openssl_verifies() {
 
 #[test]
 fn sixty_four_concurrent_signs_through_one_signer_all_verify() {
+    let _serial = serial();
     let rt = runtime();
     for key in &imported()[..2] {
         let signer = rt.block_on(open(&key.uri()));
@@ -234,6 +243,7 @@ fn sixty_four_concurrent_signs_through_one_signer_all_verify() {
 
 #[test]
 fn every_uri_form_selects_the_same_key() {
+    let _serial = serial();
     let rt = runtime();
     let rsa = &imported()[0];
     let expected = PublicKey::from_pem(&rsa.public_pem).unwrap();
@@ -281,6 +291,7 @@ fn every_uri_form_selects_the_same_key() {
 
 #[test]
 fn errors_say_what_to_do_and_never_show_the_pin() {
+    let _serial = serial();
     let rt = runtime();
     imported();
     let hsm = token();
@@ -360,6 +371,7 @@ fn errors_say_what_to_do_and_never_show_the_pin() {
 
 #[test]
 fn generated_keys_are_sensitive_never_extractable_and_reopen_by_their_uri() {
+    let _serial = serial();
     let rt = runtime();
     let hsm = token();
     for (label, spec, key_type) in [
@@ -467,6 +479,7 @@ fn cli_fails(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn cli_public_key_fingerprint_and_sign_agree_with_openssl_and_ssh_keygen() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for key in imported() {
         let uri = key.uri();
@@ -531,6 +544,7 @@ fn base64_url(text: &str) -> Vec<u8> {
 
 #[test]
 fn cli_takes_the_module_and_pin_from_the_environment() {
+    let _serial = serial();
     imported();
     let uri = format!("pkcs11:token={TOKEN};object=p256");
     let pem = cli_ok(
@@ -587,6 +601,7 @@ fn cli_takes_the_module_and_pin_from_the_environment() {
 
 #[test]
 fn cli_generate_creates_the_key_on_the_token_and_prints_its_keyref() {
+    let _serial = serial();
     let hsm = token();
     let env = [("REMOTE_SIGNER_PKCS11_PIN", PIN)];
     let out = cli_ok(
@@ -662,6 +677,7 @@ fn cli_generate_creates_the_key_on_the_token_and_prints_its_keyref() {
 
 #[test]
 fn cli_cookies_and_snowflake_jwts_verify_with_jsonwebtoken() {
+    let _serial = serial();
     let rsa = &imported()[0];
     let p256 = &imported()[1];
     for key in [rsa, p256] {
@@ -755,6 +771,7 @@ fn token_dir() -> &'static Path {
 
 #[test]
 fn token_keys_log_in_to_sshd_and_sign_with_ssh_keygen_through_the_agent() {
+    let _serial = serial();
     let rt = runtime();
     let keys: Vec<Arc<dyn RemoteSigner>> = [0, 1, 3]
         .iter()
@@ -829,6 +846,7 @@ fn token_keys_log_in_to_sshd_and_sign_with_ssh_keygen_through_the_agent() {
 
 #[test]
 fn a_token_key_as_certificate_authority_lets_sshd_trust_the_surrogate() {
+    let _serial = serial();
     let rt = runtime();
     let ca = rt.block_on(open(&imported()[0].uri()));
     let agent = RunningAgent::start(
@@ -878,6 +896,7 @@ fn write_object(pem: &str, kind: &str, label: &str, id: &str) {
 
 #[test]
 fn a_private_key_whose_public_object_belongs_to_another_key_is_refused() {
+    let _serial = serial();
     let rt = runtime();
     imported();
     for (label, id, genpkey) in [
@@ -921,6 +940,7 @@ fn a_private_key_whose_public_object_belongs_to_another_key_is_refused() {
 
 #[test]
 fn a_key_that_needs_a_login_per_signature_gets_a_clear_error_on_softhsm() {
+    let _serial = serial();
     // SoftHSM2 enforces CKA_ALWAYS_AUTHENTICATE but signs raw mechanisms in one part only,
     // and the binding offers no C_Sign after a separate C_SignInit: say so, do not hang or
     // return a bare CKR code.
