@@ -2,7 +2,6 @@
 //! forgotten login), injected through the [`ModuleCalls`] seam around the real module.
 
 #[path = "../../../tests/support/softhsm.rs"]
-#[allow(dead_code)]
 mod softhsm;
 
 use std::collections::VecDeque;
