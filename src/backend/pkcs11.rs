@@ -139,6 +139,10 @@ pub enum KeySpec {
 
 impl KeySpec {
     /// The key type, with RSA at 3072 bits (the default of `remote-signer generate`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedKey`] for key types this crate does not create on tokens
+    /// (secp256k1).
     pub fn from_key_type(key_type: KeyType) -> Result<Self> {
         Ok(match key_type {
             KeyType::Rsa => KeySpec::Rsa(3072),
