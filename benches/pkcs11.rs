@@ -37,9 +37,9 @@ struct Setup {
     runtime: tokio::runtime::Runtime,
 }
 
-fn setup(label: &'static str, genpkey: &[&str], algorithm: Algorithm) -> Setup {
+fn setup(label: &'static str, id: &str, genpkey: &[&str], algorithm: Algorithm) -> Setup {
     let hsm = softhsm::token();
-    let public_pem = hsm.import(genpkey, label, "42");
+    let public_pem = hsm.import(genpkey, label, id);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,21 +155,23 @@ fn bench(c: &mut Criterion) {
     let smoke = std::env::args().any(|a| a == "--test");
     let (rounds, per_round) = if smoke { (1, 16) } else { (9, 400) };
     let mut summary = Vec::new();
-    for (label, genpkey, algorithm, gated) in [
+    for (label, id, genpkey, algorithm, gated) in [
         (
             "bench-rsa2048",
+            "42",
             &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
             Algorithm::RS256,
             true,
         ),
         (
             "bench-p256",
+            "43",
             &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
             Algorithm::ES256,
             false,
         ),
     ] {
-        let s = setup(label, genpkey, algorithm);
+        let s = setup(label, id, genpkey, algorithm);
         let mut group = c.benchmark_group(format!("pkcs11_sign_{algorithm}"));
         group.bench_function("direct_cryptoki", |b| {
             b.iter_custom(|iters| s.direct(1, iters as usize))
