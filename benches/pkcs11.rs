@@ -13,14 +13,14 @@
 #[path = "../tests/support/softhsm.rs"]
 mod softhsm;
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use remote_signer::backend::pkcs11::Pkcs11Signer;
 use remote_signer::key::Hash;
@@ -29,11 +29,12 @@ use remote_signer::{Algorithm, PublicKey, RemoteSigner};
 const MESSAGE: &[u8] = b"a session cookie payload of ordinary size, signed once per rotation";
 
 struct Setup {
-    label: &'static str,
     algorithm: Algorithm,
     signer: Arc<Pkcs11Signer>,
-    public: PublicKey,
-    context: Pkcs11,
+    /// The baseline's threads, each with a session opened and logged in once, as the crate's
+    /// pool keeps its sessions and tokio its blocking threads: each takes a count of signatures
+    /// to make and answers when done.
+    workers: Vec<mpsc::Sender<(usize, mpsc::Sender<()>)>>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -56,59 +57,69 @@ fn setup(label: &'static str, id: &str, genpkey: &[&str], algorithm: Algorithm) 
     let context = Pkcs11::new(softhsm::MODULE).unwrap();
     // The crate initialised the module already; a second C_Initialize says so.
     let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = context
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| context.get_token_info(*s).unwrap().label() == softhsm::TOKEN)
+        .unwrap();
+    let public = PublicKey::from_pem(&public_pem).unwrap();
+    let workers = (0..8)
+        .map(|_| {
+            let session = context.open_ro_session(slot).unwrap();
+            let _ = session.login(UserType::User, Some(&AuthPin::from(softhsm::PIN)));
+            let key = session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .unwrap()[0];
+            let (tx, rx) = mpsc::channel::<(usize, mpsc::Sender<()>)>();
+            let public = public.clone();
+            std::thread::spawn(move || {
+                for (count, done) in rx {
+                    for _ in 0..count {
+                        direct_sign(&session, key, &public, algorithm);
+                    }
+                    done.send(()).unwrap();
+                }
+            });
+            tx
+        })
+        .collect();
     Setup {
-        label,
         algorithm,
         signer: Arc::new(signer),
-        public: PublicKey::from_pem(&public_pem).unwrap(),
-        context,
+        workers,
         runtime,
     }
 }
 
+/// One baseline signature: hash, `C_Sign`, the same check the crate makes.
+fn direct_sign(session: &Session, key: ObjectHandle, public: &PublicKey, algorithm: Algorithm) {
+    let (mechanism, data) = match algorithm {
+        Algorithm::RS256 => {
+            let mut data = rsa::Pkcs1v15Sign::new::<sha2::Sha256>().prefix.into_vec();
+            data.extend(Hash::Sha256.digest(MESSAGE));
+            (Mechanism::RsaPkcs, data)
+        }
+        _ => (Mechanism::Ecdsa, Hash::Sha256.digest(MESSAGE)),
+    };
+    let sig = session.sign(&mechanism, key, &data).unwrap();
+    public.verify(algorithm, MESSAGE, &sig).unwrap();
+}
+
 impl Setup {
-    /// `total` signatures from `threads` threads, each with its own session, checked.
+    /// `total` signatures from `threads` of the baseline's threads.
     fn direct(&self, threads: usize, total: usize) -> Duration {
-        let slot = self
-            .context
-            .get_slots_with_initialized_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| self.context.get_token_info(*s).unwrap().label() == softhsm::TOKEN)
-            .unwrap();
-        let sessions: Vec<_> = (0..threads)
-            .map(|_| {
-                let session = self.context.open_ro_session(slot).unwrap();
-                let _ = session.login(UserType::User, Some(&AuthPin::from(softhsm::PIN)));
-                let key = session
-                    .find_objects(&[
-                        Attribute::Class(ObjectClass::PRIVATE_KEY),
-                        Attribute::Label(self.label.as_bytes().to_vec()),
-                    ])
-                    .unwrap()[0];
-                (session, key)
-            })
-            .collect();
         let start = Instant::now();
-        std::thread::scope(|scope| {
-            for (session, key) in sessions {
-                scope.spawn(move || {
-                    for _ in 0..total / threads {
-                        let (mechanism, data) = match self.algorithm {
-                            Algorithm::RS256 => {
-                                let mut data =
-                                    rsa::Pkcs1v15Sign::new::<sha2::Sha256>().prefix.into_vec();
-                                data.extend(Hash::Sha256.digest(MESSAGE));
-                                (Mechanism::RsaPkcs, data)
-                            }
-                            _ => (Mechanism::Ecdsa, Hash::Sha256.digest(MESSAGE)),
-                        };
-                        let sig = session.sign(&mechanism, key, &data).unwrap();
-                        self.public.verify(self.algorithm, MESSAGE, &sig).unwrap();
-                    }
-                });
-            }
-        });
+        let (done, finished) = mpsc::channel();
+        for worker in &self.workers[..threads] {
+            worker.send((total / threads, done.clone())).unwrap();
+        }
+        for _ in 0..threads {
+            finished.recv().unwrap();
+        }
         start.elapsed()
     }
 
