@@ -4,3 +4,5 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod local;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;

@@ -54,6 +54,10 @@ pub enum ErrorKind {
     Config,
     /// An I/O error other than reading a key file.
     Io,
+    /// A token refused the PIN (wrong, expired or not set), or none was given.
+    Pin,
+    /// A token's user PIN is locked after too many wrong tries.
+    PinLocked,
 }
 
 impl ErrorKind {
@@ -79,6 +83,8 @@ impl ErrorKind {
             ErrorKind::Expired => "expired or not yet valid",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Io => "I/O error",
+            ErrorKind::Pin => "PIN not accepted",
+            ErrorKind::PinLocked => "PIN locked",
         }
     }
 }

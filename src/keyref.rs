@@ -21,6 +21,8 @@ pub enum KeyRef {
     /// An Azure Key Vault or Managed HSM key URL,
     /// `https://<vault>.vault.azure.net/keys/<name>[/<version>]`.
     AzureKeyVault(String),
+    /// A key on a PKCS#11 token or HSM, named by an RFC 7512 URI (`pkcs11:token=...;object=...`).
+    Pkcs11(String),
 }
 
 impl FromStr for KeyRef {
@@ -49,6 +51,11 @@ impl FromStr for KeyRef {
                 return Err(bad("file: URI without a path"));
             }
             return Ok(KeyRef::File(PathBuf::from(percent_decode(path)?)));
+        }
+        if s.starts_with("pkcs11:") {
+            #[cfg(feature = "pkcs11")]
+            crate::backend::pkcs11::Pkcs11Uri::parse(s)?;
+            return Ok(KeyRef::Pkcs11(s.to_string()));
         }
         if let Some(rest) = s.strip_prefix("https://") {
             // Refused here, before any message could echo them: Key Vault credentials come
@@ -102,6 +109,7 @@ impl fmt::Display for KeyRef {
         match self {
             KeyRef::File(path) => f.write_str(&crate::error::printable_path(path)),
             KeyRef::AzureKeyVault(url) => f.write_str(url),
+            KeyRef::Pkcs11(uri) => f.write_str(uri),
         }
     }
 }
@@ -173,6 +181,15 @@ impl KeyRef {
                 }
                 Ok(Arc::new(builder.build().await?))
             }
+            #[cfg(feature = "pkcs11")]
+            KeyRef::Pkcs11(uri) => Ok(Arc::new(
+                crate::backend::pkcs11::Pkcs11Signer::open(uri).await?,
+            )),
+            #[cfg(not(feature = "pkcs11"))]
+            KeyRef::Pkcs11(_) => Err(Error::with_context(
+                ErrorKind::Config,
+                "PKCS#11 keys need the `pkcs11` feature",
+            )),
             #[cfg(not(feature = "azure"))]
             KeyRef::AzureKeyVault(_) => {
                 let _ = options.verify_challenge_resource;

@@ -9,6 +9,10 @@
 //!   ([`backend::azure`]); Key Vault key URLs in [`KeyRef`].
 //! - `x509`: X.509 certificates and CSRs signed by a managed key (`x509`), and the Entra ID
 //!   client assertion (`jwt::EntraAssertion`), which names a certificate; `cli` enables it.
+//! - `pkcs11`: keys on PKCS#11 tokens and HSMs through the `cryptoki` crate
+//!   ([`backend::pkcs11`]); `pkcs11:` URIs in [`KeyRef`]. It links no PKCS#11 library at build
+//!   time: the module a URI names is loaded (`dlopen`) and initialised when the first key on it
+//!   is opened, once per process. `cli` enables it.
 //!
 //! Snowflake key-pair JWTs ([`snowflake`]), the other services' key-pair JWTs ([`jwt`]), JWKS
 //! ([`key::Jwks`]), surrogate keys ([`surrogate`]) and session tokens ([`cookie`]) need no

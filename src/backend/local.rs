@@ -182,7 +182,7 @@ impl LocalKeyOptions {
 
 /// Reads a key file once, bounded and without blocking ([`SmallFile`]), and refuses it if group
 /// or others may read it (unless allowed).
-fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
     let file = SmallFile::new("key file")
         .kind(ErrorKind::KeyFile)
         .read(path)?;

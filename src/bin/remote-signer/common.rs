@@ -58,7 +58,7 @@ fn with_cli_hint(e: remote_signer::Error, passphrase_given: bool) -> anyhow::Err
 /// How to find and open a key. Every subcommand that takes a KEYREF flattens this.
 #[derive(Args, Debug, Clone)]
 pub struct KeyArgs {
-    /// The key: a path or file: URI to a key file, or a Key Vault key URL
+    /// The key: a path or file: URI to a key file, a Key Vault key URL or a pkcs11: URI
     #[arg(long, value_name = "KEYREF")]
     pub key: String,
 

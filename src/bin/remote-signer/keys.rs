@@ -190,12 +190,16 @@ pub enum GenerateType {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Key type (RSA keys are 2048 bits)
+    /// Key type (RSA key files are 2048 bits; RSA keys on a token 3072 unless --bits says)
     #[arg(long = "type", value_enum, default_value = "ed25519")]
     key_type: GenerateType,
-    /// Where to write the unencrypted PKCS#8 PEM key (must not exist; created mode 0600)
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the unencrypted PKCS#8 PEM key (must not exist; created mode 0600), or
+    /// a PKCS#11 URI (pkcs11:token=...;object=<new label>) to create the key on a token
+    #[arg(long, value_name = "FILE|PKCS11-URI")]
     out: PathBuf,
+    /// RSA key size for keys created on a PKCS#11 token (default 3072)
+    #[arg(long)]
+    bits: Option<usize>,
 }
 
 pub async fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
@@ -205,6 +209,22 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
         GenerateType::P256 => KeyType::P256,
         GenerateType::P384 => KeyType::P384,
     };
+    #[cfg(feature = "pkcs11")]
+    if let Some(uri) = args.out.to_str().filter(|o| o.starts_with("pkcs11:")) {
+        use remote_signer::backend::pkcs11::{KeySpec, Pkcs11Signer};
+        let spec = match (KeySpec::from_key_type(key_type)?, args.bits) {
+            (KeySpec::Rsa(_), Some(bits)) => KeySpec::Rsa(bits),
+            (_, Some(_)) => anyhow::bail!("--bits is for RSA keys only"),
+            (spec, None) => spec,
+        };
+        let signer = Pkcs11Signer::builder(uri).generate(spec).await?;
+        write_stdout(format!("{}\n", signer.uri()).as_bytes())?;
+        return Ok(Outcome::Done);
+    }
+    anyhow::ensure!(
+        args.bits.is_none(),
+        "--bits is for keys created on a PKCS#11 token (key files are RSA 2048)"
+    );
     let signer = LocalSigner::generate_to_file(key_type, &args.out)?;
     write_stdout(format!("{}\n", signer.key_id()).as_bytes())?;
     Ok(Outcome::Done)
