@@ -20,8 +20,6 @@ use remote_signer::KeyType;
 /// Concurrent clients, and sign requests each sends per batch.
 const CLIENTS: usize = 4;
 const REQUESTS_PER_CLIENT: usize = 50;
-/// About what ssh signs to log in (session id, user, service, key).
-const DATA: [u8; 160] = [0x5a; 160];
 
 /// Requests and time spent, summed over everything criterion ran for one target.
 #[derive(Default)]
@@ -48,13 +46,40 @@ fn roundtrip(stream: &mut UnixStream, body: &[u8]) -> Vec<u8> {
     answer
 }
 
-fn sign_request(key_blob: &[u8]) -> Vec<u8> {
-    let mut body = vec![13u8];
-    for field in [key_blob, &DATA[..]] {
-        body.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        body.extend_from_slice(field);
+/// What ssh signs to log in with `key_blob` (RFC 4252 section 7, OpenSSH's hostbound
+/// method): the only data the agent signs besides SSHSIG blobs.
+fn userauth_request(key_blob: &[u8]) -> Vec<u8> {
+    use ssh_encoding::{Decode, Encode};
+    let algorithm = String::decode(&mut &key_blob[..]).expect("key type");
+    let mut data = Vec::new();
+    [0x5au8; 32]
+        .as_slice()
+        .encode(&mut data)
+        .expect("session id");
+    data.push(50);
+    for field in [
+        "bench",
+        "ssh-connection",
+        "publickey-hostbound-v00@openssh.com",
+    ] {
+        field.encode(&mut data).expect("field");
     }
-    body.extend_from_slice(&0u32.to_be_bytes());
+    data.push(1);
+    algorithm.encode(&mut data).expect("algorithm");
+    key_blob.encode(&mut data).expect("key blob");
+    let host_key = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey([7; 32]));
+    let mut host_key_blob = Vec::new();
+    host_key.encode(&mut host_key_blob).expect("host key");
+    host_key_blob.encode(&mut data).expect("host key blob");
+    data
+}
+
+fn sign_request(key_blob: &[u8]) -> Vec<u8> {
+    use ssh_encoding::Encode;
+    let mut body = vec![13u8];
+    key_blob.encode(&mut body).expect("key blob");
+    userauth_request(key_blob).encode(&mut body).expect("data");
+    0u32.encode(&mut body).expect("flags");
     body
 }
 
@@ -105,7 +130,7 @@ impl OpensshAgent {
             .expect("run ssh-keygen");
         assert!(status.success());
         let socket = dir.join("openssh-agent.sock");
-        let child = Command::new("ssh-agent")
+        let mut child = Command::new("ssh-agent")
             .arg("-D")
             .arg("-a")
             .arg(&socket)
@@ -113,11 +138,20 @@ impl OpensshAgent {
             .stderr(Stdio::null())
             .spawn()
             .expect("start ssh-agent (openssh-client)");
-        for _ in 0..200 {
-            if socket.exists() {
-                break;
+        // Ready once it accepts a connection: the socket file exists a moment before
+        // ssh-agent listens on it. The socket is in this run's own directory, so nothing
+        // else can answer.
+        let mut waited = 0;
+        while UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ssh-agent exited ({status}) before listening on {socket:?}");
             }
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(
+                waited < 500,
+                "ssh-agent did not listen on {socket:?} within 10 s"
+            );
+            waited += 1;
+            std::thread::sleep(Duration::from_millis(20));
         }
         let status = Command::new("ssh-add")
             .arg("-q")

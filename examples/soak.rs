@@ -575,9 +575,20 @@ impl SshClient {
         let Some(key) = certificate.public_key().ed25519() else {
             return Outcome::Wrong("certified key is not Ed25519".into());
         };
-        let data = format!("soak ssh session {}", self.n);
+        // An SSHSIG blob (what `ssh-keygen -Y sign` signs): the agent signs only those and
+        // SSH logins.
+        let data = {
+            use sha2::Digest as _;
+            let hash = sha2::Sha512::digest(format!("soak ssh session {}", self.n));
+            let mut data = b"SSHSIG".to_vec();
+            for field in [&b"soak"[..], b"", b"sha512", &hash[..]] {
+                data.extend_from_slice(&(field.len() as u32).to_be_bytes());
+                data.extend_from_slice(field);
+            }
+            data
+        };
         let mut request = vec![13u8];
-        for field in [blob.as_slice(), data.as_bytes()] {
+        for field in [blob.as_slice(), data.as_slice()] {
             request.extend_from_slice(&(field.len() as u32).to_be_bytes());
             request.extend_from_slice(field);
         }
@@ -597,7 +608,7 @@ impl SshClient {
             .and_then(|s| ed25519_dalek::Signature::from_slice(s.as_bytes()).ok())
             .and_then(|s| {
                 let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0).ok()?;
-                key.verify_strict(data.as_bytes(), &s).ok()
+                key.verify_strict(&data, &s).ok()
             });
         match verified {
             Some(()) => Outcome::Ok,

@@ -51,3 +51,10 @@ printf '\x00\x00\x00\x01\x0b\x00\x00\x00\x01\x0b\x00\x00\x00\x05\x0d\x00\x00\x00
 printf '\x00\x00\x20\x00AAAA' > "$st/oversized-truncated"
 printf '\x00\x00\x00\x0a\x0b\x00' > "$st/truncated"
 printf '\xff\xff\xff\xff' > "$st/huge-prefix"
+# PKCS#11 URIs (fuzz_targets/pkcs11_uri.rs): the forms the README and tests use.
+pu=corpus/pkcs11_uri
+mkdir -p "$pu"
+printf '%s' 'pkcs11:token=ci;object=signing;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin' > "$pu/full"
+printf '%s' 'pkcs11:serial=68cefeb518a36344;manufacturer=SoftHSM%20project;model=SoftHSM%20v2;id=%a0;type=private' > "$pu/token_attrs"
+printf '%s' 'pkcs11:object=k?pin-value=123456' > "$pu/pin_value"
+printf '%s' 'pkcs11:object=k;x-vendor=1?pin-source=file:///run/pin&x-q=2' > "$pu/vendor"

@@ -10,3 +10,5 @@ mod check;
 pub mod local;
 #[cfg(any(feature = "azure", feature = "aws"))]
 mod stats;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;

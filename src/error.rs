@@ -54,6 +54,10 @@ pub enum ErrorKind {
     Config,
     /// An I/O error other than reading a key file.
     Io,
+    /// A token refused the PIN (wrong, expired or not set), or none was given.
+    Pin,
+    /// A token's user PIN is locked after too many wrong tries.
+    PinLocked,
 }
 
 impl ErrorKind {
@@ -79,6 +83,8 @@ impl ErrorKind {
             ErrorKind::Expired => "expired or not yet valid",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Io => "I/O error",
+            ErrorKind::Pin => "PIN not accepted",
+            ErrorKind::PinLocked => "PIN locked",
         }
     }
 }
@@ -101,6 +107,8 @@ pub struct Error {
 struct Inner {
     kind: ErrorKind,
     context: Option<String>,
+    /// The context is a whole sentence that says what failed; the kind's text is left out.
+    sentence: bool,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -111,6 +119,7 @@ impl Error {
             inner: Box::new(Inner {
                 kind,
                 context: None,
+                sentence: false,
                 source: None,
             }),
         }
@@ -159,8 +168,17 @@ impl Error {
         )
     }
 
-    pub(crate) fn key_file(path: &std::path::Path, what: impl fmt::Display) -> Self {
-        Self::with_context(ErrorKind::KeyFile, format!("{}: {what}", path.display()))
+    /// An error whose text is `text` alone, a whole sentence naming what failed and why
+    /// ("cannot read key file k.pem: no such file"). The text must not contain secrets.
+    pub(crate) fn sentence(kind: ErrorKind, text: impl Into<String>) -> Self {
+        let mut error = Self::with_context(kind, text);
+        error.inner.sentence = true;
+        error
+    }
+
+    /// The context text alone, without the kind's text.
+    pub(crate) fn context_text(&self) -> Option<&str> {
+        self.inner.context.as_deref()
     }
 
     /// Puts `prefix: ` in front of the context (for naming the file or key concerned).
@@ -197,6 +215,11 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.inner.sentence {
+            if let Some(context) = &self.inner.context {
+                return f.write_str(context);
+            }
+        }
         f.write_str(self.inner.kind.describe())?;
         if let Some(context) = &self.inner.context {
             write!(f, ": {context}")?;
@@ -212,6 +235,25 @@ impl StdError for Error {
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }
+}
+
+/// `text` for an error message: control characters (a newline in a file name, a terminal
+/// escape) are escaped, so a message stays one line and cannot rewrite the terminal.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A path for an error message, with [`printable`]'s escaping.
+pub(crate) fn printable_path(path: &std::path::Path) -> String {
+    printable(&path.to_string_lossy())
 }
 
 impl From<ErrorKind> for Error {
@@ -240,5 +282,22 @@ mod tests {
         );
         assert!(!e.is_transient());
         assert!(Error::new(ErrorKind::Throttled).is_transient());
+    }
+
+    #[test]
+    fn a_sentence_stands_alone_and_control_characters_are_escaped() {
+        let path = std::path::Path::new("a\nb\u{1b}[2J.pem");
+        let e = Error::sentence(
+            ErrorKind::KeyFile,
+            format!(
+                "cannot read key file {}: no such file",
+                printable_path(path)
+            ),
+        );
+        assert_eq!(
+            e.to_string(),
+            "cannot read key file a\\nb\\u{1b}[2J.pem: no such file"
+        );
+        assert_eq!(e.kind(), ErrorKind::KeyFile);
     }
 }

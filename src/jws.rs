@@ -78,3 +78,37 @@ pub(crate) fn signing_input<H: serde::Serialize, P: serde::Serialize>(
     out.push_str(&encode_part(&payload));
     Ok(out)
 }
+
+/// Signs `signing_input` with `signer`, checks the signature with the signer's public key, and
+/// returns the compact JWS. A garbled signature from a remote key is never handed out.
+pub(crate) async fn sign(
+    signer: &dyn crate::RemoteSigner,
+    algorithm: crate::Algorithm,
+    mut signing_input: String,
+) -> Result<String> {
+    let signature = signer.sign(algorithm, signing_input.as_bytes()).await?;
+    signer
+        .public_key()
+        .verify(algorithm, signing_input.as_bytes(), signature.as_bytes())
+        .map_err(|_| {
+            Error::with_context(
+                ErrorKind::Signing,
+                format!(
+                    "{} returned a signature that does not verify",
+                    signer.key_id()
+                ),
+            )
+        })?;
+    signing_input.push('.');
+    signing_input.push_str(&encode_part(signature.as_bytes()));
+    Ok(signing_input)
+}
+
+/// For an optional header member whose mere presence matters (`crit`): `Some` whenever the
+/// member is there, even as `null`, which a plain `Option` would read as absent. Use with
+/// `#[serde(default, deserialize_with = "jws::present")]`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}

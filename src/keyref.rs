@@ -10,7 +10,9 @@ use crate::backend::local::LocalKeyOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::signer::RemoteSigner;
 
-/// A parsed key reference.
+/// A parsed key reference. Its `Display` is safe for messages: control characters in a path
+/// are escaped, and a Key Vault URL with user information or control characters is refused
+/// when parsed, so it never reaches a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyRef {
@@ -22,6 +24,8 @@ pub enum KeyRef {
     /// An AWS KMS key or alias ARN, `arn:aws:kms:<region>:<account>:key/<key-id>` or
     /// `arn:aws:kms:<region>:<account>:alias/<name>` (also `aws-cn`, `aws-us-gov`).
     AwsKms(String),
+    /// A key on a PKCS#11 token or HSM, named by an RFC 7512 URI (`pkcs11:token=...;object=...`).
+    Pkcs11(String),
 }
 
 impl FromStr for KeyRef {
@@ -51,10 +55,29 @@ impl FromStr for KeyRef {
             }
             return Ok(KeyRef::File(PathBuf::from(percent_decode(path)?)));
         }
+        if s.starts_with("pkcs11:") {
+            #[cfg(feature = "pkcs11")]
+            crate::backend::pkcs11::Pkcs11Uri::parse(s)?;
+            return Ok(KeyRef::Pkcs11(s.to_string()));
+        }
         if s.starts_with("arn:") {
             return Ok(KeyRef::AwsKms(s.to_string()));
         }
-        if s.starts_with("https://") {
+        if let Some(rest) = s.strip_prefix("https://") {
+            // Refused here, before any message could echo them: Key Vault credentials come
+            // from the environment, never from the URL.
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if authority.contains('@') {
+                return Err(bad(
+                    "a Key Vault URL must not carry a user name or password (credentials come \
+                     from the environment); remove the part before `@`",
+                ));
+            }
+            if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(bad(
+                    "a Key Vault URL must not contain spaces or control characters",
+                ));
+            }
             return Ok(KeyRef::AzureKeyVault(s.to_string()));
         }
         if s.starts_with("http://") {
@@ -90,9 +113,10 @@ fn percent_decode(s: &str) -> Result<String> {
 impl fmt::Display for KeyRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyRef::File(path) => write!(f, "{}", path.display()),
+            KeyRef::File(path) => f.write_str(&crate::error::printable_path(path)),
             KeyRef::AzureKeyVault(url) => f.write_str(url),
             KeyRef::AwsKms(arn) => f.write_str(arn),
+            KeyRef::Pkcs11(uri) => f.write_str(uri),
         }
     }
 }
@@ -164,6 +188,15 @@ impl KeyRef {
                 }
                 Ok(Arc::new(builder.build().await?))
             }
+            #[cfg(feature = "pkcs11")]
+            KeyRef::Pkcs11(uri) => Ok(Arc::new(
+                crate::backend::pkcs11::Pkcs11Signer::open(uri).await?,
+            )),
+            #[cfg(not(feature = "pkcs11"))]
+            KeyRef::Pkcs11(_) => Err(Error::with_context(
+                ErrorKind::Config,
+                "PKCS#11 keys need the `pkcs11` feature",
+            )),
             #[cfg(not(feature = "azure"))]
             KeyRef::AzureKeyVault(_) => {
                 let _ = options.verify_challenge_resource;
@@ -217,5 +250,33 @@ mod tests {
                 .unwrap(),
             KeyRef::AwsKms(_)
         ));
+    }
+
+    #[test]
+    fn user_information_in_a_url_is_refused_without_being_echoed() {
+        for url in [
+            "https://user:s3cr3t-pw@v.vault.azure.net/keys/k",
+            "https://s3cr3t-pw@v.vault.azure.net/keys/k",
+        ] {
+            let err = url.parse::<KeyRef>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyRef);
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("s3cr3t-pw"), "{text}");
+            assert!(text.contains("user name or password"), "{text}");
+        }
+        // An `@` in the path is not user information.
+        assert!("https://v.vault.azure.net/keys/k@1"
+            .parse::<KeyRef>()
+            .is_ok());
+        let err = "https://v.vault.azure.net/keys/k\u{1b}[2J"
+            .parse::<KeyRef>()
+            .unwrap_err();
+        assert!(!err.to_string().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_path_with_control_characters_displays_escaped() {
+        let key: KeyRef = "dir/a\nb\u{7}.pem".parse().unwrap();
+        assert_eq!(key.to_string(), "dir/a\\nb\\u{7}.pem");
     }
 }

@@ -1,12 +1,14 @@
-//! Snowflake key-pair JWTs signed by a managed RSA key.
+//! Snowflake key-pair JWTs signed by a managed RSA, EC P-256 or EC P-384 key.
 //!
-//! Snowflake authenticates a user by a JWT signed with the private half of an RSA key whose
+//! Snowflake authenticates a user by a JWT signed with the private half of a key whose
 //! public half is registered on the user (`ALTER USER ... SET RSA_PUBLIC_KEY='...'`, see
 //! [`alter_user_statement`]). Snowflake checks the token against that registered key itself, so
 //! the key must sign every token (no surrogate keys here); the saving is the token cache.
 //!
 //! - [`KeyPairAuth`] normalises the account and user as the official connectors do and signs
-//!   tokens byte-identical to the Python connector's for the same key, account, user and `iat`.
+//!   tokens byte-identical to the Python connector's for the same key, account, user and `iat`
+//!   (RS256 for RSA keys; ES256 for P-256 and ES384 for P-384 keys, as the connector signs since
+//!   4.5.0, where ECDSA's randomized signature leaves the signing input identical).
 //!   Where the connectors cut an account name into something the user cannot have meant (the
 //!   dotted `org.account` form, a `.global` name without a connection group), it refuses with
 //!   an error that names the right form; [`normalize_account`] documents each case.

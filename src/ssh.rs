@@ -11,9 +11,18 @@
 //! - **Certified surrogates** ([`AgentBuilder::certificate_authority`]): an Ed25519 key that
 //!   lives only in memory, with an OpenSSH user certificate the managed key signs as a user CA
 //!   (trusted by sshd through `TrustedUserCAKeys`). Logins cost no managed-key call; the
-//!   certificate is renewed ahead of expiry, once however many requests arrive, and an expired
+//!   certificate is renewed ahead of expiry by the crate's [renewal engine](crate::renewal), once
+//!   however many requests arrive; listing never waits for a renewal, and an expired
 //!   certificate is never listed. The CA key itself is never offered, so no local process can
 //!   use the agent to mint certificates for other principals.
+//!
+//! **The agent signs only what SSH clients sign**: an SSH user-authentication request (RFC 4252
+//! section 7, methods `publickey` and OpenSSH's `publickey-hostbound-v00@openssh.com`) whose key
+//! blob is the key or certificate asked to sign, or an SSHSIG blob (`ssh-keygen -Y sign`, git
+//! commit signing). Any other data is refused with `SSH_AGENT_FAILURE` and the reason is logged:
+//! a managed key that also signs session cookies, certificates or Snowflake JWTs must not
+//! become a signing oracle for them to every process that reaches the socket.
+//! [`AgentBuilder::dangerous_sign_any_data`] lifts this for clients of other protocols.
 //!
 //! The agent answers only `REQUEST_IDENTITIES` and `SIGN_REQUEST`. Adding, removing or locking
 //! keys, extensions, unknown and malformed messages are answered with `SSH_AGENT_FAILURE`, and
@@ -39,17 +48,12 @@ mod agent;
 mod certificate;
 mod identity;
 mod protocol;
-
-use std::sync::Arc;
-use std::time::SystemTime;
+mod signed_data;
 
 pub use agent::{
     Agent, AgentBuilder, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_LEN, DEFAULT_MESSAGE_TIMEOUT,
 };
 pub use certificate::CertificateOptions;
-
-/// The time source of certificate minting and expiry checks.
-type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// An error's text followed by its sources' texts (which are free of secrets by contract).
 fn with_causes(error: &crate::Error) -> String {

@@ -12,35 +12,35 @@
 //! then the message signature with the certified key, and caches verified certificates.
 //!
 //! # The certificate
-//! A compact JWS (RFC 7515) that any JOSE library verifies with the managed public key.
+//! A compact JWS (RFC 7515) that any JOSE library verifies with the managed public key. It
+//! names the managed key by a value that says nothing about where the key is kept, and sends
+//! nothing the verifier can compute.
 //!
 //! Protected header, in this order:
 //!
 //! | member | value |
 //! |---|---|
 //! | `alg` | the managed key's algorithm: `RS256`, `ES256`, ... (its default unless configured) |
-//! | `kid` | the managed key id ([`KeyId`](crate::KeyId)): a Key Vault key URL with version, or `file://...#thumbprint` |
+//! | `kid` | the managed key's RFC 7638 JWK thumbprint (SHA-256, base64url), or the name set with [`SurrogateSignerBuilder::managed_kid`]; never its location |
 //! | `typ` | `surrogate+jwt` ([`CERTIFICATE_TYP`], RFC 8725 explicit typing) |
 //!
 //! Claims (a JWT claims set), in this order:
 //!
 //! | claim | value |
 //! |---|---|
-//! | `iss` | the managed key id, equal to the header's `kid` |
-//! | `sub` | the surrogate's RFC 7638 JWK thumbprint (SHA-256, base64url) |
 //! | `iat` | issue time, integer seconds since the Unix epoch |
-//! | `nbf` | start of the signing window, equal to `iat` |
+//! | `nbf` | start of the signing window, only when it differs from `iat` (this crate never sends it) |
 //! | `exp` | end of the signing window: `iat` + period |
 //! | `pur` | array of the purposes the surrogate may sign for (non-empty strings) |
 //! | `max_exp` | the latest `exp` a token signed by the surrogate may carry: `exp` + token-lifetime bound |
 //! | `cnf` | `{"jwk": {"kty":"OKP","crv":"Ed25519","x":...}}`: the surrogate's public key (RFC 7800) |
 //!
-//! For example (line breaks added):
+//! No `iss` (the header's `kid` names the managed key once) and no `sub` (the surrogate's
+//! thumbprint is computed from `cnf.jwk`). For example (line breaks added):
 //!
 //! ```text
-//! {"alg":"ES256","kid":"https://v.vault.azure.net/keys/cookies/0123...","typ":"surrogate+jwt"}
-//! {"iss":"https://v.vault.azure.net/keys/cookies/0123...","sub":"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
-//!  "iat":1767225600,"nbf":1767225600,"exp":1767229200,"pur":["session"],"max_exp":1767315600,
+//! {"alg":"ES256","kid":"9YoMViIRS4PpsihMb88okVVH1b6EyWzJyY1ffIrJrSQ","typ":"surrogate+jwt"}
+//! {"iat":1767225600,"exp":1767229200,"pur":["session"],"max_exp":1767315600,
 //!  "cnf":{"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}
 //! ```
 //!
@@ -49,10 +49,14 @@
 //! failed or garbled managed signature never puts a half-made key in use.
 //!
 //! # Verification
-//! A certificate is accepted when: its `typ` is `surrogate+jwt`; a trusted key whose key id
-//! (if it has one) equals `kid` verifies the signature with an algorithm from *that key's*
-//! allow-list (the header's `alg` only picks among them, RFC 8725); `iss` equals `kid`;
-//! `cnf.jwk` is an Ed25519 key and `sub` is its thumbprint; `nbf <= exp <= max_exp`; and `pur`
+//! A certificate is accepted when: its `typ` is `surrogate+jwt` and it has no `crit` (not even
+//! `null`); a trusted key named by `kid` ([`TrustedKey`]: its thumbprint unless configured)
+//! verifies the signature with an algorithm from *that key's* allow-list (the header's `alg`
+//! only picks among them, RFC 8725); `cnf.jwk` is an Ed25519 key; `iat <= nbf <= exp <=
+//! max_exp`; the verifier's policy holds, whatever the signature says: the signing window
+//! `exp - nbf` is at most 7 days ([`DEFAULT_MAX_CERTIFICATE_WINDOW`], the RFC 9345 limit), the
+//! token bound `max_exp - exp` at most 24 hours ([`DEFAULT_MAX_TOKEN_BOUND`]), and `iat` is not
+//! in the future beyond the leeway (all set on [`SurrogateVerifier::builder`]); and `pur`
 //! contains the purpose asked for. Then, per use:
 //! - a plain message ([`SurrogateVerifier::verify_at`]) must be verified inside the signing
 //!   window `[nbf, exp]`;
@@ -61,7 +65,8 @@
 //!   long sessions outlive the surrogate that signed them while a stolen surrogate can forge
 //!   nothing that lives past `max_exp`.
 //!
-//! Every time comparison allows a configurable leeway (default 60 s).
+//! Every time comparison allows a configurable leeway (default 60 s). Refusals carry a coarse
+//! reason (which check failed), never the certificate.
 //!
 //! # Rotation
 //! The certificate's lifetime is the *period* (default one hour). Rotation is due the *refresh
@@ -77,19 +82,22 @@
 //! and randomness are parameters ([`Clock`], [`SurrogateSignerBuilder::rng`]).
 
 mod certificate;
-mod clock;
-mod rotation;
 mod signer;
 mod verifier;
 
 pub use certificate::{CertificateInfo, CERTIFICATE_TYP};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use rotation::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
+// The clock and the renewal engine are crate-level; re-exported here where they began.
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::renewal::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
+use crate::{clock, renewal as rotation};
 pub use signer::{
     CertifiedKey, SurrogateIssuer, SurrogateSignature, SurrogateSigner, SurrogateSignerBuilder,
     DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_PERIOD,
 };
-pub use verifier::{SurrogateVerifier, TrustedKey, DEFAULT_LEEWAY};
+pub use verifier::{
+    SurrogateVerifier, SurrogateVerifierBuilder, TrustedKey, DEFAULT_LEEWAY,
+    DEFAULT_MAX_CERTIFICATE_WINDOW, DEFAULT_MAX_TOKEN_BOUND,
+};
 
 pub(crate) use clock::{from_unix_seconds, unix_seconds};
 pub(crate) use verifier::make_room;

@@ -10,7 +10,9 @@ use base64::Engine as _;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
+use remote_signer::cookie::{
+    SessionSigner, SessionVerifier, SigningMode, DIRECT_RESERVED_CLAIMS, SURROGATE_RESERVED_CLAIMS,
+};
 use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
@@ -85,13 +87,16 @@ async fn both_modes_round_trip_with_the_claims_iat_exp_and_aud() {
                 SigningMode::Surrogate => {
                     assert_eq!(header["alg"], "EdDSA");
                     assert!(header["cert"].is_string());
+                    // No `kid`: it would only repeat the thumbprint of the certified key.
+                    assert!(header.get("kid").is_none());
                 }
                 _ => {
                     assert_eq!(header["alg"], managed.default_algorithm().as_str());
-                    assert_eq!(header["kid"], managed.key_id().as_str());
+                    assert_eq!(header["kid"], managed.public_key().jwk_thumbprint());
                     assert!(header.get("cert").is_none());
                 }
             }
+            assert_eq!(header["typ"], "session+jwt");
         }
     }
 }
@@ -114,16 +119,35 @@ async fn surrogate_mode_calls_the_managed_key_once_for_many_tokens() {
 #[tokio::test]
 async fn reserved_claims_and_non_objects_are_refused_when_signing() {
     let managed = managed(KeyType::P256);
-    let signer = SessionSigner::direct(managed, "session");
-    for claims in [
-        json!({"exp": 1}),
-        json!({"aud": "x"}),
-        json!([1]),
-        json!("s"),
+    let direct = SessionSigner::direct(managed.clone(), "session");
+    let surrogate = SessionSigner::surrogate(managed, "session").unwrap();
+    // Direct mode: every registered claim, so the managed key's signature cannot be shaped
+    // into another service's token; surrogate mode: the times and the audience.
+    for (signer, reserved) in [
+        (&direct, &DIRECT_RESERVED_CLAIMS[..]),
+        (&surrogate, &SURROGATE_RESERVED_CLAIMS[..]),
     ] {
-        let err = signer.sign(&claims).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        for claim in reserved {
+            let err = signer.sign(&json!({ *claim: 1 })).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{claim}");
+            assert!(err.to_string().contains(claim), "{err}");
+        }
+        for claims in [json!([1]), json!("s")] {
+            let err = signer.sign(&claims).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        }
     }
+    assert_eq!(
+        DIRECT_RESERVED_CLAIMS,
+        ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
+    );
+    assert_eq!(SURROGATE_RESERVED_CLAIMS, ["aud", "exp", "nbf", "iat"]);
+    // The surrogate signs only session tokens: `sub`, `iss` and `jti` are the application's.
+    let token = surrogate
+        .sign(&json!({"sub": "alice", "iss": "app", "jti": "1"}))
+        .await
+        .unwrap();
+    assert_eq!(parts(&token).1["sub"], "alice");
 }
 
 #[tokio::test]
@@ -172,12 +196,19 @@ async fn tokens_from_both_modes_verify_with_jsonwebtoken() {
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
         let cert = header.extras.get("cert").expect("cert header");
-        let mut cert_validation = jsonwebtoken::Validation::new(jwt_alg(&managed));
-        cert_validation.set_issuer(&[managed.key_id().as_str()]);
-        let cert_claims = jsonwebtoken::decode::<Value>(cert, &jwt_key(&managed), &cert_validation)
-            .unwrap()
-            .claims;
-        assert_eq!(header.kid.as_deref(), cert_claims["sub"].as_str());
+        assert_eq!(header.typ.as_deref(), Some("session+jwt"));
+        assert_eq!(header.kid, None);
+        let cert_validation = jsonwebtoken::Validation::new(jwt_alg(&managed));
+        let cert_data =
+            jsonwebtoken::decode::<Value>(cert, &jwt_key(&managed), &cert_validation).unwrap();
+        assert_eq!(
+            cert_data.header.kid.as_deref(),
+            Some(managed.public_key().jwk_thumbprint().as_str())
+        );
+        let cert_claims = cert_data.claims;
+        for derivable in ["iss", "sub", "nbf"] {
+            assert!(cert_claims.get(derivable).is_none(), "{derivable} is sent");
+        }
         let jwk: jsonwebtoken::jwk::Jwk =
             serde_json::from_value(cert_claims["cnf"]["jwk"].clone()).unwrap();
         let surrogate = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
@@ -197,7 +228,11 @@ async fn tokens_from_both_modes_verify_with_jsonwebtoken() {
         validation.set_audience(&["session"]);
         let data = jsonwebtoken::decode::<Value>(&token, &jwt_key(&managed), &validation).unwrap();
         assert_eq!(data.claims["user"], "bob");
-        assert_eq!(data.header.kid.as_deref(), Some(managed.key_id().as_str()));
+        assert_eq!(
+            data.header.kid.as_deref(),
+            Some(managed.public_key().jwk_thumbprint().as_str())
+        );
+        assert_eq!(data.header.typ.as_deref(), Some("session+jwt"));
     }
 }
 
@@ -254,7 +289,7 @@ async fn alg_none_hmac_with_the_public_key_and_algorithm_swaps_are_refused() {
             f.managed.public_key().to_spki_der(),
         ] {
             let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-            hs_header.typ = Some("JWT".into());
+            hs_header.typ = Some("session+jwt".into());
             hs_header.kid = header["kid"].as_str().map(str::to_string);
             if let Some(cert) = header.get("cert").and_then(Value::as_str) {
                 hs_header.extras.insert("cert".into(), cert.into());
@@ -305,10 +340,12 @@ async fn tampered_headers_payloads_signatures_and_certificates_are_refused() {
         let t = format!("{}.{}.{sig}", encode(&h), encode(&claims));
         refused(f.verify(&t), ErrorKind::InvalidToken, "typ");
 
-        let mut h = header.clone();
-        h["crit"] = json!(["exp"]);
-        let t = format!("{}.{}.{sig}", encode(&h), encode(&claims));
-        refused(f.verify(&t), ErrorKind::InvalidToken, "critical");
+        for crit in [json!(["exp"]), Value::Null, json!([])] {
+            let mut h = header.clone();
+            h["crit"] = crit;
+            let t = format!("{}.{}.{sig}", encode(&h), encode(&claims));
+            refused(f.verify(&t), ErrorKind::InvalidToken, "critical");
+        }
 
         let mut c = claims.clone();
         c["user"] = "mallory".into();
@@ -373,7 +410,7 @@ async fn wrong_audience_and_wrong_purpose_certificates_are_refused() {
         .build()
         .unwrap();
     let key = surrogates.current().await.unwrap();
-    let header = json!({"alg":"EdDSA","kid":key.thumbprint(),"typ":"JWT","cert":key.certificate()});
+    let header = json!({"alg":"EdDSA","typ":"session+jwt","cert":key.certificate()});
     let claims = json!({"user":"alice","iat":T0,"exp":T0+60,"aud":"session"});
     let input = format!("{}.{}", encode(&header), encode(&claims));
     let t = format!("{input}.{}", key.sign(input.as_bytes()).to_base64url());
@@ -384,7 +421,9 @@ async fn wrong_audience_and_wrong_purpose_certificates_are_refused() {
 async fn expired_and_not_yet_valid_tokens_are_refused_with_bounded_leeway() {
     let f = fixture(KeyType::P256).await;
     for token in [&f.surrogate_token, &f.direct_token] {
-        let v = verifier(&f.managed).leeway(Duration::from_secs(30));
+        let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
+            .leeway(Duration::from_secs(30))
+            .build();
         v.verify_at(token, at(T0 + 3600 + 30)).unwrap();
         refused(
             v.verify_at(token, at(T0 + 3600 + 31)),
@@ -407,7 +446,7 @@ async fn surrogate_token_with_times(f: &Fixture, iat: u64, exp: u64) -> String {
         .build()
         .unwrap();
     let key = surrogates.current().await.unwrap();
-    let header = json!({"alg":"EdDSA","kid":key.thumbprint(),"typ":"JWT","cert":key.certificate()});
+    let header = json!({"alg":"EdDSA","typ":"session+jwt","cert":key.certificate()});
     let claims = json!({"user":"alice","iat":iat,"exp":exp,"aud":"session"});
     let input = format!("{}.{}", encode(&header), encode(&claims));
     format!("{input}.{}", key.sign(input.as_bytes()).to_base64url())
@@ -416,7 +455,10 @@ async fn surrogate_token_with_times(f: &Fixture, iat: u64, exp: u64) -> String {
 #[tokio::test]
 async fn tokens_signed_outside_the_certificate_window_or_past_its_bound_are_refused() {
     let f = fixture(KeyType::P256).await;
-    let v = verifier(&f.managed);
+    // Tokens here may live longer than the default day, to reach the certificate's bound.
+    let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
+        .max_token_lifetime(Duration::from_secs(2 * 24 * 3600))
+        .build();
     // The certificate's window is [T0, T0 + 1 h]; its bound T0 + 25 h.
     let late = surrogate_token_with_times(&f, T0 + 2 * 3600, T0 + 3 * 3600).await;
     refused(
@@ -451,7 +493,9 @@ async fn oversized_input_is_refused_before_decoding() {
         ErrorKind::InvalidToken,
         "larger",
     );
-    let v = verifier(&f.managed).max_token_len(100);
+    let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
+        .max_token_len(100)
+        .build();
     refused(
         v.verify_at(&f.surrogate_token, at(T0 + 5)),
         ErrorKind::InvalidToken,
@@ -543,7 +587,20 @@ fn cli_signs_and_verifies_in_both_modes() {
         let (code, token, err) = cli(&args, r#"{"user":"carol","n":1}"#);
         assert_eq!(code, 0, "{err}");
         assert_eq!(token.lines().count(), 1);
-        let (_, claims, _) = parts(token.trim());
+        let (header, claims, _) = parts(token.trim());
+        // Nothing in the token (or its certificate) says where the managed key is kept.
+        let mut decoded = format!("{header}{claims}");
+        if let Some(cert) = header["cert"].as_str() {
+            let (cert_header, cert_claims, _) = parts(cert);
+            assert_eq!(cert_header["kid"], signer.public_key().jwk_thumbprint());
+            decoded.push_str(&format!("{cert_header}{cert_claims}"));
+        } else {
+            assert_eq!(header["kid"], signer.public_key().jwk_thumbprint());
+        }
+        let dir_name = dir.path().file_name().unwrap().to_str().unwrap();
+        for location in [dir_name, "managed.pem", "file:", "/tmp"] {
+            assert!(!decoded.contains(location), "{location} in {decoded}");
+        }
         assert_eq!(
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             3600
@@ -787,4 +844,359 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
     assert_eq!(page.status(), 401);
 
     server.abort();
+}
+
+// ---- tokens and certificates built by an independent JOSE library ----
+
+/// A managed key in a PEM file, so `jsonwebtoken` can sign with the very same key.
+struct PemKey {
+    _dir: tempfile::TempDir,
+    managed: Arc<dyn RemoteSigner>,
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+fn pem_key(key_type: KeyType) -> PemKey {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.pem");
+    let local = LocalSigner::generate_to_file(key_type, &path).unwrap();
+    let pem = std::fs::read(&path).unwrap();
+    let encoding = match key_type {
+        KeyType::Rsa => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+        KeyType::Ed25519 => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
+        _ => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+    }
+    .unwrap();
+    PemKey {
+        _dir: dir,
+        managed: Arc::new(local),
+        encoding,
+    }
+}
+
+fn jose_header(
+    alg: jsonwebtoken::Algorithm,
+    typ: &str,
+    kid: Option<String>,
+) -> jsonwebtoken::Header {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.typ = Some(typ.into());
+    header.kid = kid;
+    header
+}
+
+/// A surrogate-mode token in this crate's format, built with `jsonwebtoken` alone: a
+/// certificate signed by the managed key over `cert_claims` (plus `cnf.jwk`), and a token
+/// signed by the certified Ed25519 key over `claims`.
+fn independent_surrogate_token(managed: &PemKey, mut cert_claims: Value, claims: &Value) -> String {
+    let surrogate = pem_key(KeyType::Ed25519);
+    let mut jwk = serde_json::to_value(surrogate.managed.public_key().to_jwk()).unwrap();
+    jwk.as_object_mut().unwrap().remove("kid");
+    cert_claims["cnf"] = json!({ "jwk": jwk });
+    let alg = jwt_alg(&managed.managed);
+    let kid = managed.managed.public_key().jwk_thumbprint();
+    let cert = jsonwebtoken::encode(
+        &jose_header(alg, "surrogate+jwt", Some(kid)),
+        &cert_claims,
+        &managed.encoding,
+    )
+    .unwrap();
+    let mut header = jose_header(jsonwebtoken::Algorithm::EdDSA, "session+jwt", None);
+    header.extras.insert("cert".into(), cert);
+    jsonwebtoken::encode(&header, claims, &surrogate.encoding).unwrap()
+}
+
+fn independent_direct_token(managed: &PemKey, typ: &str, claims: &Value) -> String {
+    let alg = jwt_alg(&managed.managed);
+    let kid = managed.managed.public_key().jwk_thumbprint();
+    jsonwebtoken::encode(&jose_header(alg, typ, Some(kid)), claims, &managed.encoding).unwrap()
+}
+
+fn session_claims(iat: u64, exp: u64) -> Value {
+    json!({"user": "alice", "iat": iat, "exp": exp, "aud": "session"})
+}
+
+#[tokio::test]
+async fn tokens_an_independent_implementation_builds_in_the_same_format_are_accepted() {
+    for key_type in [KeyType::Rsa, KeyType::P256] {
+        let key = pem_key(key_type);
+        let v = verifier(&key.managed);
+        let cert = json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 7200});
+        let token = independent_surrogate_token(&key, cert, &session_claims(T0, T0 + 600));
+        let session = v.verify_at(&token, at(T0 + 5)).unwrap();
+        assert_eq!(session.mode(), SigningMode::Surrogate);
+        assert_eq!(session.get("user"), Some(&json!("alice")));
+
+        let token = independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + 600));
+        let session = v.verify_at(&token, at(T0 + 5)).unwrap();
+        assert_eq!(session.mode(), SigningMode::Direct);
+    }
+}
+
+/// The managed key's signature over another protocol's JWT (plain `typ` `JWT`, as Snowflake
+/// and OAuth assertions carry, or none) is no session token, in either mode.
+#[tokio::test]
+async fn jwts_of_another_type_signed_by_the_managed_key_are_refused() {
+    let key = pem_key(KeyType::Rsa);
+    let v = verifier(&key.managed);
+    for typ in ["JWT", "surrogate+jwt", "at+jwt"] {
+        let token = independent_direct_token(&key, typ, &session_claims(T0, T0 + 600));
+        refused(
+            v.verify_at(&token, at(T0 + 5)),
+            ErrorKind::InvalidToken,
+            "typ",
+        );
+    }
+    let alg = jwt_alg(&key.managed);
+    let mut untyped = jsonwebtoken::Header::new(alg);
+    untyped.typ = None;
+    untyped.kid = Some(key.managed.public_key().jwk_thumbprint());
+    let token =
+        jsonwebtoken::encode(&untyped, &session_claims(T0, T0 + 600), &key.encoding).unwrap();
+    refused(
+        v.verify_at(&token, at(T0 + 5)),
+        ErrorKind::InvalidToken,
+        "typ",
+    );
+    // A direct token that does not name its key, or names another, is refused too.
+    let token = jsonwebtoken::encode(
+        &jose_header(alg, "session+jwt", None),
+        &session_claims(T0, T0 + 600),
+        &key.encoding,
+    )
+    .unwrap();
+    refused(
+        v.verify_at(&token, at(T0 + 5)),
+        ErrorKind::InvalidToken,
+        "kid",
+    );
+    let token = jsonwebtoken::encode(
+        &jose_header(
+            alg,
+            "session+jwt",
+            Some("file:///srv/keys/session.pem".into()),
+        ),
+        &session_claims(T0, T0 + 600),
+        &key.encoding,
+    )
+    .unwrap();
+    refused(
+        v.verify_at(&token, at(T0 + 5)),
+        ErrorKind::InvalidToken,
+        "not trusted",
+    );
+}
+
+/// Whatever the managed key signed, the verifier bounds what certificates and tokens claim.
+#[tokio::test]
+async fn over_long_certificates_and_tokens_signed_by_the_real_managed_key_are_refused() {
+    let day = 24 * 3600;
+    let key = pem_key(KeyType::P256);
+    let v = verifier(&key.managed);
+    let token = |cert: Value, claims: Value| independent_surrogate_token(&key, cert, &claims);
+    let claims = session_claims(T0, T0 + 600);
+    let cases = [
+        // A certificate for ten years (the forgery from the issue).
+        (
+            token(
+                json!({"iat": T0, "exp": T0 + 3650 * day, "pur": ["session"], "max_exp": T0 + 3650 * day}),
+                claims.clone(),
+            ),
+            "signing window is longer than allowed",
+        ),
+        // A window of 7 days and a second.
+        (
+            token(
+                json!({"iat": T0, "exp": T0 + 7 * day + 1, "pur": ["session"], "max_exp": T0 + 7 * day + 1}),
+                claims.clone(),
+            ),
+            "signing window is longer than allowed",
+        ),
+        // Tokens may outlive the certificate by a day and a second.
+        (
+            token(
+                json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 3600 + day + 1}),
+                claims.clone(),
+            ),
+            "token bound is longer than allowed",
+        ),
+        // A certificate issued ten minutes in the future.
+        (
+            token(
+                json!({"iat": T0 + 600, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 3600}),
+                claims.clone(),
+            ),
+            "issued in the future",
+        ),
+        // A token living a day and a second, though within its certificate's bound.
+        (
+            token(
+                json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 3600 + day}),
+                session_claims(T0, T0 + day + 1),
+            ),
+            "lifetime is longer than allowed",
+        ),
+        // A direct token for purpose `session` valid until 2100 (the forgery from the issue).
+        (
+            independent_direct_token(&key, "session+jwt", &session_claims(T0, 4_102_444_800)),
+            "lifetime is longer than allowed",
+        ),
+    ];
+    for (token, reason) in &cases {
+        refused(
+            v.verify_at(token, at(T0 + 5)),
+            ErrorKind::InvalidToken,
+            reason,
+        );
+    }
+    // At the caps they pass; and the caps are the verifier's to set, on its builder.
+    let at_caps = [
+        token(
+            json!({"iat": T0, "exp": T0 + 7 * day, "pur": ["session"], "max_exp": T0 + 7 * day}),
+            claims.clone(),
+        ),
+        token(
+            json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 3600 + day}),
+            session_claims(T0, T0 + day),
+        ),
+        independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + day)),
+    ];
+    for token in &at_caps {
+        v.verify_at(token, at(T0 + 5)).unwrap();
+    }
+    let lenient = SessionVerifier::builder([TrustedKey::from_signer(&*key.managed)], "session")
+        .max_certificate_window(Duration::from_secs(8 * day))
+        .max_token_bound(Duration::from_secs(2 * day))
+        .max_token_lifetime(Duration::from_secs(2 * day))
+        .build();
+    for (token, _) in &cases[1..3] {
+        lenient.verify_at(token, at(T0 + 5)).unwrap();
+    }
+    lenient.verify_at(&cases[4].0, at(T0 + 5)).unwrap();
+    let strict = SessionVerifier::builder([TrustedKey::from_signer(&*key.managed)], "session")
+        .max_token_lifetime(Duration::from_secs(60))
+        .build();
+    let direct = independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + 61));
+    refused(
+        strict.verify_at(&direct, at(T0 + 5)),
+        ErrorKind::InvalidToken,
+        "lifetime",
+    );
+}
+
+#[tokio::test]
+async fn a_token_before_its_nbf_is_refused_in_both_modes() {
+    let key = pem_key(KeyType::P256);
+    let v = verifier(&key.managed);
+    let mut claims = session_claims(T0, T0 + 3600);
+    claims["nbf"] = json!(T0 + 600);
+    let cert = json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 7200});
+    for token in [
+        independent_surrogate_token(&key, cert, &claims),
+        independent_direct_token(&key, "session+jwt", &claims),
+    ] {
+        refused(
+            v.verify_at(&token, at(T0 + 539)),
+            ErrorKind::Expired,
+            "not yet valid",
+        );
+        // The refusal is not remembered, nor is the acceptance served early.
+        v.verify_at(&token, at(T0 + 540)).unwrap();
+        refused(
+            v.verify_at(&token, at(T0 + 500)),
+            ErrorKind::Expired,
+            "not yet valid",
+        );
+    }
+    let mut bad = session_claims(T0, T0 + 3600);
+    bad["nbf"] = json!("soon");
+    let token = independent_direct_token(&key, "session+jwt", &bad);
+    refused(
+        v.verify_at(&token, at(T0 + 5)),
+        ErrorKind::InvalidToken,
+        "nbf",
+    );
+}
+
+// ---- the cache of verified tokens ----
+
+#[tokio::test]
+async fn a_cached_token_is_never_served_past_its_expiry() {
+    let f = fixture(KeyType::P256).await;
+    for token in [&f.surrogate_token, &f.direct_token] {
+        let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
+            .leeway(Duration::ZERO)
+            .build();
+        let first = v.verify_at(token, at(T0 + 5)).unwrap();
+        assert_eq!(v.cached_tokens(), 1);
+        assert_eq!(v.verify_at(token, at(T0 + 3599)).unwrap(), first);
+        assert_eq!(v.cached_tokens(), 1);
+        // Expiry is T0 + 3600: verified in full there (still valid, no leeway), refused after.
+        v.verify_at(token, at(T0 + 3600)).unwrap();
+        refused(
+            v.verify_at(token, at(T0 + 3601)),
+            ErrorKind::Expired,
+            "expired",
+        );
+        refused(
+            v.verify_at(token, at(T0 + 90_000)),
+            ErrorKind::Expired,
+            "expired",
+        );
+    }
+}
+
+/// Entries are found by the signature and confirmed on the whole token: a token that shares
+/// a cached token's signature but not its claims gets no cached session.
+#[tokio::test]
+async fn a_different_token_never_hits_another_tokens_entry() {
+    let f = fixture(KeyType::P256).await;
+    let v = verifier(&f.managed);
+    for token in [&f.surrogate_token, &f.direct_token] {
+        v.verify_at(token, at(T0 + 5)).unwrap();
+        let (header, mut claims, sig) = parts(token);
+        claims["user"] = "mallory".into();
+        let forged = format!("{}.{}.{sig}", encode(&header), encode(&claims));
+        refused(
+            v.verify_at(&forged, at(T0 + 6)),
+            ErrorKind::InvalidToken,
+            "signature",
+        );
+        // A prefix or an extension of the cached token is no hit either.
+        assert!(v.verify_at(&token[..token.len() - 1], at(T0 + 6)).is_err());
+        assert!(v.verify_at(&format!("{token}A"), at(T0 + 6)).is_err());
+        assert!(v.verify_at(&format!("x{token}"), at(T0 + 6)).is_err());
+    }
+    assert_eq!(v.cached_tokens(), 2);
+}
+
+#[tokio::test]
+async fn the_token_cache_stays_within_its_budget() {
+    let managed = managed(KeyType::P256);
+    let clock = clock();
+    let signer = surrogate_signer(&managed, &clock);
+    let first = signer.sign(&json!({"n": 0})).await.unwrap();
+    // Room for three such tokens in each of the 16 parts (this thread uses one).
+    let cost = first.len() + 2 * first.split('.').nth(1).unwrap().len() + 256;
+    let bounded = SessionVerifier::builder([TrustedKey::from_signer(&*managed)], "session")
+        .token_cache_bytes(16 * (3 * cost + 10))
+        .build();
+    let off = SessionVerifier::builder([TrustedKey::from_signer(&*managed)], "session")
+        .token_cache_bytes(0)
+        .build();
+    for n in 0..50 {
+        let token = signer.sign(&json!({ "n": n })).await.unwrap();
+        for v in [&bounded, &off] {
+            assert_eq!(
+                v.verify_at(&token, at(T0 + 5)).unwrap().get("n"),
+                Some(&json!(n))
+            );
+            assert_eq!(
+                v.verify_at(&token, at(T0 + 5)).unwrap().get("n"),
+                Some(&json!(n))
+            );
+        }
+        assert!(bounded.cached_tokens() <= 3, "{}", bounded.cached_tokens());
+        assert!(bounded.cached_tokens() >= 1);
+        assert_eq!(off.cached_tokens(), 0);
+    }
 }

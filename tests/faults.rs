@@ -9,38 +9,47 @@
 //! (tests/support/keyvault.rs), `ssh`, `ssh-add` and a throwaway `sshd` on 127.0.0.1. The
 //! table of faults and outcomes these tests check is in the `remote_signer::backend::azure`
 //! docs, under "Failure behaviour".
+//!
+//! Time is controlled, not spent: the signers' retry waits and time bound run on a
+//! [`FastForward`] timer (a wait moves its clock instead of taking time; the network and the
+//! vault's work still count), the cookie signer and the agent read manual clocks, and only
+//! network timeouts (a reply slower than an attempt may wait) take real time.
 #![cfg(all(feature = "azure", feature = "ssh-agent"))]
 
 mod support;
 
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
-
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
+use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy, RetryTimer as _};
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, Error, ErrorKind, RemoteSigner};
 use serde_json::json;
-use ssh_support::{captured_log, current_user, RunningAgent, Sshd};
 use support::keyvault::{Attributes, Deny, Emulator, Fault, KeySpec, RetryAfter, TlsFault};
+use support::retry_timer::FastForward;
+use support::ssh::{captured_log, current_user, RunningAgent, Sshd};
 
 /// Retries as an application with a latency budget would set them.
 const MAX_RETRIES: u32 = 3;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 const BUDGET: Duration = Duration::from_secs(3);
-/// Allowance over [`BUDGET`] for a loaded CI machine. The bound is what is checked, not
-/// speed: without it a failing vault would hold a caller for a minute or more.
+/// Allowance over [`BUDGET`] (on the retry timer, which counts the real time attempts take) for
+/// a loaded CI machine. The bound is what is checked, not speed: without it a failing vault
+/// would hold a caller for a minute or more.
 const SLACK: Duration = Duration::from_secs(3);
 /// A reply slower than any attempt may wait.
 const SLOW: Duration = Duration::from_secs(5);
 
-/// The lifetime of the agent's certificates. Real time: sshd checks it against its clock.
-const SSH_VALIDITY: Duration = Duration::from_secs(6);
+/// The lifetime of the agent's certificates (on the agent's manual clock).
+const SSH_VALIDITY: Duration = Duration::from_secs(3600);
+/// How far back the agent's certificates start. sshd checks them against the real clock,
+/// while the agent mints them at its manual clock's time, which the tests move hours ahead:
+/// backdating keeps every certificate the agent mints valid for sshd during the test, so a
+/// login fails only when the agent has no certificate to offer.
+const SSH_BACKDATE: Duration = Duration::from_secs(2 * 3600);
 /// The surrogate period of the cookie signer (on a manual clock).
 const PERIOD: Duration = Duration::from_secs(3600);
 /// Inside the refresh window: after the rotation point, before expiry.
@@ -62,7 +71,11 @@ struct Rig {
     emu: Emulator,
     runtime: tokio::runtime::Runtime,
     direct: Arc<KeyVaultSigner>,
+    /// The retry timer of `direct`.
+    direct_timer: Arc<FastForward>,
     clock: Arc<ManualClock>,
+    /// The agent's clock.
+    ssh_clock: Arc<ManualClock>,
     surrogate: SurrogateSigner,
     cookies: SessionSigner,
     verifier: SessionVerifier,
@@ -73,13 +86,22 @@ struct Rig {
 
 const KEYS: [&str; 3] = ["direct", "cookies", "ca"];
 
-fn open(emu: &Emulator, runtime: &tokio::runtime::Runtime, name: &str) -> Arc<KeyVaultSigner> {
-    let builder = emu.signer_builder(&emu.key_url(name, None)).retry(policy());
-    Arc::new(
-        runtime
-            .block_on(builder.build())
-            .expect("open emulator key"),
-    )
+/// Opens key `name` with [`policy`] on a retry timer of its own (so one signer's waits do
+/// not count against another's bound).
+fn open(
+    emu: &Emulator,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+) -> (Arc<KeyVaultSigner>, Arc<FastForward>) {
+    let timer = Arc::new(FastForward::new());
+    let builder = emu
+        .signer_builder(&emu.key_url(name, None))
+        .retry(policy())
+        .retry_timer(timer.clone());
+    let signer = runtime
+        .block_on(builder.build())
+        .expect("open emulator key");
+    (Arc::new(signer), timer)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -91,8 +113,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 impl Rig {
-    /// Starts everything; `token_lifetime` below 5 minutes makes every vault request fetch a
-    /// new token first (the SDK refreshes tokens that expire within 5 minutes).
+    /// Starts everything; with a `token_lifetime` below 5 minutes every vault request fetches
+    /// a new token first (the SDK refreshes tokens that expire within 5 minutes).
     fn start(token_lifetime: Option<Duration>) -> Rig {
         drop(captured_log()); // install the log capture before the agent logs anything
         let emu = Emulator::start();
@@ -103,9 +125,9 @@ impl Rig {
             emu.create_key(name, KeySpec::P256);
         }
         let runtime = runtime();
-        let direct = open(&emu, &runtime, "direct");
-        let cookie_key: Arc<dyn RemoteSigner> = open(&emu, &runtime, "cookies");
-        let ca: Arc<dyn RemoteSigner> = open(&emu, &runtime, "ca");
+        let (direct, direct_timer) = open(&emu, &runtime, "direct");
+        let cookie_key: Arc<dyn RemoteSigner> = open(&emu, &runtime, "cookies").0;
+        let ca: Arc<dyn RemoteSigner> = open(&emu, &runtime, "ca").0;
 
         let clock = Arc::new(ManualClock::new(SystemTime::now()));
         let surrogate = SurrogateSigner::builder(Arc::clone(&cookie_key), "session")
@@ -121,14 +143,17 @@ impl Rig {
         let verifier = SessionVerifier::new([TrustedKey::from_signer(&*cookie_key)], "session")
             .clock(clock.clone());
 
+        let ssh_clock = Arc::new(ManualClock::new(SystemTime::now()));
+        let agent_clock = ssh_clock.clone();
         let agent = RunningAgent::start(
             Agent::builder()
                 .certificate_authority(
                     Arc::clone(&ca),
                     CertificateOptions::new([current_user()])
                         .validity(SSH_VALIDITY)
-                        .backdate(Duration::ZERO),
+                        .backdate(SSH_BACKDATE),
                 )
+                .clock(agent_clock)
                 .build()
                 .unwrap(),
         );
@@ -137,7 +162,9 @@ impl Rig {
             emu,
             runtime,
             direct,
+            direct_timer,
             clock,
+            ssh_clock,
             surrogate,
             cookies,
             verifier,
@@ -179,12 +206,106 @@ impl Rig {
             .success()
     }
 
+    /// Waits (a bounded while, in real time: the agent renews in the background) until the
+    /// agent has logged a failed renewal of kind `kind`.
+    fn wait_for_logged_renewal_failure(&self, kind: ErrorKind) {
+        for _ in 0..1500 {
+            if self.agent_logged_renewal_failure(kind) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the failed renewal is logged with its kind ({kind}): {:?}",
+            captured_log()
+        );
+    }
+
     fn agent_logged_renewal_failure(&self, kind: ErrorKind) -> bool {
         captured_log().iter().any(|line| {
             line.contains("cannot renew the certificate")
                 && line.contains(&self.ca_id)
                 && line.contains(&kind.to_string())
         })
+    }
+}
+
+impl Rig {
+    /// Step 2 of [`ride_out`]: a direct signature fails as `expected`, within the retry
+    /// policy's time bound.
+    fn direct_signature_fails(&self, expected: &Expected) {
+        let before = self.direct.stats().sign.attempts;
+        let started = self.direct_timer.now();
+        let error = self
+            .runtime
+            .block_on(self.direct.sign(Algorithm::ES256, b"under a fault"))
+            .expect_err("signing under a permanent fault");
+        let took = self.direct_timer.now() - started;
+        let attempts = self.direct.stats().sign.attempts - before;
+        assert_eq!(error.kind(), expected.kind, "{error}");
+        assert!(
+            error.to_string().contains(expected.says),
+            "the error says {:?}: {error}",
+            expected.says
+        );
+        assert!(
+            expected.attempts.contains(&attempts),
+            "{attempts} attempts, expected {:?}: {error}",
+            expected.attempts
+        );
+        assert!(took <= BUDGET + SLACK, "took {took:?}: {error}");
+    }
+
+    /// Step 3 of [`ride_out`], cookies: inside the refresh window the current surrogate signs
+    /// while a new certificate cannot be had; past its expiry signing fails with the fault's
+    /// `kind`.
+    fn cookies_ride_out(&self, kind: ErrorKind) {
+        self.clock.advance(INTO_REFRESH_WINDOW);
+        self.cookie_round_trip()
+            .expect("cookies sign until the certificate expires");
+        self.runtime.block_on(self.surrogate.settled());
+        let status = self.surrogate.status();
+        assert!(status.consecutive_failures >= 1, "{status:?}");
+        assert_eq!(status.issued, 1, "{status:?}");
+        self.cookie_round_trip()
+            .expect("cookies sign until the certificate expires");
+        self.clock
+            .advance(PERIOD - INTO_REFRESH_WINDOW + Duration::from_secs(1));
+        let error = self
+            .cookie_round_trip()
+            .expect_err("no cookie once the certificate expired");
+        assert_eq!(error.kind(), kind, "{error}");
+        assert!(error.to_string().contains("expired"), "{error}");
+    }
+
+    /// Step 4 of [`ride_out`], ssh: past the renewal point of `certificate` the agent's renewal
+    /// fails, and logins go on with it; past its expiry the agent offers no certificate (sshd
+    /// would still take it: the agent's own check is what is tested), logins fail, and the
+    /// failed renewal is logged with its `kind`.
+    fn ssh_ride_out(&self, certificate: &ssh_key::Certificate, kind: ErrorKind) {
+        let valid_before = SystemTime::UNIX_EPOCH + Duration::from_secs(certificate.valid_before());
+        let renew_at = valid_before - SSH_VALIDITY / 4;
+        self.ssh_clock.set(renew_at + Duration::from_secs(1));
+        assert_eq!(
+            self.listed_certificate().map(|c| c.serial()),
+            Some(certificate.serial()),
+            "the certificate is offered until it expires"
+        );
+        assert!(
+            self.login_works(),
+            "a login failed while the certificate was valid: {}",
+            self.sshd.log()
+        );
+        self.ssh_clock.set(valid_before + Duration::from_secs(1));
+        assert!(
+            self.listed_certificate().is_none(),
+            "an expired certificate is offered"
+        );
+        assert!(
+            !self.login_works(),
+            "a login succeeded with no valid certificate"
+        );
+        self.wait_for_logged_renewal_failure(kind);
     }
 }
 
@@ -225,87 +346,22 @@ fn ride_out(
 ) {
     let rig = Rig::start(token_lifetime);
     let certificate = rig.listed_certificate().expect("a certificate");
-    let valid_before = SystemTime::UNIX_EPOCH + Duration::from_secs(certificate.valid_before());
-    let renew_at = valid_before - SSH_VALIDITY / 4;
 
     inject(&rig.emu);
-    if let Some(lifetime) = token_lifetime {
-        // The SDK keeps using a token it holds while refreshing it fails; the fault shows
-        // once the token has expired.
-        std::thread::sleep(lifetime + Duration::from_millis(200));
-    }
     // Logins go on with the current certificate (no vault call is needed for them).
     rig.sshd.assert_login(&rig.agent.socket, &[]);
 
+    // The three parts are independent (each has a key and signer of its own) and run side by
+    // side: where the fault is a slow vault, each spends real seconds on network timeouts.
     std::thread::scope(|scope| {
-        // 4. ssh, on real time, beside the rest.
-        let ssh = scope.spawn(|| {
-            sleep_until(renew_at + Duration::from_millis(500));
-            assert!(
-                rig.login_works(),
-                "a login failed while the certificate was valid: {}",
-                rig.sshd.log()
-            );
-            sleep_until(valid_before + Duration::from_millis(300));
-            assert!(
-                rig.listed_certificate().is_none(),
-                "an expired certificate is offered"
-            );
-            assert!(
-                !rig.login_works(),
-                "a login succeeded with no valid certificate"
-            );
-            assert!(
-                rig.agent_logged_renewal_failure(expected.kind),
-                "the failed renewal is logged with its kind ({}): {:?}",
-                expected.kind,
-                captured_log()
-            );
-        });
-
-        // 2. A direct signature.
-        let before = rig.direct.stats().sign.attempts;
-        let started = Instant::now();
-        let error = rig
-            .runtime
-            .block_on(rig.direct.sign(Algorithm::ES256, b"under a fault"))
-            .expect_err("signing under a permanent fault");
-        let took = started.elapsed();
-        let attempts = rig.direct.stats().sign.attempts - before;
-        assert_eq!(error.kind(), expected.kind, "{error}");
-        assert!(
-            error.to_string().contains(expected.says),
-            "the error says {:?}: {error}",
-            expected.says
-        );
-        assert!(
-            expected.attempts.contains(&attempts),
-            "{attempts} attempts, expected {:?}: {error}",
-            expected.attempts
-        );
-        assert!(took <= BUDGET + SLACK, "took {took:?}: {error}");
-
-        // 3. Cookies: inside the refresh window the current surrogate signs while a new
-        // certificate cannot be had.
-        rig.clock.advance(INTO_REFRESH_WINDOW);
-        rig.cookie_round_trip()
-            .expect("cookies sign until the certificate expires");
-        rig.runtime.block_on(rig.surrogate.settled());
-        let status = rig.surrogate.status();
-        assert!(status.consecutive_failures >= 1, "{status:?}");
-        assert_eq!(status.issued, 1, "{status:?}");
-        rig.cookie_round_trip()
-            .expect("cookies sign until the certificate expires");
-        rig.clock
-            .advance(PERIOD - INTO_REFRESH_WINDOW + Duration::from_secs(1));
-        let error = rig
-            .cookie_round_trip()
-            .expect_err("no cookie once the certificate expired");
-        assert_eq!(error.kind(), expected.kind, "{error}");
-        assert!(error.to_string().contains("expired"), "{error}");
-
+        let cookies = scope.spawn(|| rig.cookies_ride_out(expected.kind));
+        let ssh = scope.spawn(|| rig.ssh_ride_out(&certificate, expected.kind));
+        rig.direct_signature_fails(&expected);
+        cookies
+            .join()
+            .expect("cookies signed until their certificate expired, then failed");
         ssh.join()
-            .expect("ssh went on until the certificate expired");
+            .expect("ssh went on until the certificate expired, then failed");
     });
 
     // 5. Recovery, without restarting anything.
@@ -327,12 +383,6 @@ fn ride_out(
         .block_on(rig.agent.agent.renew_certificates())
         .expect("the agent renews once the vault is back");
     rig.sshd.assert_login(&rig.agent.socket, &[]);
-}
-
-fn sleep_until(when: SystemTime) {
-    if let Ok(wait) = when.duration_since(SystemTime::now()) {
-        std::thread::sleep(wait);
-    }
 }
 
 fn clear(emu: &Emulator) {
@@ -429,8 +479,9 @@ fn a_tampered_signature_is_refused_and_not_retried() {
 
 #[test]
 fn an_untrusted_server_certificate_is_not_retried() {
-    // The pooled connection is closed first (one retryable failure), then the new
-    // connection meets a certificate from an unknown CA: retrying cannot help.
+    // The emulator closes the pooled connections; one the client has not yet seen closed
+    // is one retryable failure. Then a new connection meets a certificate from an unknown CA:
+    // retrying cannot help.
     ride_out(
         None,
         |emu| emu.break_tls(TlsFault::UntrustedCertificate),
@@ -455,10 +506,10 @@ fn handshakes_cut_short_end_unavailable_after_the_allowed_retries() {
 
 // ---- the token endpoint ----
 
-/// Tokens that expire at once. The SDK refreshes a token 5 minutes before it expires but keeps
-/// using it while refreshing fails, so a token endpoint outage is felt only once the token in
-/// hand has expired; short tokens make that happen within the test.
-const SHORT_TOKENS: Option<Duration> = Some(Duration::from_secs(1));
+/// Tokens that have expired when they arrive. The SDK refreshes a token 5 minutes before it
+/// expires but keeps using it while refreshing fails, so a token endpoint outage is felt only
+/// once the token in hand has expired; with these every request needs a new token.
+const SHORT_TOKENS: Option<Duration> = Some(Duration::ZERO);
 
 #[test]
 fn a_failing_token_endpoint_ends_unavailable_after_the_allowed_retries() {
@@ -594,11 +645,8 @@ fn burst(token_lifetime: Option<Duration>, inject: impl FnOnce(&Emulator), attem
     }
     emu.create_key("direct", KeySpec::P256);
     let runtime = runtime();
-    let signer = open(&emu, &runtime, "direct");
+    let (signer, _) = open(&emu, &runtime, "direct");
     inject(&emu);
-    if let Some(lifetime) = token_lifetime {
-        std::thread::sleep(lifetime + Duration::from_millis(200));
-    }
     let before = signer.stats().sign;
     let signature = runtime
         .block_on(signer.sign(Algorithm::ES256, b"through a burst"))

@@ -265,11 +265,11 @@ fn algorithms_that_do_not_fit_the_key_are_refused() {
     let pub256 = keys.write("p256.pub", &keys.public_pem(&p256));
     cli_fails(
         &["sign", "--key", ed.to_str().unwrap(), "--alg", "RS256"],
-        "RS256 cannot be used with a Ed25519 key",
+        "RS256 cannot be used with an Ed25519 key",
     );
     cli_fails(
         &["sign", "--key", p256.to_str().unwrap(), "--alg", "ES384"],
-        "ES384",
+        "ES384 cannot be used with an EC P-256 key",
     );
     cli_fails(
         &["sign", "--key", p256.to_str().unwrap(), "--alg", "none"],
@@ -527,8 +527,11 @@ fn encrypted_keys_need_the_right_passphrase() {
 
         let missing = LocalSigner::open(&enc).unwrap_err();
         assert_eq!(missing.kind(), ErrorKind::Passphrase);
+        // The library gives no command-line advice; the CLI adds its own.
         assert!(
-            missing.to_string().contains("REMOTE_SIGNER_KEY_PASSPHRASE"),
+            missing.to_string().contains("no passphrase was given")
+                && !missing.to_string().contains("REMOTE_SIGNER_KEY_PASSPHRASE")
+                && !missing.to_string().contains("--passphrase-file"),
             "{missing}"
         );
         for wrong in ["hunter2", "", "correct horse battery stapler"] {
@@ -562,7 +565,11 @@ fn encrypted_keys_need_the_right_passphrase() {
             ],
             None,
         );
-        cli_fails(&["fingerprint", "--key", e], "no passphrase was given");
+        let err = cli_fails(&["fingerprint", "--key", e], "no passphrase was given");
+        assert!(
+            err.contains("set REMOTE_SIGNER_KEY_PASSPHRASE or use --passphrase-file"),
+            "{err}"
+        );
         let wrong_file = keys.write("wrong.txt", b"nope\n");
         let err = cli_fails(
             &[
@@ -665,22 +672,25 @@ fn bad_key_files_give_clear_errors_never_panics() {
         (
             "openssh",
             keys.write("id.pem", b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"),
-            ErrorKind::UnsupportedKey,
-            "ssh-keygen",
+            ErrorKind::KeyFile,
+            "malformed OpenSSH private key",
         ),
-        ("directory", keys.dir.path().to_path_buf(), ErrorKind::KeyFile, "not a regular file"),
-        ("missing", keys.path("does-not-exist"), ErrorKind::KeyFile, "not found"),
+        ("directory", keys.dir.path().to_path_buf(), ErrorKind::KeyFile, "it is a directory"),
+        ("missing", keys.path("does-not-exist"), ErrorKind::KeyFile, "no such file"),
     ];
     for (what, path, kind, needle) in cases {
         let err = LocalSigner::open(&path).unwrap_err();
         assert_eq!(err.kind(), kind, "{what}: {err}");
         let text = err.to_string();
         assert!(text.contains(needle), "{what}: {text:?} lacks {needle:?}");
-        assert!(
-            text.contains(path.file_name().unwrap().to_str().unwrap()),
-            "{what}: {text}"
+        let name = path.to_str().unwrap();
+        assert_eq!(
+            text.matches(name).count(),
+            1,
+            "{what}: the file once: {text}"
         );
-        cli_fails(&["public-key", "--key", path.to_str().unwrap()], needle);
+        let err = cli_fails(&["public-key", "--key", name], needle);
+        assert_eq!(err.matches(name).count(), 1, "{what}: the file once: {err}");
     }
 }
 
@@ -694,11 +704,16 @@ fn readable_key_files_are_refused_unless_allowed() {
         assert_eq!(err.kind(), ErrorKind::InsecureKeyFile);
         let text = err.to_string();
         assert!(text.contains(&format!("{mode:04o}")), "{text}");
-        assert!(text.contains("k.pem"), "{text}");
-        cli_fails(
+        let chmod = format!("chmod 600 {}", key.display());
+        assert!(text.contains(&chmod), "{text}");
+        assert!(text.contains("dangerous_allow_readable_file"), "{text}");
+        let err = cli_fails(
             &["public-key", "--key", key.to_str().unwrap()],
             &format!("mode {mode:04o}"),
         );
+        assert!(err.contains(&chmod), "{err}");
+        assert!(err.contains("--allow-readable-key-file"), "{err}");
+        assert!(!err.contains("LocalKeyOptions"), "{err}");
         // The explicitly named opt-out.
         LocalKeyOptions::new()
             .dangerous_allow_readable_file(true)
@@ -841,7 +856,25 @@ fn generate_writes_a_private_key_file() {
     );
     // openssl reads it, and it refuses to overwrite.
     openssl(&["pkey", "-in", out.to_str().unwrap(), "-noout"]);
-    cli_fails(&["generate", "--out", out.to_str().unwrap()], "gen.pem");
+    // Every type, Ed25519 (the default) too, is readable by the OpenSSL at hand (3.0 reads
+    // only PKCS#8 v1 Ed25519 keys).
+    for key_type in ["ed25519", "rsa", "p384"] {
+        let path = keys.path(&format!("gen-{key_type}.pem"));
+        cli_ok(
+            &[
+                "generate",
+                "--out",
+                path.to_str().unwrap(),
+                "--type",
+                key_type,
+            ],
+            None,
+        );
+        openssl(&["pkey", "-in", path.to_str().unwrap(), "-noout"]);
+    }
+    let err = cli_fails(&["generate", "--out", out.to_str().unwrap()], "gen.pem");
+    assert!(err.contains("cannot write key file"), "{err}");
+    assert!(err.contains("it already exists"), "{err}");
 }
 
 #[test]
@@ -849,4 +882,149 @@ fn demo_runs() {
     let out = cli_ok(&["demo"], None);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("all signatures verified"), "{text}");
+    // It says what did not happen, and prints no path that is deleted at exit.
+    assert!(text.contains("no Snowflake service is contacted"), "{text}");
+    assert!(text.contains("no ssh client, no sshd"), "{text}");
+    assert!(
+        !text.contains("/tmp/") && !text.contains("file://"),
+        "{text}"
+    );
+    assert!(text.contains("next:"), "{text}");
+}
+
+fn ssh_keygen(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(
+        out.status.success(),
+        "ssh-keygen {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The key type and base64 blob of an OpenSSH public key line (the comment differs).
+fn ssh_public_blob(line: &[u8]) -> String {
+    let text = String::from_utf8(line.to_vec()).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// OpenSSH private keys as `ssh-keygen` writes them, plain and with a passphrase, load as the
+/// same key `ssh-keygen -y` derives, sign verifiably, and follow the rules of every key file.
+#[test]
+fn openssh_private_keys_from_ssh_keygen_load_and_sign() {
+    let keys = Keys::new();
+    let cases = [
+        ("ed25519", vec!["-t", "ed25519"], KeyType::Ed25519),
+        ("p256", vec!["-t", "ecdsa", "-b", "256"], KeyType::P256),
+        ("p384", vec!["-t", "ecdsa", "-b", "384"], KeyType::P384),
+        ("rsa", vec!["-t", "rsa", "-b", "2048"], KeyType::Rsa),
+    ];
+    for (name, type_args, key_type) in cases {
+        for passphrase in ["", PASSPHRASE] {
+            let path = keys.path(&format!("id_{name}_{}", passphrase.len()));
+            let mut args = type_args.clone();
+            let p = path.to_str().unwrap();
+            args.extend(["-q", "-N", passphrase, "-C", "test", "-f", p]);
+            ssh_keygen(&args);
+            let expected = ssh_public_blob(&ssh_keygen(&["-y", "-P", passphrase, "-f", p]));
+
+            let signer = if passphrase.is_empty() {
+                LocalSigner::open(&path).unwrap()
+            } else {
+                let missing = LocalSigner::open(&path).unwrap_err();
+                assert_eq!(missing.kind(), ErrorKind::Passphrase, "{name}: {missing}");
+                assert!(missing.to_string().contains("no passphrase"), "{missing}");
+                let wrong = LocalKeyOptions::new()
+                    .passphrase("hunter2")
+                    .open(&path)
+                    .unwrap_err();
+                assert_eq!(wrong.kind(), ErrorKind::Passphrase, "{name}: {wrong}");
+                assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+                LocalKeyOptions::new()
+                    .passphrase(passphrase)
+                    .open(&path)
+                    .unwrap()
+            };
+            assert_eq!(signer.public_key().key_type(), key_type);
+            assert_eq!(
+                ssh_public_blob(signer.public_key().to_openssh("x").unwrap().as_bytes()),
+                expected,
+                "{name}"
+            );
+            for &alg in key_type.algorithms() {
+                let sig = signer.sign_blocking(alg, MESSAGE).unwrap();
+                signer
+                    .public_key()
+                    .verify(alg, MESSAGE, sig.as_bytes())
+                    .unwrap();
+            }
+
+            // The CLI, with the passphrase from a file.
+            let pass_file = keys.write("pass", format!("{passphrase}\n").as_bytes());
+            let mut cli_args = vec!["public-key", "--format", "openssh", "--key", p];
+            if !passphrase.is_empty() {
+                cli_args.extend(["--passphrase-file", pass_file.to_str().unwrap()]);
+            }
+            assert_eq!(ssh_public_blob(&cli_ok(&cli_args, None)), expected);
+
+            // The permission rule of every key file.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let err = LocalSigner::open(&path).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InsecureKeyFile, "{name}: {err}");
+            private(&path);
+        }
+    }
+    // The same key wrapped at 64 columns, as some SSH tools write it, reads as well.
+    let plain = fs::read_to_string(keys.path("id_ed25519_0")).unwrap();
+    let blob = ssh_key::PrivateKey::from_openssh(&plain)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let narrow =
+        pem_rfc7468::encode_string("OPENSSH PRIVATE KEY", pem_rfc7468::LineEnding::LF, &blob)
+            .unwrap();
+    assert!(narrow.lines().nth(1).unwrap().len() == 64);
+    let narrow = keys.write("narrow", narrow.as_bytes());
+    assert_eq!(
+        LocalSigner::open(&narrow).unwrap().public_key(),
+        LocalSigner::open(keys.path("id_ed25519_0"))
+            .unwrap()
+            .public_key()
+    );
+    // A crafted file asking for absurd bcrypt work is refused before any is done.
+    let costly = keys.path("costly");
+    ssh_keygen(&[
+        "-t",
+        "ed25519",
+        "-q",
+        "-N",
+        PASSPHRASE,
+        "-f",
+        costly.to_str().unwrap(),
+    ]);
+    let pem = fs::read_to_string(&costly).unwrap();
+    let key = ssh_key::PrivateKey::from_openssh(&pem).unwrap();
+    let mut blob = key.to_bytes().unwrap().to_vec();
+    // After the KDF name: `uint32 length, string salt (16 bytes), uint32 rounds`.
+    let kdf_name_end = blob.windows(6).position(|w| w == b"bcrypt").unwrap() + 6;
+    let rounds_at = kdf_name_end + 4 + 4 + 16;
+    assert_eq!(blob[rounds_at..rounds_at + 4], 16u32.to_be_bytes());
+    blob[rounds_at..rounds_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    let crafted = ssh_key::PrivateKey::from_bytes(&blob)
+        .unwrap()
+        .to_openssh(ssh_key::LineEnding::LF)
+        .unwrap();
+    let crafted = keys.write("crafted", crafted.as_bytes());
+    let err = LocalKeyOptions::new()
+        .passphrase(PASSPHRASE)
+        .open(&crafted)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey, "{err}");
 }

@@ -736,6 +736,19 @@ fn sign_request(key_blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
     body
 }
 
+/// An SSHSIG signed-data blob (what `ssh-keygen -Y sign` has the agent sign) for `message`:
+/// the agent signs nothing but these and SSH logins.
+fn sshsig(message: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut blob = b"SSHSIG".to_vec();
+    let hash = sha2::Sha512::digest(message);
+    for field in [&b"file"[..], b"", b"sha512", &hash[..]] {
+        blob.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        blob.extend_from_slice(field);
+    }
+    blob
+}
+
 fn ssh_blob(signer: &dyn RemoteSigner) -> Vec<u8> {
     let line = signer.public_key().to_openssh("").unwrap();
     ssh_key::PublicKey::from_openssh(&line)
@@ -758,7 +771,7 @@ async fn agent_pass(
     texts.debug("agent builder", &builder);
     let agent = builder.build().unwrap();
     texts.debug("agent", &agent);
-    let data = b"ssh session data to sign, managed keys";
+    let data = &sshsig(b"ssh session data to sign, managed keys")[..];
     secrets.digests("digest of ssh data", data);
     let identities = agent.respond(&[11]).await;
     assert_eq!(identities[0], 12);
@@ -818,7 +831,7 @@ async fn agent_pass(
     assert_eq!(identities[0], 12);
     let len = u32::from_be_bytes(identities[5..9].try_into().unwrap()) as usize;
     let certificate = identities[9..9 + len].to_vec();
-    let data = b"ssh session data to sign, certificate";
+    let data = &sshsig(b"ssh session data to sign, certificate")[..];
     secrets.digests("digest of ssh data", data);
     assert_eq!(
         certified
@@ -1205,12 +1218,13 @@ fn the_cli_prints_no_secret_on_stderr_or_in_unrequested_output() {
         String::from_utf8(jwt.stdout).unwrap().trim(),
     );
     run(
-        "snowflake jwt, EC key",
+        // Snowflake takes RSA, P-256 and P-384 keys: an Ed25519 key is refused.
+        "snowflake jwt, Ed25519 key",
         &[
             "snowflake",
             "jwt",
             "--key",
-            &path("p256-sec1"),
+            &path("ed25519"),
             "--account",
             "myorg-myaccount",
             "--user",
@@ -1258,7 +1272,7 @@ fn the_cli_prints_no_secret_on_stderr_or_in_unrequested_output() {
         "broken key file",
         "vault key, wrong client secret",
         "cookie verify, tampered",
-        "snowflake jwt, EC key",
+        "snowflake jwt, Ed25519 key",
     ];
     for (what, out, _) in &runs {
         assert_eq!(
@@ -1304,13 +1318,15 @@ fn a_key_file_is_opened_once() {
     }
 }
 
-/// A FIFO would prove a single read (a second one finds it empty), but the loader accepts
-/// regular files only: it refuses the FIFO cleanly, after one open, without hanging.
+/// A FIFO proves a single read (a second one would find it empty): the key loads from one
+/// whose writer opens it while the loader is already reading, without hanging, and is the same
+/// key as the file the writer copied.
 #[test]
-fn a_fifo_key_is_refused_without_hanging() {
+fn a_fifo_key_is_read_once_without_hanging() {
     let keys = KeyFiles::new();
     let mut secrets = Secrets::default();
-    let pem = std::fs::read(keys.generate("source.pem", KeyType::P256, &mut secrets)).unwrap();
+    let source = keys.generate("source.pem", KeyType::P256, &mut secrets);
+    let pem = std::fs::read(&source).unwrap();
     let fifo = keys.path("key.fifo");
     let status = Command::new("mkfifo")
         .args(["-m", "600"])
@@ -1320,22 +1336,18 @@ fn a_fifo_key_is_refused_without_hanging() {
     assert!(status.success());
     let writer = {
         let fifo = fifo.clone();
+        // Its open blocks until the loader opens the FIFO; the loader may read first.
         std::thread::spawn(move || {
             let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
-            // The reader may close before reading; a broken pipe is fine.
-            let _ = pipe.write_all(&pem);
+            pipe.write_all(&pem).unwrap();
         })
     };
-    let error = LocalSigner::open(&fifo).expect_err("a FIFO is not a regular file");
-    assert_eq!(error.kind(), ErrorKind::KeyFile);
-    assert!(error.to_string().contains("not a regular file"), "{error}");
-    // Whatever the loader did, let the writer finish: opening read-write never blocks.
-    let _unblock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let signer = LocalSigner::open(&fifo).expect("a FIFO with a writer is read");
     writer.join().unwrap();
+    assert_eq!(
+        signer.public_key(),
+        LocalSigner::open(&source).unwrap().public_key()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1485,4 +1497,80 @@ fn generate_and_agent_write_private_files_under_umask_000() {
         texts.add("agent stderr", stderr);
         texts.assert_clean(&secrets);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets from the environment stay in this process.
+
+/// The passphrase variable is not inherited by a program the CLI runs: here the `az` CLI, which
+/// Azure's default credential chain runs when no other credential answers. The `az` on PATH
+/// records its environment and prints a token the emulator accepts.
+#[test]
+fn the_env_passphrase_is_not_passed_to_child_processes() {
+    const FAKE_AZ: &str = r#"#!/bin/sh
+env > "$AZ_ENV_LOG"
+printf '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expires_on": %s, "subscription": "00000000-0000-0000-0000-000000000000", "tenant": "%s", "tokenType": "Bearer"}\n' "$AZ_TOKEN" "$(( $(date +%s) + 3600 ))" "$AZURE_TENANT_ID"
+"#;
+    let emu = Emulator::start();
+    let version = emu.create_key("az", keyvault::KeySpec::P256);
+    let url = emu.key_url("az", Some(&version));
+    let bin = tempfile::tempdir().unwrap();
+    let az = bin.path().join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env_log = bin.path().join("az-env");
+    let passphrase = "env-passphrase-sentinel-93b1";
+    let mut command = Command::new(CLI);
+    for (k, _) in std::env::vars() {
+        if ["AZURE_", "IDENTITY_", "MSI_", "IMDS_", "SSL_CERT"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            command.env_remove(k);
+        }
+    }
+    let out = command
+        // With every log line on, so that the Azure SDK's `tracing` lines show too.
+        .args([
+            "-vvv",
+            "public-key",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+        ])
+        .env_remove("RUST_LOG")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("AZ_ENV_LOG", &env_log)
+        .env("AZ_TOKEN", emu.issue_token())
+        .env("AZURE_TENANT_ID", keyvault::TENANT_ID)
+        .env("SSL_CERT_FILE", emu.ca_path())
+        // Managed identity (IMDS) goes to a closed port, so the chain reaches `az`.
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .env("REMOTE_SIGNER_KEY_PASSPHRASE", passphrase)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("azure_")),
+        "-vvv shows the Azure SDK's log lines: {stderr}"
+    );
+    assert!(!stderr.contains(passphrase), "{stderr}");
+    let seen = std::fs::read_to_string(&env_log).expect("the az CLI ran");
+    assert!(seen.contains("AZ_ENV_LOG="), "{seen}");
+    assert!(!seen.contains("REMOTE_SIGNER_KEY_PASSPHRASE"), "{seen}");
+    assert!(!seen.contains(passphrase), "{seen}");
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::snowflake::{
     alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens, Token, KEYPAIR_JWT, TOKEN_TYPE_HEADER,
@@ -224,9 +226,9 @@ fn cli_default_lifetime_is_the_connectors_sixty_seconds() {
 fn cli_refusals_exit_2_with_one_clear_line() {
     let (dir, key) = private_key_copy();
     let key = key.to_str().unwrap();
-    let ec_key = dir.path().join("ec.pem");
-    LocalSigner::generate_to_file(KeyType::P256, &ec_key).unwrap();
-    let ec_key = ec_key.to_str().unwrap();
+    let ed_key = dir.path().join("ed.pem");
+    LocalSigner::generate_to_file(KeyType::Ed25519, &ed_key).unwrap();
+    let ed_key = ed_key.to_str().unwrap();
     let jwt = |key: &str, account: &str, user: &str, extra: &[&str]| {
         let mut args = vec![
             "snowflake",
@@ -258,12 +260,12 @@ fn cli_refusals_exit_2_with_one_clear_line() {
             "lifetime",
         ),
         (
-            jwt(ec_key, "myorg-myaccount", "jdoe", &[]),
-            "needs an RSA key",
+            jwt(ed_key, "myorg-myaccount", "jdoe", &[]),
+            "needs an RSA, EC P-256 or EC P-384 key",
         ),
         (
-            run_cli(&["snowflake", "alter-user", "--key", ec_key, "--user", "jdoe"]),
-            "RSA",
+            run_cli(&["snowflake", "alter-user", "--key", ed_key, "--user", "jdoe"]),
+            "RSA, EC P-256 and EC P-384",
         ),
     ] {
         assert_eq!(code, 2, "{stderr}");
@@ -285,22 +287,66 @@ fn cli_refusals_exit_2_with_one_clear_line() {
     assert_eq!(code, 2);
 }
 
+/// A secp256k1 public key (the curve's generator point): the local backend holds no such keys,
+/// Key Vault does.
+fn k256_public() -> PublicKey {
+    let point = hex_bytes(concat!(
+        "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+        "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
+    ));
+    PublicKey::from_sec1_point(KeyType::K256, &point).unwrap()
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A signer that has only a public key and never signs.
+#[derive(Debug)]
+struct PublicOnly {
+    id: KeyId,
+    public: PublicKey,
+}
+
+#[async_trait]
+impl RemoteSigner for PublicOnly {
+    fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    async fn sign(&self, _: Algorithm, _: &[u8]) -> remote_signer::Result<Signature> {
+        Err(Error::new(ErrorKind::Signing))
+    }
+}
+
 #[tokio::test]
 async fn library_refusals() {
     let (_dir, rsa) = vector_signer();
     let kind = |r: remote_signer::Result<KeyPairAuth>| r.unwrap_err().kind();
 
-    let ec: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
-    let err = KeyPairAuth::new(ec.clone(), "myorg-myaccount", "jdoe").unwrap_err();
+    let k256: Arc<dyn RemoteSigner> = Arc::new(PublicOnly {
+        id: KeyId::new("k256"),
+        public: k256_public(),
+    });
+    let err = KeyPairAuth::new(k256.clone(), "myorg-myaccount", "jdoe").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
-    assert!(err.to_string().contains("needs an RSA key"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("needs an RSA, EC P-256 or EC P-384 key"),
+        "{err}"
+    );
     let ed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Ed25519).unwrap());
     assert_eq!(
         kind(KeyPairAuth::new(ed, "myorg-myaccount", "jdoe")),
         ErrorKind::UnsupportedKey
     );
     assert_eq!(
-        alter_user_statement("jdoe", ec.public_key(), KeySlot::First)
+        alter_user_statement("jdoe", k256.public_key(), KeySlot::First)
             .unwrap_err()
             .kind(),
         ErrorKind::UnsupportedKey
@@ -846,5 +892,179 @@ mod key_vault {
         let env = emu.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         check_cli_vectors(&url, &["--no-verify-challenge-resource"], &env);
+    }
+
+    /// Key Vault EC keys (ES256, ES384) give the connector's signing input too.
+    #[tokio::test]
+    async fn ec_keys_in_key_vault_sign_what_the_connector_signs() {
+        let text = std::fs::read_to_string(Path::new(DATA).join("ec_vectors.json")).unwrap();
+        let vectors: EcVectors = serde_json::from_str(&text).unwrap();
+        let emu = Emulator::start();
+        for key in vectors.keys {
+            let pem = std::fs::read_to_string(Path::new(DATA).join(&key.key)).unwrap();
+            let name = key.alg.to_lowercase();
+            emu.import_pem(&name, &pem);
+            let signer = emu.signer(&name).await;
+            assert_eq!(signer.public_key().snowflake_fingerprint(), key.fingerprint);
+            let case = &key.cases[0];
+            let before = emu.count("sign");
+            let token = KeyPairAuth::new(signer.clone(), &case.account, &case.user)
+                .unwrap()
+                .token_at(at(case.iat), Duration::from_secs(case.exp - case.iat))
+                .await
+                .unwrap();
+            assert_eq!(emu.count("sign") - before, 1);
+            let (input, signature) = token.as_str().rsplit_once('.').unwrap();
+            assert_eq!(input, case.signing_input);
+            let alg: Algorithm = key.alg.parse().unwrap();
+            let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            signer
+                .public_key()
+                .verify(alg, input.as_bytes(), &bytes)
+                .unwrap();
+        }
+    }
+}
+
+// ---- EC keys (ES256 / ES384), against the official connector ----
+
+#[derive(Deserialize)]
+struct EcVectors {
+    keys: Vec<EcKey>,
+}
+
+#[derive(Deserialize)]
+struct EcKey {
+    key: String,
+    alg: String,
+    fingerprint: String,
+    alter_user_value: String,
+    cases: Vec<EcCase>,
+}
+
+#[derive(Deserialize)]
+struct EcCase {
+    account: String,
+    user: String,
+    iat: u64,
+    exp: u64,
+    iss: String,
+    sub: String,
+    signing_input: String,
+    token: String,
+}
+
+/// A 0600 copy of one of the vectors' EC keys.
+fn ec_key_copy(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(Path::new(DATA).join(name), &path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+#[tokio::test]
+async fn ec_keys_sign_what_the_python_connector_signs() {
+    let text = std::fs::read_to_string(Path::new(DATA).join("ec_vectors.json")).unwrap();
+    let vectors: EcVectors = serde_json::from_str(&text).unwrap();
+    assert_eq!(vectors.keys.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    for key in vectors.keys {
+        let path = ec_key_copy(dir.path(), &key.key);
+        let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::open(&path).unwrap());
+        let alg: Algorithm = key.alg.parse().unwrap();
+        assert_eq!(signer.public_key().snowflake_fingerprint(), key.fingerprint);
+        let pem = signer.public_key().to_pem();
+        let decoding = jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        for case in &key.cases {
+            let auth = KeyPairAuth::new(signer.clone(), &case.account, &case.user).unwrap();
+            assert_eq!(auth.algorithm(), alg);
+            assert_eq!(auth.issuer(), case.iss);
+            assert_eq!(auth.subject(), case.sub);
+            let token = auth
+                .token_at(at(case.iat), Duration::from_secs(case.exp - case.iat))
+                .await
+                .unwrap();
+            // ECDSA signatures are randomized: the signing input is the connector's, byte for
+            // byte, and both signatures verify with the key.
+            let (input, signature) = token.as_str().rsplit_once('.').unwrap();
+            assert_eq!(
+                input, case.signing_input,
+                "{} / {}",
+                case.account, case.user
+            );
+            let (connector_input, connector_signature) = case.token.rsplit_once('.').unwrap();
+            assert_eq!(connector_input, case.signing_input);
+            for (input, signature) in [(input, signature), (connector_input, connector_signature)] {
+                let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+                signer
+                    .public_key()
+                    .verify(alg, input.as_bytes(), &bytes)
+                    .unwrap();
+            }
+            let mut validation = jsonwebtoken::Validation::new(key.alg.parse().unwrap());
+            validation.validate_exp = false;
+            validation.set_issuer(&[&case.iss]);
+            validation.sub = Some(case.sub.clone());
+            validation.set_required_spec_claims(&["iss", "sub", "iat", "exp"]);
+            jsonwebtoken::decode::<serde_json::Value>(token.as_str(), &decoding, &validation)
+                .unwrap();
+
+            // The CLI prints the same signing input.
+            let (code, stdout, stderr) = run_cli(&[
+                "snowflake",
+                "jwt",
+                "--key",
+                path.to_str().unwrap(),
+                "--account",
+                &case.account,
+                "--user",
+                &case.user,
+                "--lifetime",
+                &(case.exp - case.iat).to_string(),
+                "--issued-at",
+                &case.iat.to_string(),
+            ]);
+            assert_eq!(code, 0, "{stderr}");
+            assert!(stdout.starts_with(&format!("{}.", case.signing_input)));
+        }
+        // The SQL API token cache takes EC keys too.
+        let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
+        let bearer = SqlApiTokens::new(auth).bearer_token().await.unwrap();
+        let (input, signature) = bearer.as_str().rsplit_once('.').unwrap();
+        let header = |input: &str| input.split('.').next().unwrap().to_string();
+        assert_eq!(header(input), header(&key.cases[0].signing_input));
+        let bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        signer
+            .public_key()
+            .verify(alg, input.as_bytes(), &bytes)
+            .unwrap();
+        let statement = alter_user_statement("jdoe", signer.public_key(), KeySlot::Second).unwrap();
+        assert_eq!(
+            statement,
+            format!(
+                "ALTER USER jdoe SET RSA_PUBLIC_KEY_2='{}';",
+                key.alter_user_value
+            )
+        );
+        let (code, stdout, _) = run_cli(&[
+            "snowflake",
+            "alter-user",
+            "--key",
+            path.to_str().unwrap(),
+            "--user",
+            "jdoe",
+        ]);
+        assert_eq!(code, 0);
+        assert_eq!(
+            stdout,
+            format!(
+                "ALTER USER jdoe SET RSA_PUBLIC_KEY='{}';\n",
+                key.alter_user_value
+            )
+        );
     }
 }

@@ -13,11 +13,11 @@ mod keyvault;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use remote_signer::backend::local::LocalSigner;
+use remote_signer::clock::ManualClock;
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{KeyType, RemoteSigner};
 use ssh_support::{
@@ -25,6 +25,47 @@ use ssh_support::{
 };
 
 const FAILURE: [u8; 1] = [5];
+
+/// What `ssh` signs to log in with `key_blob` (RFC 4252 section 7): the `publickey` method,
+/// or `publickey-hostbound-v00@openssh.com` with a host key when `host_key` is given.
+fn userauth_data(key_blob: &[u8], algorithm: &str, host_key: Option<&[u8]>) -> Vec<u8> {
+    use ssh_encoding::Encode;
+    let mut data = Vec::new();
+    [0x5au8; 32].as_slice().encode(&mut data).unwrap();
+    data.push(50);
+    current_user().encode(&mut data).unwrap();
+    "ssh-connection".encode(&mut data).unwrap();
+    let method = if host_key.is_some() {
+        "publickey-hostbound-v00@openssh.com"
+    } else {
+        "publickey"
+    };
+    method.encode(&mut data).unwrap();
+    data.push(1);
+    algorithm.encode(&mut data).unwrap();
+    key_blob.encode(&mut data).unwrap();
+    if let Some(host_key) = host_key {
+        host_key.encode(&mut data).unwrap();
+    }
+    data
+}
+
+/// The algorithm `ssh` names for `key_blob` with the sign request's `flags`.
+fn algorithm_for(key_blob: &[u8], flags: u32) -> String {
+    use ssh_encoding::Decode;
+    let name = String::decode(&mut &key_blob[..]).unwrap();
+    match (name.as_str(), flags) {
+        ("ssh-rsa", 2) => "rsa-sha2-256".into(),
+        ("ssh-rsa", 4) => "rsa-sha2-512".into(),
+        _ => name,
+    }
+}
+
+/// A sign request for a `publickey` login with `key_blob`, and the data it asks to sign.
+fn login_request(key_blob: &[u8], flags: u32) -> (Vec<u8>, Vec<u8>) {
+    let data = userauth_data(key_blob, &algorithm_for(key_blob, flags), None);
+    (sign_request(key_blob, &data, flags), data)
+}
 
 fn local(key_type: KeyType) -> Arc<dyn RemoteSigner> {
     Arc::new(LocalSigner::generate(key_type).unwrap())
@@ -76,6 +117,23 @@ fn managed_keys_are_listed_and_log_in_with_every_algorithm() {
         );
     }
 
+    // Both user-authentication methods: OpenSSH's hostbound one (the default since 8.9) and
+    // plain `publickey` (RFC 4252), which the agent recognise and sign alike.
+    captured_log();
+    for method in ["host-bound", "unbound"] {
+        sshd.assert_login(&agent.socket, &[&format!("PubkeyAuthentication={method}")]);
+    }
+    let logged = captured_log();
+    for kind in [
+        "signing a hostbound user-authentication request",
+        "signing a user-authentication request",
+    ] {
+        assert!(
+            logged.iter().any(|l| l.contains(kind)),
+            "{kind}: {logged:?}"
+        );
+    }
+
     // A key the server does not know gets nowhere.
     let stranger = agent_for(&[(local(KeyType::Ed25519), "stranger")]);
     let out = sshd.login(&stranger.socket, &current_user(), &[]);
@@ -89,7 +147,8 @@ fn rsa_answers_exactly_the_requested_algorithm_and_refuses_sha1() {
     let blob = key_blob(&*rsa);
     let mut client = agent.connect();
     for (flags, name) in [(2u32, "rsa-sha2-256"), (4, "rsa-sha2-512")] {
-        let answer = client.request(&sign_request(&blob, b"data", flags));
+        let (request, data) = login_request(&blob, flags);
+        let answer = client.request(&request);
         assert_eq!(answer[0], 14);
         let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
         assert_eq!(signature.algorithm().as_str(), name);
@@ -99,11 +158,11 @@ fn rsa_answers_exactly_the_requested_algorithm_and_refuses_sha1() {
             remote_signer::Algorithm::RS512
         };
         rsa.public_key()
-            .verify(alg, b"data", signature.as_bytes())
+            .verify(alg, &data, signature.as_bytes())
             .unwrap();
     }
     // SHA-1 ssh-rsa (no flags) is refused, and the connection goes on.
-    assert_eq!(client.request(&sign_request(&blob, b"data", 0)), FAILURE);
+    assert_eq!(client.request(&login_request(&blob, 0).0), FAILURE);
     assert_eq!(client.request(&[11])[0], 12);
 }
 
@@ -239,10 +298,10 @@ fn certificate_mode_logs_in_through_the_trusted_ca_without_managed_key_calls() {
     assert_eq!(ca.calls(), 1, "logins must not call the managed key");
     assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
 
-    // Sign requests for the CA key itself are refused.
+    // Sign requests for the CA key itself are refused, even for a well-formed login.
     let mut client = agent.connect();
     assert_eq!(
-        client.request(&sign_request(&key_blob(&*ca), b"x", 4)),
+        client.request(&login_request(&key_blob(&*ca), 4).0),
         FAILURE
     );
 }
@@ -311,11 +370,8 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     let log = captured_log();
     drop(log);
     let start = 1_900_000_000u64;
-    let now = Arc::new(AtomicU64::new(start));
-    let clock = {
-        let now = Arc::clone(&now);
-        move || SystemTime::UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst))
-    };
+    let clock = Arc::new(ManualClock::at_unix(start));
+    let set = |unix: u64| clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(unix));
     let ca = TestSigner::new(local(KeyType::P256));
     let agent = RunningAgent::start(
         Agent::builder()
@@ -323,7 +379,7 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
                 ca.clone(),
                 CertificateOptions::new(["deploy"]).validity(Duration::from_secs(400)),
             )
-            .clock(clock)
+            .clock(clock.clone())
             .build()
             .unwrap(),
     );
@@ -333,13 +389,13 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     assert_eq!(ca.calls(), 1);
 
     // Inside the validity, before the renewal point: no managed-key call.
-    now.store(start + 200, Ordering::SeqCst);
+    set(start + 200);
     assert_eq!(listed_certificate(&agent).unwrap().serial(), first.serial());
     assert_eq!(ca.calls(), 1);
 
     // Past the renewal point (a quarter of the validity left): the current certificate is
     // still offered while a new one is minted in the background, once.
-    now.store(start + 350, Ordering::SeqCst);
+    set(start + 350);
     let offered = listed_certificate(&agent).unwrap();
     assert!(offered.serial() >= first.serial());
     let second = wait_for(|| listed_certificate(&agent).filter(|c| c.serial() > first.serial()))
@@ -349,29 +405,38 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     // The previous certificate still signs until it expires (a client may have listed it).
     let mut client = agent.connect();
     assert_eq!(
-        client.request(&sign_request(&certificate_blob(&first), b"x", 0))[0],
+        client.request(&login_request(&certificate_blob(&first), 0).0)[0],
         14
     );
 
     // The CA goes down; after expiry the certificate is no longer listed nor used.
     ca.set_down(true);
-    now.store(start + 750, Ordering::SeqCst);
+    set(start + 750);
     assert!(listed_certificate(&agent).is_none());
     assert_eq!(
-        client.request(&sign_request(&certificate_blob(&second), b"x", 0)),
+        client.request(&login_request(&certificate_blob(&second), 0).0),
         FAILURE
     );
-    assert!(
+    // The renewal the listing started in the background fails, and says why.
+    let logged = wait_for(|| {
         captured_log()
             .iter()
-            .any(|l| l.contains("cannot renew the certificate") && l.contains("test outage")),
+            .any(|l| l.contains("cannot renew the certificate") && l.contains("test outage"))
+            .then_some(())
+    });
+    assert!(
+        logged.is_some(),
         "the cause is logged: {:?}",
         captured_log()
     );
 
-    // The CA comes back: the agent renews by itself.
+    // The CA comes back: the agent renews by itself (once the failure is recorded, so the
+    // backoff counts from the outage's clock time).
+    let failed =
+        wait_for(|| (agent.agent.certificate_status()[0].consecutive_failures >= 1).then_some(()));
+    assert!(failed.is_some(), "{:?}", agent.agent.certificate_status());
     ca.set_down(false);
-    now.store(start + 760, Ordering::SeqCst);
+    set(start + 760);
     let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
     assert!(renewed.serial() > second.serial());
     assert_eq!(renewed.valid_before(), start + 760 + 400);
@@ -402,7 +467,7 @@ fn malformed_unknown_and_oversized_messages_get_failure_and_the_connection_goes_
     let agent = agent_for(&[(Arc::clone(&ed25519), "ed25519")]);
     let blob = key_blob(&*ed25519);
     let mut client = agent.connect();
-    let valid_sign = sign_request(&blob, b"payload", 0);
+    let (valid_sign, payload) = login_request(&blob, 0);
 
     let mut refused: Vec<(&str, Vec<u8>)> = vec![
         ("empty message", vec![]),
@@ -449,7 +514,7 @@ fn malformed_unknown_and_oversized_messages_get_failure_and_the_connection_goes_
         .public_key()
         .verify(
             remote_signer::Algorithm::EdDSA,
-            b"payload",
+            &payload,
             signature.as_bytes(),
         )
         .unwrap();
@@ -468,7 +533,8 @@ fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
     let blob = key_blob(&*flaky);
     let mut client = agent.connect();
     flaky.set_down(true);
-    assert_eq!(client.request(&sign_request(&blob, b"x", 0)), FAILURE);
+    let (login, _) = login_request(&blob, 0);
+    assert_eq!(client.request(&login), FAILURE);
     let logged = captured_log();
     assert!(
         logged.iter().any(|l| l.contains(flaky.key_id().as_str())
@@ -476,7 +542,7 @@ fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
         "{logged:?}"
     );
     flaky.set_down(false);
-    assert_eq!(client.request(&sign_request(&blob, b"x", 0))[0], 14);
+    assert_eq!(client.request(&login)[0], 14);
 }
 
 #[test]
@@ -595,7 +661,7 @@ async fn random_and_mutated_messages_get_failure_or_a_well_formed_answer() {
         .certificate_authority(local(KeyType::P256), CertificateOptions::new(["fuzz"]))
         .build()
         .unwrap();
-    let valid = sign_request(&key_blob(&*ed25519), b"payload", 0);
+    let (valid, _) = login_request(&key_blob(&*ed25519), 0);
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     for round in 0..5000 {
         let mut message = match round % 3 {
@@ -688,7 +754,7 @@ fn a_never_expiring_certificate_issued_elsewhere_for_a_managed_key_logs_in() {
     // The same on the raw socket: a sign request carrying the certificate blob.
     let line = std::fs::read_to_string(&certificate).unwrap();
     let blob = base64_decode(line.split_whitespace().nth(1).unwrap());
-    let answer = agent.connect().request(&sign_request(&blob, b"data", 0));
+    let answer = agent.connect().request(&login_request(&blob, 0).0);
     assert_eq!(answer[0], 14);
 }
 
@@ -780,8 +846,10 @@ fn a_client_stalling_mid_message_is_disconnected_while_idle_and_other_clients_ar
 }
 
 #[test]
-fn connections_beyond_the_cap_are_closed_and_open_ones_go_on() {
+fn at_the_cap_the_longest_idle_connection_makes_room_for_a_new_one() {
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
+    captured_log();
     let agent = RunningAgent::start(
         Agent::builder()
             .key(local(KeyType::Ed25519))
@@ -789,28 +857,70 @@ fn connections_beyond_the_cap_are_closed_and_open_ones_go_on() {
             .build()
             .unwrap(),
     );
-    let mut first = agent.connect();
-    let mut second = agent.connect();
-    // Both answered: both hold a slot.
-    assert_eq!(first.request(&[11])[0], 12);
-    assert_eq!(second.request(&[11])[0], 12);
+    let mut oldest = agent.connect();
+    let mut recent = agent.connect();
+    // Both answered, the oldest first: it is the one idle longest.
+    assert_eq!(oldest.request(&[11])[0], 12);
+    assert_eq!(recent.request(&[11])[0], 12);
     let mut third = UnixStream::connect(&agent.socket).unwrap();
-    assert!(closed_by_agent(&mut third), "a third connection is refused");
-    assert_eq!(first.request(&[11])[0], 12, "open connections go on");
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    third.write_all(&[0, 0, 0, 1, 11]).unwrap();
+    let mut answer = [0u8; 5];
+    third.read_exact(&mut answer).unwrap();
+    assert_eq!(answer[4], 12, "the new connection is served");
+    assert!(
+        closed_by_agent(&mut oldest.0),
+        "the longest-idle connection made room"
+    );
+    assert_eq!(recent.request(&[11])[0], 12, "the other one goes on");
+    assert!(
+        captured_log()
+            .iter()
+            .any(|l| l.contains("closed the one idle longest")),
+        "{:?}",
+        captured_log()
+    );
+}
 
-    // A slot freed is taken by the next client.
-    drop(second);
-    let answered = wait_for(|| {
-        use std::io::{Read, Write};
-        let mut next = UnixStream::connect(&agent.socket).ok()?;
-        next.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        next.write_all(&[0, 0, 0, 1, 11]).ok()?;
-        let mut answer = [0u8; 5];
-        next.read_exact(&mut answer).ok()?;
-        Some(answer[4])
+#[test]
+fn a_client_that_stops_reading_answers_is_disconnected() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    captured_log();
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .key(local(KeyType::Ed25519))
+            .message_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let mut greedy = UnixStream::connect(&agent.socket).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Far more answers than the socket buffers hold, never read: the agent's write stalls.
+    let requests: Vec<u8> = [0u8, 0, 0, 1, 11].repeat(100_000);
+    let _ = greedy.write_all(&requests);
+    let disconnected = wait_for(|| {
+        captured_log()
+            .iter()
+            .any(|l| l.contains("stopped reading answers"))
+            .then_some(())
     });
-    assert_eq!(answered, Some(12), "a freed slot is reused");
-    assert_eq!(first.request(&[11])[0], 12);
+    assert!(disconnected.is_some(), "{:?}", captured_log());
+    // What was buffered can still be read, then the connection ends.
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let end = greedy.read_to_end(&mut rest);
+    assert!(
+        end.is_ok() || end.unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "the agent closed the connection"
+    );
+    assert_eq!(agent.list().len(), 1, "others are served");
 }
 
 /// Keys served by the Key Vault emulator over real TLS, through the official SDK.
@@ -896,4 +1006,493 @@ mod key_vault {
         }
         assert_eq!(vault.emu.count("sign"), 1);
     }
+}
+
+/// The attacker of issue 14: a process that reaches the agent's socket, but no key file.
+/// It is a [`RemoteSigner`] whose signatures come from the agent, so the crate's own APIs
+/// build every credential that trusts the same key: the data they sign is the crate's real
+/// signing inputs (JWS, surrogate certificates, Snowflake JWTs, OpenSSH certificate TBS bytes).
+mod socket_oracle {
+    use super::*;
+    use remote_signer::{Algorithm, Error, ErrorKind, KeyId, PublicKey, Signature};
+
+    #[derive(Debug)]
+    pub struct SocketOracle {
+        pub socket: std::path::PathBuf,
+        pub victim: Arc<dyn RemoteSigner>,
+    }
+
+    #[async_trait::async_trait]
+    impl RemoteSigner for SocketOracle {
+        fn key_id(&self) -> &KeyId {
+            self.victim.key_id()
+        }
+        fn public_key(&self) -> &PublicKey {
+            self.victim.public_key()
+        }
+        async fn sign(
+            &self,
+            algorithm: Algorithm,
+            message: &[u8],
+        ) -> remote_signer::Result<Signature> {
+            let flags = match algorithm {
+                Algorithm::RS256 => 2,
+                Algorithm::RS512 => 4,
+                _ => 0,
+            };
+            let request = sign_request(&key_blob(&*self.victim), message, flags);
+            let socket = self.socket.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                ssh_support::RawClient(std::os::unix::net::UnixStream::connect(socket).unwrap())
+                    .request(&request)
+            })
+            .await
+            .unwrap();
+            if answer == FAILURE {
+                return Err(Error::with_context(
+                    ErrorKind::Unavailable,
+                    "the agent refused to sign",
+                ));
+            }
+            let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
+            Ok(Signature::new(algorithm, signature.as_bytes().to_vec()))
+        }
+    }
+
+    /// An agent offering `victim`, optionally with the opt-out, and an oracle on its socket.
+    pub fn agent_oracle(
+        victim: &Arc<dyn RemoteSigner>,
+        dangerous: bool,
+    ) -> (RunningAgent, Arc<SocketOracle>) {
+        let mut builder = Agent::builder().key(Arc::clone(victim));
+        if dangerous {
+            builder = builder.dangerous_sign_any_data();
+        }
+        let agent = RunningAgent::start(builder.build().unwrap());
+        let oracle = Arc::new(SocketOracle {
+            socket: agent.socket.clone(),
+            victim: Arc::clone(victim),
+        });
+        (agent, oracle)
+    }
+
+    /// Forges a session token for purpose `admin` signed directly by the managed key.
+    pub async fn direct_session_token(oracle: Arc<SocketOracle>) -> remote_signer::Result<String> {
+        let signer = remote_signer::cookie::SessionSigner::direct(oracle, "admin");
+        signer.sign(&serde_json::json!({"user": "mallory"})).await
+    }
+
+    /// Forges a surrogate certificate (and a session token its surrogate signs).
+    pub async fn surrogate_session_token(
+        oracle: Arc<SocketOracle>,
+    ) -> remote_signer::Result<String> {
+        let signer = remote_signer::cookie::SessionSigner::surrogate(oracle, "admin")?;
+        signer.sign(&serde_json::json!({"user": "mallory"})).await
+    }
+
+    pub fn session_verifier(
+        victim: &Arc<dyn RemoteSigner>,
+    ) -> remote_signer::cookie::SessionVerifier {
+        remote_signer::cookie::SessionVerifier::new(
+            [remote_signer::surrogate::TrustedKey::from_signer(&**victim)],
+            "admin",
+        )
+    }
+
+    /// Mints an OpenSSH user certificate for `root` through the socket.
+    pub async fn openssh_certificate(
+        oracle: Arc<SocketOracle>,
+    ) -> remote_signer::Result<ssh_key::Certificate> {
+        let minting = Agent::builder()
+            .certificate_authority(oracle, CertificateOptions::new(["root"]))
+            .build()?;
+        minting.renew_certificates().await?;
+        let answer = minting.respond(&[11]).await;
+        let blob_len = u32::from_be_bytes(answer[5..9].try_into().unwrap()) as usize;
+        Ok(ssh_key::Certificate::from_bytes(&answer[9..9 + blob_len]).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_is_no_oracle_for_session_tokens_or_surrogate_certificates() {
+    use socket_oracle::*;
+    captured_log();
+    let victim = local(KeyType::Ed25519);
+    let verifier = session_verifier(&victim);
+
+    // With the opt-out, the forgeries work: the attack is real.
+    let (_open, oracle) = agent_oracle(&victim, true);
+    let forged = direct_session_token(Arc::clone(&oracle)).await.unwrap();
+    assert!(verifier.verify(&forged).is_ok(), "a forged direct token");
+    let forged = surrogate_session_token(oracle).await.unwrap();
+    assert!(
+        verifier.verify(&forged).is_ok(),
+        "a forged surrogate certificate"
+    );
+
+    // By default the agent refuses the crate's own signing inputs, and says why.
+    let (_agent, oracle) = agent_oracle(&victim, false);
+    assert!(direct_session_token(Arc::clone(&oracle)).await.is_err());
+    assert!(surrogate_session_token(oracle).await.is_err());
+    let logged = captured_log();
+    assert!(
+        logged.iter().any(|l| l.contains("refused to sign")
+            && l.contains("neither an SSH user-authentication request nor an SSHSIG blob")),
+        "{logged:?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("eyJ")),
+        "the data is never logged: {logged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_is_no_oracle_for_snowflake_jwts() {
+    use socket_oracle::*;
+    let victim = local(KeyType::Rsa);
+    let issued_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    let lifetime = Duration::from_secs(3600);
+    let genuine =
+        remote_signer::snowflake::KeyPairAuth::new(Arc::clone(&victim), "acme-prod", "etl")
+            .unwrap()
+            .token_at(issued_at, lifetime)
+            .await
+            .unwrap();
+    let forge = |oracle: Arc<SocketOracle>| async move {
+        remote_signer::snowflake::KeyPairAuth::new(oracle, "acme-prod", "etl")?
+            .token_at(issued_at, lifetime)
+            .await
+    };
+    let (_open, oracle) = agent_oracle(&victim, true);
+    let forged = forge(oracle).await.unwrap();
+    assert_eq!(
+        forged.as_str(),
+        genuine.as_str(),
+        "the forgery is the real token"
+    );
+    let (_agent, oracle) = agent_oracle(&victim, false);
+    assert!(forge(oracle).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_is_no_oracle_for_openssh_certificates() {
+    use socket_oracle::*;
+    let victim = local(KeyType::Ed25519);
+    let fingerprint = ssh_key::PublicKey::from_openssh(&openssh(&*victim))
+        .unwrap()
+        .fingerprint(ssh_key::HashAlg::Sha256);
+    let (_open, oracle) = agent_oracle(&victim, true);
+    let forged = openssh_certificate(oracle).await.unwrap();
+    assert_eq!(forged.valid_principals(), ["root"]);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    forged
+        .validate_at(now, [&fingerprint])
+        .expect("a certificate the victim key signed");
+
+    let (_agent, oracle) = agent_oracle(&victim, false);
+    assert!(openssh_certificate(oracle).await.is_err());
+}
+
+#[test]
+fn only_user_authentication_requests_and_sshsig_blobs_are_signed() {
+    use ssh_encoding::Encode;
+    captured_log();
+    let key = local(KeyType::Ed25519);
+    let other = local(KeyType::Ed25519);
+    let agent = agent_for(&[(Arc::clone(&key), "key")]);
+    let blob = key_blob(&*key);
+    let mut client = agent.connect();
+    let host_key = key_blob(&*other);
+
+    let mut sshsig = b"SSHSIG".to_vec();
+    "file".encode(&mut sshsig).unwrap();
+    "".encode(&mut sshsig).unwrap();
+    "sha512".encode(&mut sshsig).unwrap();
+    [7u8; 64].as_slice().encode(&mut sshsig).unwrap();
+    let signed: [(&str, Vec<u8>); 3] = [
+        ("publickey", userauth_data(&blob, "ssh-ed25519", None)),
+        (
+            "hostbound",
+            userauth_data(&blob, "ssh-ed25519", Some(&host_key)),
+        ),
+        ("sshsig", sshsig.clone()),
+    ];
+    for (what, data) in &signed {
+        let answer = client.request(&sign_request(&blob, data, 0));
+        assert_eq!(answer[0], 14, "{what}");
+        let signature = ssh_key::Signature::try_from(&answer[5..]).unwrap();
+        key.public_key()
+            .verify(remote_signer::Algorithm::EdDSA, data, signature.as_bytes())
+            .unwrap();
+    }
+
+    let mut trailing = userauth_data(&blob, "ssh-ed25519", None);
+    trailing.push(0);
+    let mut sshsig_trailing = sshsig;
+    sshsig_trailing.push(0);
+    let refused: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "arbitrary bytes",
+            b"release v1.0".to_vec(),
+            "neither an SSH",
+        ),
+        (
+            "a login for another key",
+            userauth_data(&key_blob(&*other), "ssh-ed25519", None),
+            "for another key",
+        ),
+        (
+            "a login naming another key type",
+            userauth_data(&blob, "ecdsa-sha2-nistp256", None),
+            "algorithm of another key type",
+        ),
+        ("a login with trailing bytes", trailing, "trailing bytes"),
+        (
+            "an SSHSIG blob with trailing bytes",
+            sshsig_trailing,
+            "trailing bytes",
+        ),
+        (
+            "a JWS signing input",
+            b"eyJhbGciOiJFZERTQSJ9.e30".to_vec(),
+            "neither an SSH",
+        ),
+    ];
+    for (what, data, reason) in &refused {
+        assert_eq!(
+            client.request(&sign_request(&blob, data, 0)),
+            FAILURE,
+            "{what}"
+        );
+        assert!(
+            captured_log().iter().any(|l| l.contains(reason)),
+            "{what}: {:?}",
+            captured_log()
+        );
+    }
+}
+
+#[test]
+fn an_agent_refuses_one_key_as_both_ca_and_identity() {
+    let key = local(KeyType::Ed25519);
+    let err = Agent::builder()
+        .key(Arc::clone(&key))
+        .certificate_authority(Arc::clone(&key), CertificateOptions::new(["deploy"]))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), remote_signer::ErrorKind::Config);
+    assert!(
+        err.to_string()
+            .contains("is both a certificate authority and an offered identity"),
+        "{err}"
+    );
+}
+
+/// Runs the CLI agent with `args` until it exits, and returns its stderr.
+fn cli_agent_error(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_remote-signer"))
+        .arg("agent")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the agent should have refused {args:?}"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn the_cli_agent_says_what_is_wrong_with_its_socket_and_principals() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    LocalSigner::generate_to_file(KeyType::Ed25519, &key).unwrap();
+    let key = key.to_str().unwrap();
+
+    let missing = dir.path().join("missing").join("agent.sock");
+    let stderr = cli_agent_error(&["--socket", missing.to_str().unwrap(), "--key", key]);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        !stderr.contains(".remote-signer-agent."),
+        "no staging path: {stderr}"
+    );
+
+    let stderr = cli_agent_error(&["--key", key, "--certificate"]);
+    assert!(stderr.contains("--principal"), "{stderr}");
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let stderr = cli_agent_error(&["--socket", file.to_str().unwrap(), "--key", key]);
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+
+    // A socket another agent listens on is left alone.
+    let busy = dir.path().join("busy.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&busy).unwrap();
+    let stderr = cli_agent_error(&["--socket", busy.to_str().unwrap(), "--key", key]);
+    assert!(stderr.contains("another agent is listening"), "{stderr}");
+}
+
+#[test]
+fn the_cli_agent_replaces_a_stale_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    LocalSigner::generate_to_file(KeyType::Ed25519, &key).unwrap();
+    let stale = dir.path().join("agent.sock");
+    // Bound, then the listener is gone: nothing listens on the path any more.
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    run_cli_agent(
+        &[
+            "--socket",
+            stale.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        "-TERM",
+    );
+}
+
+/// A CA that signs, or hangs until released and then fails, as a stopped vault can.
+#[derive(Debug)]
+struct HangingCa {
+    inner: Arc<dyn RemoteSigner>,
+    calls: std::sync::atomic::AtomicUsize,
+    hang: std::sync::atomic::AtomicBool,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl RemoteSigner for HangingCa {
+    fn key_id(&self) -> &remote_signer::KeyId {
+        self.inner.key_id()
+    }
+    fn public_key(&self) -> &remote_signer::PublicKey {
+        self.inner.public_key()
+    }
+    async fn sign(
+        &self,
+        algorithm: remote_signer::Algorithm,
+        message: &[u8],
+    ) -> remote_signer::Result<remote_signer::Signature> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.calls.fetch_add(1, SeqCst);
+        if self.hang.load(SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+            return Err(remote_signer::Error::with_context(
+                remote_signer::ErrorKind::Timeout,
+                "test vault stopped",
+            ));
+        }
+        self.inner.sign(algorithm, message).await
+    }
+}
+
+/// `future`'s output if it is ready at the first poll; panics if it would wait.
+async fn at_once<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::select! {
+        biased;
+        out = future => out,
+        () = std::future::ready(()) => panic!("the agent made the client wait"),
+    }
+}
+
+/// The identities an `IDENTITIES_ANSWER` lists.
+fn identity_count(answer: &[u8]) -> u32 {
+    assert_eq!(answer[0], 12, "{answer:?}");
+    u32::from_be_bytes(answer[1..5].try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let start = 1_900_000_000u64;
+    let clock = Arc::new(ManualClock::at_unix(start));
+    let ca = Arc::new(HangingCa {
+        inner: local(KeyType::Ed25519),
+        calls: Default::default(),
+        hang: Default::default(),
+        entered: Default::default(),
+        release: Default::default(),
+    });
+    let agent = Agent::builder()
+        .certificate_authority(
+            ca.clone(),
+            CertificateOptions::new(["deploy"]).validity(Duration::from_secs(400)),
+        )
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    agent.renew_certificates().await.unwrap();
+    assert_eq!(identity_count(&at_once(agent.respond(&[11])).await), 1);
+    let listed = agent.respond(&[11]).await;
+    let blob_len = u32::from_be_bytes(listed[5..9].try_into().unwrap()) as usize;
+    let certificate = listed[9..9 + blob_len].to_vec();
+    assert_eq!(ca.calls.load(SeqCst), 1);
+
+    // The vault stops answering and the certificate expires: six clients at once are all
+    // answered at the first poll, without the certificate, and one renewal is under way.
+    ca.hang.store(true, SeqCst);
+    clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(start + 750));
+    let answers = futures_join(&agent, 6).await;
+    assert!(
+        answers.iter().all(|a| identity_count(a) == 0),
+        "{answers:?}"
+    );
+    assert_eq!(
+        at_once(agent.respond(&login_request(&certificate, 0).0)).await,
+        FAILURE,
+        "the expired certificate signs nothing"
+    );
+    ca.entered.notified().await;
+    // However long the attempt hangs and however many clients ask: still that one call.
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(identity_count(&at_once(agent.respond(&[11])).await), 0);
+    }
+    assert_eq!(ca.calls.load(SeqCst), 2);
+
+    // The attempt fails; the vault comes back; the next client after the backoff starts one
+    // renewal, and the certificate is listed again.
+    ca.hang.store(false, SeqCst);
+    ca.release.notify_one();
+    for _ in 0..1000 {
+        if agent.certificate_status()[0].consecutive_failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = &agent.certificate_status()[0];
+    assert_eq!(status.attempts, 2, "{status:?}");
+    clock.advance(Duration::from_secs(61));
+    let mut renewed = false;
+    // Polled until the background renewal lands (minting takes real time, not clock time).
+    for _ in 0..1000 {
+        if identity_count(&at_once(agent.respond(&[11])).await) == 1 {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(renewed, "renewed once the vault answered");
+    assert_eq!(ca.calls.load(SeqCst), 3);
+}
+
+/// `n` identity requests at once, each required to be answered at its first poll.
+async fn futures_join(agent: &Agent, n: usize) -> Vec<Vec<u8>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let agent = agent.clone();
+        tasks.spawn(async move { at_once(agent.respond(&[11])).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    answers
 }

@@ -389,10 +389,10 @@ fn bad_configuration_is_refused() {
 
 #[derive(serde::Deserialize)]
 struct CertClaims {
-    iss: String,
-    sub: String,
+    iss: Option<String>,
+    sub: Option<String>,
     iat: u64,
-    nbf: u64,
+    nbf: Option<u64>,
     exp: u64,
     pur: Vec<String>,
     max_exp: u64,
@@ -418,18 +418,26 @@ async fn check_with_jsonwebtoken(key_type: KeyType, alg: jsonwebtoken::Algorithm
         _ => jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
     };
     let mut validation = jsonwebtoken::Validation::new(alg);
-    validation.set_issuer(&[managed.key_id().as_str()]);
-    validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
-    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "iat"]);
     let data = jsonwebtoken::decode::<CertClaims>(signed.certificate(), &key, &validation).unwrap();
     assert_eq!(data.header.alg, alg);
-    assert_eq!(data.header.kid.as_deref(), Some(managed.key_id().as_str()));
+    // The managed key is named by its RFC 7638 thumbprint, never by where it lives.
+    assert_eq!(
+        data.header.kid.as_deref(),
+        Some(managed.public_key().jwk_thumbprint().as_str())
+    );
     assert_eq!(data.header.typ.as_deref(), Some("surrogate+jwt"));
     let claims = data.claims;
-    assert_eq!(claims.iss, managed.key_id().as_str());
-    assert_eq!(claims.sub, signed.key().thumbprint());
+    // Nothing the verifier can compute is sent: no issuer, no subject, no nbf equal to iat.
+    assert_eq!((claims.iss, claims.sub, claims.nbf), (None, None, None));
+    assert_eq!(
+        jsonwebtoken::jwk::Jwk::thumbprint(
+            &claims.cnf.jwk,
+            jsonwebtoken::jwk::ThumbprintHash::SHA256
+        ),
+        signed.key().thumbprint()
+    );
     assert_eq!(claims.pur, ["session", "csrf"]);
-    assert_eq!(claims.nbf, claims.iat);
     assert_eq!(claims.exp, claims.iat + 3600);
     assert_eq!(claims.max_exp, claims.exp + 24 * 3600);
 
@@ -489,7 +497,9 @@ async fn fixture() -> Fixture {
     let signer = signer_with(&managed, &clock, 9);
     let signed = signer.sign(b"message").await.unwrap();
     Fixture {
-        verifier: verifier_for(&managed).leeway(Duration::from_secs(60)),
+        verifier: SurrogateVerifier::builder([TrustedKey::from_signer(&*managed)])
+            .leeway(Duration::from_secs(60))
+            .build(),
         certificate: signed.certificate().to_string(),
         signature: signed.signature().as_bytes().to_vec(),
         managed,
@@ -604,9 +614,24 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
             .verify_at(at(t), &f.certificate, "session", b"message", &f.signature)
     };
     refused(verify(T0 + 3600 + 61), ErrorKind::Expired, "expired");
-    refused(verify(T0 - 61), ErrorKind::Expired, "not yet valid");
+    // Its `iat` is its `nbf`: before it (beyond the leeway) it is a certificate from the future.
+    refused(
+        verify(T0 - 61),
+        ErrorKind::InvalidToken,
+        "issued in the future",
+    );
     verify(T0 + 3600 + 59).unwrap(); // within the leeway
     verify(T0 - 59).unwrap();
+    // A window that starts after issue (`nbf` sent): not yet valid before it.
+    let later = resign(&f, |_, claims| {
+        claims["nbf"] = (T0 + 600).into();
+    });
+    let verify_later = |t| {
+        f.verifier
+            .verify_at(at(t), &later, "session", b"message", &f.signature)
+    };
+    refused(verify_later(T0 + 539), ErrorKind::Expired, "not yet valid");
+    verify_later(T0 + 541).unwrap();
 }
 
 #[tokio::test]
@@ -615,9 +640,10 @@ async fn a_certificate_from_an_untrusted_managed_key_is_refused() {
     let stranger = LocalSigner::generate(KeyType::P256).unwrap();
     for verifier in [
         SurrogateVerifier::new([TrustedKey::new(stranger.public_key().clone())]),
-        // The right public key under another key id.
-        SurrogateVerifier::new([TrustedKey::new(f.managed.public_key().clone())
-            .key_id(KeyId::new("https://v.vault.azure.net/keys/other/1"))]),
+        // The right public key, expected under another name than its thumbprint.
+        SurrogateVerifier::new([
+            TrustedKey::new(f.managed.public_key().clone()).kid("cookies-2026")
+        ]),
         // The right key, but only for an algorithm the certificate does not use.
         SurrogateVerifier::new([
             TrustedKey::new(f.managed.public_key().clone()).algorithms([Algorithm::ES384])
@@ -676,17 +702,18 @@ fn resign(
 }
 
 #[tokio::test]
-async fn a_certificate_whose_sub_does_not_match_its_key_is_refused() {
+async fn a_certificate_naming_another_managed_key_is_refused() {
     let f = fixture().await;
-    let other = LocalSigner::generate(KeyType::Ed25519).unwrap();
-    let forged = resign(&f, |_, claims| {
-        claims["sub"] = other.public_key().jwk_thumbprint().into();
+    let other = LocalSigner::generate(KeyType::P256).unwrap();
+    // Signed by the trusted key, but its `kid` names another: the key is selected by name.
+    let forged = resign(&f, |header, _| {
+        header["kid"] = other.public_key().jwk_thumbprint().into();
     });
     refused(
         f.verifier
             .verify_at(at(T0 + 10), &forged, "session", b"message", &f.signature),
         ErrorKind::InvalidToken,
-        "subject does not match",
+        "trusted managed key",
     );
     // And the managed key's own signature over an unmodified certificate still passes.
     let same = resign(&f, |_, _| {});
@@ -696,13 +723,43 @@ async fn a_certificate_whose_sub_does_not_match_its_key_is_refused() {
 }
 
 #[tokio::test]
-async fn certificates_with_the_wrong_type_issuer_or_algorithm_are_refused() {
+async fn a_certificate_under_an_explicit_managed_kid_verifies_only_under_that_name() {
+    let managed = TestSigner::new(KeyType::P256);
+    let signer = SurrogateSigner::builder(managed.clone(), "session")
+        .managed_kid("cookies-2026")
+        .build()
+        .unwrap();
+    assert_eq!(signer.managed_kid(), "cookies-2026");
+    let signed = signer.sign(b"m").await.unwrap();
+    let verify = |trusted: TrustedKey| {
+        SurrogateVerifier::new([trusted]).verify(
+            signed.certificate(),
+            "session",
+            b"m",
+            signed.signature().as_bytes(),
+        )
+    };
+    let info = verify(TrustedKey::from_signer(&*managed).kid("cookies-2026")).unwrap();
+    assert_eq!(info.issuer(), "cookies-2026");
+    refused(
+        verify(TrustedKey::from_signer(&*managed)),
+        ErrorKind::InvalidToken,
+        "trusted managed key",
+    );
+}
+
+#[tokio::test]
+async fn certificates_with_the_wrong_type_crit_or_algorithm_are_refused() {
     let f = fixture().await;
     let untyped = resign(&f, |header, _| {
         header["typ"] = "JWT".into();
     });
-    let wrong_iss = resign(&f, |_, claims| {
-        claims["iss"] = "someone else".into();
+    let crit_null = resign(&f, |header, _| {
+        header["crit"] = serde_json::Value::Null;
+    });
+    let crit_unknown = resign(&f, |header, _| {
+        header["crit"] = serde_json::json!(["exp"]);
+        header["exp"] = (T0 + 10).into();
     });
     let none = resign(&f, |header, _| {
         header["alg"] = "none".into();
@@ -710,11 +767,16 @@ async fn certificates_with_the_wrong_type_issuer_or_algorithm_are_refused() {
     let inconsistent = resign(&f, |_, claims| {
         claims["max_exp"] = (T0 + 10).into();
     });
+    let starts_before_issue = resign(&f, |_, claims| {
+        claims["nbf"] = (T0 - 10).into();
+    });
     for (cert, reason) in [
         (untyped, "typ"),
-        (wrong_iss, "issuer"),
+        (crit_null, "critical"),
+        (crit_unknown, "critical"),
         (none, "trusted managed key"),
         (inconsistent, "inconsistent"),
+        (starts_before_issue, "inconsistent"),
     ] {
         refused(
             f.verifier
@@ -723,6 +785,77 @@ async fn certificates_with_the_wrong_type_issuer_or_algorithm_are_refused() {
             reason,
         );
     }
+}
+
+/// Whatever the managed key signed, the verifier bounds what a certificate may claim.
+#[tokio::test]
+async fn over_long_or_future_certificates_are_refused_by_policy() {
+    let f = fixture().await;
+    let day = 24 * 3600;
+    let long_window = resign(&f, |_, claims| {
+        claims["exp"] = (T0 + 7 * day + 1).into();
+        claims["max_exp"] = (T0 + 7 * day + 1).into();
+    });
+    let long_bound = resign(&f, |_, claims| {
+        claims["max_exp"] = (T0 + 3600 + day + 1).into();
+    });
+    let future = resign(&f, |_, claims| {
+        claims["iat"] = (T0 + 120).into();
+    });
+    for (cert, reason) in [
+        (&long_window, "signing window is longer than allowed"),
+        (&long_bound, "token bound is longer than allowed"),
+        (&future, "issued in the future"),
+    ] {
+        refused(
+            f.verifier
+                .verify_at(at(T0 + 10), cert, "session", b"message", &f.signature),
+            ErrorKind::InvalidToken,
+            reason,
+        );
+    }
+    // Exactly at the caps, and a future `iat` within the leeway, pass.
+    for cert in [
+        resign(&f, |_, claims| {
+            claims["exp"] = (T0 + 7 * day).into();
+            claims["max_exp"] = (T0 + 7 * day).into();
+        }),
+        resign(&f, |_, claims| {
+            claims["max_exp"] = (T0 + 3600 + day).into();
+        }),
+        resign(&f, |_, claims| {
+            claims["iat"] = (T0 + 60).into();
+            claims["nbf"] = (T0 + 60).into();
+        }),
+    ] {
+        f.verifier
+            .verify_at(at(T0 + 10), &cert, "session", b"message", &f.signature)
+            .unwrap();
+    }
+    // The caps are the verifier's policy, set on its builder.
+    let lenient = SurrogateVerifier::builder([TrustedKey::from_signer(&*f.managed)])
+        .max_certificate_window(Duration::from_secs(8 * day))
+        .max_token_bound(Duration::from_secs(2 * day))
+        .build();
+    for cert in [&long_window, &long_bound] {
+        lenient
+            .verify_at(at(T0 + 10), cert, "session", b"message", &f.signature)
+            .unwrap();
+    }
+    let strict = SurrogateVerifier::builder([TrustedKey::from_signer(&*f.managed)])
+        .max_certificate_window(Duration::from_secs(1800))
+        .build();
+    refused(
+        strict.verify_at(
+            at(T0 + 10),
+            &f.certificate,
+            "session",
+            b"message",
+            &f.signature,
+        ),
+        ErrorKind::InvalidToken,
+        "signing window",
+    );
 }
 
 #[tokio::test]
@@ -873,7 +1006,8 @@ async fn key_vault_outage_step_by_step() {
             a.signature().as_bytes(),
         )
         .unwrap();
-    assert_eq!(info.issuer(), managed.key_id().as_str());
+    // The Key Vault key is named by its thumbprint: no vault, key name or version.
+    assert_eq!(info.issuer(), managed.public_key().jwk_thumbprint());
 
     // The vault fails: signing goes on with surrogate A until its certificate expires.
     emu.inject_always(Fault::Status(503));

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
-use remote_signer::{Algorithm, KeyType};
+use remote_signer::{Algorithm, KeyType, RemoteSigner as _};
 
 #[global_allocator]
 static ALLOCATOR: Graveyard = Graveyard;
@@ -381,7 +381,7 @@ impl rand_chacha::rand_core::CryptoRng for WipedRng {}
 fn agent_certificate_keys_leave_nothing_behind() {
     use remote_signer::ssh::{Agent, CertificateOptions};
     use ssh_encoding::{Decode, Encode};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -393,15 +393,14 @@ fn agent_certificate_keys_leave_nothing_behind() {
             .build()
             .unwrap();
         let publics = runtime.block_on(async {
-            let now = Arc::new(Mutex::new(SystemTime::now()));
-            let clock = now.clone();
+            let clock = Arc::new(remote_signer::clock::ManualClock::new(SystemTime::now()));
             let agent = Arc::new(
                 Agent::builder()
                     .certificate_authority(
                         ca,
                         CertificateOptions::new(["graveyard"]).validity(Duration::from_secs(60)),
                     )
-                    .clock(move || *clock.lock().unwrap())
+                    .clock(clock.clone())
                     .build()
                     .unwrap(),
             );
@@ -420,10 +419,21 @@ fn agent_certificate_keys_leave_nothing_behind() {
                 let blob = Vec::<u8>::decode(&mut reader).unwrap();
                 let certificate = ssh_key::Certificate::from_bytes(&blob).unwrap();
                 let public = certificate.public_key().ed25519().unwrap().0;
-                // SSH_AGENTC_SIGN_REQUEST with the certificate.
+                // SSH_AGENTC_SIGN_REQUEST with the certificate, for what ssh signs to log in.
+                let mut login = Vec::new();
+                [1u8; 32].as_slice().encode(&mut login).unwrap();
+                login.push(50);
+                for field in ["graveyard", "ssh-connection", "publickey"] {
+                    field.encode(&mut login).unwrap();
+                }
+                login.push(1);
+                "ssh-ed25519-cert-v01@openssh.com"
+                    .encode(&mut login)
+                    .unwrap();
+                blob.encode(&mut login).unwrap();
                 let mut request = vec![13u8];
                 blob.encode(&mut request).unwrap();
-                b"graveyard".as_slice().encode(&mut request).unwrap();
+                login.encode(&mut request).unwrap();
                 0u32.encode(&mut request).unwrap();
                 let signing = agent.clone();
                 let answer = tokio::spawn(async move { signing.respond(&request).await })
@@ -431,7 +441,7 @@ fn agent_certificate_keys_leave_nothing_behind() {
                     .unwrap();
                 assert_eq!(answer[0], 14, "SSH_AGENT_SIGN_RESPONSE");
                 publics.push(public);
-                *now.lock().unwrap() += Duration::from_secs(30);
+                clock.advance(Duration::from_secs(30));
             }
             publics
         });
@@ -506,4 +516,124 @@ fn a_key_opened_through_a_keyref_in_a_task_leaves_nothing_behind() {
         freed.leaks.len(),
         freed.leaks.first().map(|l| &l.freed_by)
     );
+}
+
+/// OpenSSH private keys (`ssh-keygen`'s format), plain and encrypted, and a wrong passphrase:
+/// nothing of the key or the passphrase is left in freed memory. The secret numbers come from
+/// the file itself, parsed before the check is armed.
+#[test]
+fn openssh_key_files_leave_nothing_behind() {
+    use ssh_key::private::{EcdsaKeypair, KeypairData};
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::new();
+    let cases: [(&str, &[&str], Algorithm); 4] = [
+        ("rsa", &["-t", "rsa", "-b", "2048"], Algorithm::RS256),
+        ("p256", &["-t", "ecdsa", "-b", "256"], Algorithm::ES256),
+        ("p384", &["-t", "ecdsa", "-b", "384"], Algorithm::ES384),
+        ("ed25519", &["-t", "ed25519"], Algorithm::EdDSA),
+    ];
+    for (name, args, algorithm) in cases {
+        for passphrase in ["", PASSPHRASE] {
+            let path = fx.path(&format!("id_{name}_{}", passphrase.len()));
+            let status = std::process::Command::new("ssh-keygen")
+                .args(args)
+                .args(["-q", "-N", passphrase, "-C", "", "-f"])
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let pem = fs::read_to_string(&path).unwrap();
+            let mut key = ssh_key::PrivateKey::from_openssh(&pem).unwrap();
+            if key.is_encrypted() {
+                key = key.decrypt(passphrase).unwrap();
+            }
+            let secrets: Vec<Vec<u8>> = match key.key_data() {
+                KeypairData::Rsa(pair) => [
+                    &pair.private.d,
+                    &pair.private.p,
+                    &pair.private.q,
+                    &pair.private.iqmp,
+                ]
+                .iter()
+                .map(|m| m.as_positive_bytes().unwrap().to_vec())
+                .collect(),
+                KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {
+                    vec![private.as_slice().to_vec()]
+                }
+                KeypairData::Ecdsa(EcdsaKeypair::NistP384 { private, .. }) => {
+                    vec![private.as_slice().to_vec()]
+                }
+                KeypairData::Ed25519(pair) => vec![pair.private.to_bytes().to_vec()],
+                _ => unreachable!(),
+            };
+            drop(key);
+            let label = format!("OpenSSH {name}, passphrase {:?}", !passphrase.is_empty());
+            let given = if passphrase.is_empty() {
+                "unused"
+            } else {
+                passphrase
+            };
+            assert!(assert_leaves_nothing(
+                &label,
+                &path,
+                given,
+                algorithm,
+                &secrets,
+                name == "rsa"
+            ));
+            if !passphrase.is_empty() {
+                let wrong = format!("{PASSPHRASE} but wrong");
+                assert!(!assert_leaves_nothing(
+                    &format!("{label}, wrong passphrase"),
+                    &path,
+                    &wrong,
+                    algorithm,
+                    &secrets,
+                    name == "rsa"
+                ));
+            }
+        }
+    }
+}
+
+/// A private key read only for its public half (`cookie verify --trust key.pem`,
+/// `verify --public-key key.pem`) is wiped as well: nothing of it is left in freed memory.
+#[test]
+fn a_private_key_read_for_its_public_half_leaves_nothing_behind() {
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::new();
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "p256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        ("ed25519", &["-algorithm", "ED25519"]),
+    ];
+    for (name, args) in cases {
+        let pem = format!("{name}.pem");
+        let der = fx.generate(&pem, args);
+        let secrets = secret_fields(&der);
+        let file = fs::read(fx.path(&pem)).unwrap();
+        let mut all = needles(secrets.iter().map(Vec::as_slice));
+        all.extend(needles(
+            secret_text(&file, &secrets).iter().map(Vec::as_slice),
+        ));
+        let (public, freed) = freed_while(Some(&all), || {
+            LocalKeyOptions::new().public_key(fx.path(&pem)).unwrap()
+        });
+        assert_eq!(
+            &public,
+            LocalSigner::open(fx.path(&pem)).unwrap().public_key(),
+            "{name}"
+        );
+        assert!(
+            freed.leaks.is_empty(),
+            "{name}: {} leaks",
+            freed.leaks.len()
+        );
+        assert!(
+            found(&freed.bytes, &all).is_empty(),
+            "{name}: freed memory held key material"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Private key files: PEM or DER, PKCS#8 (plain and encrypted), PKCS#1, SEC1.
+//! Private key files: PEM or DER, PKCS#8 (plain and encrypted), PKCS#1, SEC1, OpenSSH.
 //! The first byte chooses whether a passphrase is given, so both paths are explored.
 #![no_main]
 

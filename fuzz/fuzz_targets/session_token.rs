@@ -8,12 +8,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use libfuzzer_sys::fuzz_target;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
-use remote_signer::surrogate::TrustedKey;
+use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{KeyType, RemoteSigner};
+
+const NOW: u64 = 1_767_225_600;
 
 struct Fixture {
     verifier: SessionVerifier,
-    token: String,
+    /// A surrogate-mode and a direct-mode token, both valid at `NOW`.
+    tokens: [String; 2],
 }
 
 fn fixture() -> &'static Fixture {
@@ -21,26 +24,37 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let managed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let signer = SessionSigner::surrogate(managed.clone(), "session").unwrap();
-        let token = runtime
-            .block_on(signer.sign(&serde_json::json!({"user": "fuzz"})))
+        // Signed at the fixed time the fuzzer verifies at, so mutations reach every check.
+        let clock = Arc::new(ManualClock::at_unix(NOW));
+        let surrogates = SurrogateSigner::builder(managed.clone(), "session")
+            .clock(clock.clone())
+            .build()
             .unwrap();
+        let surrogate = SessionSigner::with_surrogate(surrogates, "session").unwrap();
+        let direct = SessionSigner::direct(managed.clone(), "session").clock(clock);
+        let claims = serde_json::json!({"user": "fuzz"});
+        let tokens = [
+            runtime.block_on(surrogate.sign(&claims)).unwrap(),
+            runtime.block_on(direct.sign(&claims)).unwrap(),
+        ];
         Fixture {
             verifier: SessionVerifier::new([TrustedKey::from_signer(&*managed)], "session"),
-            token,
+            tokens,
         }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    let now = UNIX_EPOCH + Duration::from_secs(NOW);
     let text = String::from_utf8_lossy(data);
     let _ = f.verifier.verify_at(&text, now);
-    let parts: Vec<&str> = f.token.split('.').collect();
-    for i in 0..3 {
-        let mut spliced: Vec<&str> = parts.clone();
-        spliced[i] = &text;
-        let _ = f.verifier.verify_at(&spliced.join("."), now);
+    for token in &f.tokens {
+        let parts: Vec<&str> = token.split('.').collect();
+        for i in 0..3 {
+            let mut spliced: Vec<&str> = parts.clone();
+            spliced[i] = &text;
+            let _ = f.verifier.verify_at(&spliced.join("."), now);
+        }
     }
 });

@@ -41,7 +41,8 @@
 //! Throttling (429, honouring `Retry-After` in seconds or as an HTTP-date, `retry-after-ms` and
 //! `x-ms-retry-after-ms`), 5xx answers, dropped connections and attempts that exceed their
 //! timeout are retried with exponential backoff, within a bound on retries and on the total
-//! time ([`RetryPolicy`]).
+//! time ([`RetryPolicy`]). The waits and the time bound run on a [`RetryTimer`] (real time by
+//! default; [`KeyVaultSignerBuilder::retry_timer`] lets tests run them without waiting).
 //! Failures map to [`ErrorKind`]s:
 //!
 //! | what happened | kind |
@@ -61,7 +62,8 @@
 //! What [`sign`](crate::RemoteSigner::sign) returns when the vault, its token endpoint or the
 //! network fails for good, with the [`RetryPolicy`] bounding every case by `max_elapsed`.
 //! `tests/faults.rs` checks each row against the Key Vault emulator over real TLS (3 retries,
-//! 1 s per attempt, 3 s in all), together with the cookie and ssh behaviour below the table.
+//! 1 s per attempt, 3 s in all, the waits and the bound on a timer that skips the waits),
+//! together with the cookie and ssh behaviour below the table.
 //!
 //! | fault | `sign` returns | attempts |
 //! |---|---|---|
@@ -130,7 +132,7 @@ use crate::signer::{KeyId, RemoteSigner};
 
 pub use azure_core::credentials::TokenCredential;
 pub use credential::DefaultCredential;
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, RetryTimer, TokioTimer};
 pub use stats::{OperationCounts, OperationStats, StatsSnapshot};
 
 use error::Operation;
@@ -243,6 +245,7 @@ pub struct KeyVaultSignerBuilder {
     environment: Option<HashMap<String, String>>,
     verify_challenge_resource: bool,
     retry: RetryPolicy,
+    retry_timer: Arc<dyn RetryTimer>,
     extra_roots: Vec<Vec<u8>>,
     http_client: Option<reqwest::Client>,
     stats: Option<Arc<OperationStats>>,
@@ -267,6 +270,7 @@ impl KeyVaultSignerBuilder {
             environment: None,
             verify_challenge_resource: true,
             retry: RetryPolicy::default(),
+            retry_timer: Arc::new(TokioTimer),
             extra_roots: Vec::new(),
             http_client: None,
             stats: None,
@@ -299,6 +303,14 @@ impl KeyVaultSignerBuilder {
     /// Retries, per-attempt timeout and total time bound (default: [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Waits between retries, and measures the retry policy's time bound, on `timer`
+    /// (default: [`TokioTimer`], real time). A timer whose waits cost no real time lets tests
+    /// run a whole retry policy at once.
+    pub fn retry_timer(mut self, timer: Arc<dyn RetryTimer>) -> Self {
+        self.retry_timer = timer;
         self
     }
 
@@ -362,7 +374,7 @@ impl KeyVaultSignerBuilder {
             Error::with_context(ErrorKind::Config, "cannot create Key Vault client")
         })?;
         let stats = self.stats.unwrap_or_default();
-        let caller = retry::Caller::new(self.retry, stats.clone());
+        let caller = retry::Caller::new(self.retry, stats.clone(), self.retry_timer);
 
         let what = url.display_id();
         let key: Key = caller

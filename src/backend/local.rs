@@ -2,11 +2,14 @@
 //!
 //! Reads PKCS#8 (plain, or encrypted with PBES2: AES-CBC as OpenSSL 3 writes it, or
 //! DES-EDE3-CBC as `openssl pkcs8 -topk8 -v2 des3` writes it), PKCS#1 RSA and SEC1 EC keys, in PEM
-//! or DER: RSA 2048 to 4096 bits, EC P-256 and P-384, Ed25519.
+//! or DER, and OpenSSH private keys as `ssh-keygen` writes them (plain, or encrypted with
+//! bcrypt-pbkdf and a passphrase): RSA 2048 to 4096 bits, EC P-256 and P-384, Ed25519.
 //!
 //! Like OpenSSH, a key file that group or others may read is refused unless
 //! [`LocalKeyOptions::dangerous_allow_readable_file`] says otherwise. The file is read once,
-//! its buffers are zeroized, and the parsed key is zeroized when the signer is dropped.
+//! as [`crate::file`] reads every input (bounded, never blocking, devices refused), its buffers
+//! are zeroized, and the parsed key is zeroized when the signer is dropped. Errors name the
+//! file (control characters escaped) and the reason, and give no command-line advice.
 //!
 //! # What stays in freed memory
 //!
@@ -29,7 +32,6 @@
 //! process's memory at all.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -37,18 +39,22 @@ use pkcs8::DecodePrivateKey;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{printable_path, Error, ErrorKind, Result};
+use crate::file::{FileBytes, SmallFile};
 use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
 
 /// The environment variable the command-line tool reads a key passphrase from.
+///
+/// A variable stays readable in `/proc/PID/environ` by the same user (and root) for the life of
+/// the process, whatever the process does later, and is inherited by child processes unless
+/// removed: prefer a passphrase file for long-running processes such as an agent.
 pub const PASSPHRASE_ENV: &str = "REMOTE_SIGNER_KEY_PASSPHRASE";
-
-/// Key files larger than this are refused before reading (no key is this large).
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// More PBKDF2 rounds than any tool writes (OpenSSL: 2,048; OWASP advice: 600,000).
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// More bcrypt-pbkdf rounds than anyone asks `ssh-keygen -a` for (its default: 16).
+const MAX_BCRYPT_ROUNDS: u32 = 1024;
 /// scrypt memory cap (128 * N * r * p bytes): 1 GiB.
 const MAX_SCRYPT_BYTES: u64 = 1 << 30;
 
@@ -98,7 +104,9 @@ impl LocalKeyOptions {
         self
     }
 
-    /// Takes the passphrase from `REMOTE_SIGNER_KEY_PASSPHRASE` if it is set.
+    /// Takes the passphrase from `REMOTE_SIGNER_KEY_PASSPHRASE` if it is set. The variable is
+    /// left in the environment (removing it is only sound while the process has one thread);
+    /// see [`PASSPHRASE_ENV`] for why a file is the better home for it.
     pub fn passphrase_from_env(self) -> Self {
         match std::env::var_os(PASSPHRASE_ENV) {
             Some(value) => {
@@ -109,26 +117,41 @@ impl LocalKeyOptions {
         }
     }
 
-    /// Reads the passphrase from the first line of a file (a trailing newline is dropped).
+    /// Reads the passphrase from the first line of a file (a trailing newline is dropped). The
+    /// file is read as [`SmallFile`] reads it: at most 64 KiB, a pipe (`<(pass show key)`)
+    /// waited for at most 10 s, devices and directories refused.
     ///
     /// # Errors
-    /// [`ErrorKind::Io`] naming the file if it cannot be read.
+    /// [`ErrorKind::Io`] naming the file and why it cannot be read ([`ErrorKind::Timeout`] for a
+    /// pipe that stays silent).
     pub fn passphrase_file(self, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let mut bytes = Zeroizing::new(Vec::new());
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| {
-                Error::with_context(
-                    ErrorKind::Io,
-                    format!("passphrase file {}: {}", path.display(), e.kind()),
-                )
-            })?;
+        let bytes = SmallFile::new("passphrase file").read(path)?.into_bytes();
         let end = bytes
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
             .unwrap_or(bytes.len());
         Ok(self.passphrase(&bytes[..end]))
+    }
+
+    /// The public key in a file that holds either a public key (PEM, DER, JWK or an OpenSSH
+    /// line) or a private key. The file is read once, as [`SmallFile`] reads it; a private key
+    /// is held to the rules of [`open`](Self::open) (permissions, passphrase) and wiped at once.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); for a public key, [`ErrorKind::InvalidInput`] or
+    /// [`ErrorKind::UnsupportedKey`] naming the file and the real reason.
+    pub fn public_key(&self, path: impl AsRef<Path>) -> Result<PublicKey> {
+        let path = path.as_ref();
+        let file = SmallFile::new("key file")
+            .kind(ErrorKind::KeyFile)
+            .read(path)?;
+        if !looks_private(file.bytes()) {
+            return PublicKey::from_any(file.bytes()).map_err(|e| about_file(e, path));
+        }
+        check_private_mode(path, &file, self.allow_readable)?;
+        let secret = parse_private_key(file.bytes(), self.passphrase.as_deref().map(|p| &p[..]))
+            .map_err(|e| about_file(e, path))?;
+        Ok(LocalSigner::new(secret, |_| String::new())?.public)
     }
 
     /// Accepts key files that group or others can read. Only for mounted secrets that cannot
@@ -148,58 +171,80 @@ impl LocalKeyOptions {
         let path = path.as_ref();
         let bytes = read_key_file(path, self.allow_readable)?;
         let secret = parse_private_key(&bytes, self.passphrase.as_deref().map(|p| &p[..]))
-            // Say which file; the parse error itself knows none.
-            .map_err(|e| e.prefixed(path.display()))?;
+            .map_err(|e| about_file(e, path))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         LocalSigner::new(secret, |thumb| {
-            format!("file://{}#{thumb}", absolute.display())
+            format!("file://{}#{thumb}", printable_path(&absolute))
         })
         .map(|s| s.with_path(absolute))
     }
 }
 
-fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
-    let io = |e: std::io::Error| Error::key_file(path, e.kind());
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(Error::key_file(path, "not a regular file"));
+/// Reads a key file once, bounded and without blocking ([`SmallFile`]), and refuses it if group
+/// or others may read it (unless allowed).
+pub(crate) fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let file = SmallFile::new("key file")
+        .kind(ErrorKind::KeyFile)
+        .read(path)?;
+    check_private_mode(path, &file, allow_readable)?;
+    let bytes = file.into_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::sentence(
+            ErrorKind::KeyFile,
+            format!("cannot read key file {}: it is empty", printable_path(path)),
+        ));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
+    Ok(bytes)
+}
+
+fn check_private_mode(path: &Path, file: &FileBytes, allow_readable: bool) -> Result<()> {
+    if let Some(mode) = file.mode() {
         if mode & 0o077 != 0 && !allow_readable {
-            return Err(Error::with_context(
+            let shown = printable_path(path);
+            return Err(Error::sentence(
                 ErrorKind::InsecureKeyFile,
                 format!(
-                    "{}: mode {mode:04o} lets group or others read it; run `chmod 600` on it \
-                     (or, for a mounted secret, allow it explicitly)",
-                    path.display()
+                    "key file {shown} is readable by group or others (mode {mode:04o}): run \
+                     `chmod 600 {shown}`, {ALLOW_READABLE_REMEDY}"
                 ),
             ));
         }
     }
-    #[cfg(not(unix))]
-    let _ = allow_readable;
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(Error::key_file(path, "too large to be a key"));
+    Ok(())
+}
+
+/// True when `bytes` hold a private key container (PEM label or DER structure), so that a
+/// public-key reader applies the private-key rules instead of reporting "not a public key".
+fn looks_private(bytes: &[u8]) -> bool {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.contains("-----BEGIN ") {
+            return text.contains("PRIVATE KEY-----");
+        }
     }
-    // Room for the largest accepted file plus one byte, so the buffer never reallocates: a
-    // reallocation would free a copy of the key without zeroizing it (a file that grows after
-    // the size check would otherwise cause one).
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_BYTES as usize + 1));
-    file.by_ref()
-        .take(MAX_KEY_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(Error::key_file(path, "too large to be a key"));
+    pkcs8::PrivateKeyInfo::try_from(bytes).is_ok()
+        || pkcs8::EncryptedPrivateKeyInfo::try_from(bytes).is_ok()
+        || pkcs1::RsaPrivateKey::try_from(bytes).is_ok()
+        || sec1::EcPrivateKey::try_from(bytes).is_ok()
+}
+
+/// The library's remedy for a readable key file; the command-line tool names its own flag.
+const ALLOW_READABLE_REMEDY: &str =
+    "or for a mounted secret allow it with `LocalKeyOptions::dangerous_allow_readable_file(true)`";
+
+/// Names the file in a parse error, which knows none.
+fn about_file(error: Error, path: &Path) -> Error {
+    let shown = printable_path(path);
+    let what = match error.kind() {
+        ErrorKind::KeyFile => format!("cannot read key file {shown}"),
+        ErrorKind::Passphrase => format!("cannot decrypt key file {shown}"),
+        ErrorKind::UnsupportedKey => format!("unsupported key in {shown}"),
+        ErrorKind::InvalidInput => format!("cannot read key file {shown}"),
+        _ => return error.prefixed(shown),
+    };
+    match error.context_text() {
+        Some(context) => Error::sentence(error.kind(), format!("{what}: {context}")),
+        None => Error::sentence(error.kind(), what),
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::key_file(path, "file is empty"));
-    }
-    Ok(bytes)
 }
 
 /// A private key in memory. Each variant's type zeroizes itself on drop.
@@ -226,9 +271,7 @@ fn parse_private_key(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKe
             "ENCRYPTED PRIVATE KEY" => parse_encrypted_pkcs8(&der, passphrase),
             "RSA PRIVATE KEY" => parse_pkcs1(&der),
             "EC PRIVATE KEY" => parse_sec1(&der),
-            "OPENSSH PRIVATE KEY" => Err(unsupported(
-                "OpenSSH private key format; convert with `ssh-keygen -p -m PKCS8 -f FILE`",
-            )),
+            "OPENSSH PRIVATE KEY" => parse_openssh(&der, passphrase),
             _ => Err(key_file_error("PEM block is not a private key")),
         };
     }
@@ -277,9 +320,17 @@ fn find_private_pem(bytes: &[u8]) -> Result<Option<(String, Zeroizing<Vec<u8>>)>
                 ));
             }
             let normalized = Zeroizing::new(whole.replace('\r', ""));
-            let (label, der) = pem_rfc7468::decode_vec(normalized.as_bytes())
+            // OpenSSH wraps its base64 at 70 columns, RFC 7468 (and some SSH tools) at 64.
+            let mut decoder = pem_rfc7468::Decoder::new_wrapped(normalized.as_bytes(), 70)
+                .or_else(|_| pem_rfc7468::Decoder::new_wrapped(normalized.as_bytes(), 64))
                 .map_err(|_| key_file_error("malformed PEM"))?;
-            return Ok(Some((label.to_string(), Zeroizing::new(der))));
+            let label = decoder.type_label().to_string();
+            // Sized up front, so the buffer never reallocates with key bytes in it.
+            let mut der = Zeroizing::new(Vec::with_capacity(decoder.remaining_len()));
+            decoder
+                .decode_to_end(&mut der)
+                .map_err(|_| key_file_error("malformed PEM"))?;
+            return Ok(Some((label, der)));
         }
         rest = &block[end + end_marker.len()..];
     }
@@ -321,13 +372,7 @@ fn parse_encrypted_pkcs8(der: &[u8], passphrase: Option<&[u8]>) -> Result<Secret
     let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
         .map_err(|_| key_file_error("malformed encrypted PKCS#8 key"))?;
     let Some(passphrase) = passphrase else {
-        return Err(Error::with_context(
-            ErrorKind::Passphrase,
-            format!(
-                "the key is encrypted and no passphrase was given (set {PASSPHRASE_ENV} \
-                 or use --passphrase-file)"
-            ),
-        ));
+        return Err(no_passphrase());
     };
     let Some(pbes2) = info.encryption_algorithm.pbes2() else {
         return Err(unsupported(
@@ -364,6 +409,89 @@ fn parse_encrypted_pkcs8(der: &[u8], passphrase: Option<&[u8]>) -> Result<Secret
         ErrorKind::KeyFile => wrong(),
         _ => e,
     })
+}
+
+fn no_passphrase() -> Error {
+    Error::with_context(
+        ErrorKind::Passphrase,
+        "the key is encrypted and no passphrase was given",
+    )
+}
+
+/// An OpenSSH private key (`ssh-keygen`'s default format), plain or encrypted with bcrypt-pbkdf.
+fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
+    use ssh_key::private::{EcdsaKeypair, KeypairData};
+    let key = ssh_key::PrivateKey::from_bytes(der)
+        .map_err(|_| key_file_error("malformed OpenSSH private key"))?;
+    let key = if key.is_encrypted() {
+        let Some(passphrase) = passphrase else {
+            return Err(no_passphrase());
+        };
+        // A crafted file could ask for billions of rounds and hang the process; refuse first.
+        if let ssh_key::Kdf::Bcrypt { rounds, .. } = key.kdf() {
+            if *rounds > MAX_BCRYPT_ROUNDS {
+                return Err(unsupported(
+                    "key encryption parameters ask for more work than any real key file",
+                ));
+            }
+        }
+        key.decrypt(passphrase).map_err(|e| match e {
+            ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
+                unsupported(
+                    "OpenSSH key encryption (supported: the ciphers and KDF ssh-keygen writes)",
+                )
+            }
+            // The check integers differ (or the decrypted bytes do not parse).
+            _ => Error::with_context(ErrorKind::Passphrase, "wrong passphrase"),
+        })?
+    } else {
+        key
+    };
+    let malformed = |_| key_file_error("malformed OpenSSH private key");
+    match key.key_data() {
+        KeypairData::Ed25519(pair) => Ok(SecretKey::Ed25519(Box::new(
+            ed25519_dalek::SigningKey::from(&pair.private),
+        ))),
+        KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => Ok(SecretKey::P256(
+            p256::ecdsa::SigningKey::from_slice(private.as_slice()).map_err(malformed)?,
+        )),
+        KeypairData::Ecdsa(EcdsaKeypair::NistP384 { private, .. }) => Ok(SecretKey::P384(
+            p384::ecdsa::SigningKey::from_slice(private.as_slice()).map_err(malformed)?,
+        )),
+        KeypairData::Ecdsa(EcdsaKeypair::NistP521 { .. }) => {
+            Err(unsupported("EC curve P-521 (supported: P-256, P-384)"))
+        }
+        KeypairData::Rsa(pair) => {
+            // Built here rather than through ssh-key's conversion, which passes `p` twice as
+            // the primes in 0.6.7.
+            // Refused before any arithmetic, which is slow on a crafted huge modulus.
+            let modulus_bits = pair.public.n.as_positive_bytes().map_or(0, |n| n.len() * 8);
+            if modulus_bits > 4096 {
+                return Err(unsupported(format!(
+                    "RSA key of about {modulus_bits} bits (supported: 2048 to 4096)"
+                )));
+            }
+            let uint = |m: &ssh_key::Mpint| {
+                m.as_positive_bytes()
+                    .map(rsa::BigUint::from_bytes_be)
+                    .ok_or_else(|| key_file_error("malformed OpenSSH RSA key"))
+            };
+            let key = rsa::RsaPrivateKey::from_components(
+                uint(&pair.public.n)?,
+                uint(&pair.public.e)?,
+                uint(&pair.private.d)?,
+                vec![uint(&pair.private.p)?, uint(&pair.private.q)?],
+            )
+            .map_err(|_| key_file_error("malformed OpenSSH RSA key"))?;
+            rsa_key(key)
+        }
+        KeypairData::SkEd25519(_) | KeypairData::SkEcdsaSha2NistP256(_) => Err(unsupported(
+            "security-key (sk-) key: its private half stays on the token",
+        )),
+        _ => Err(unsupported(
+            "OpenSSH key type (supported: Ed25519, ECDSA P-256/P-384, RSA)",
+        )),
+    }
 }
 
 fn parse_pkcs1(der: &[u8]) -> Result<SecretKey> {
@@ -498,7 +626,13 @@ impl LocalSigner {
             SecretKey::Rsa(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
             SecretKey::P256(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
             SecretKey::P384(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
-            SecretKey::Ed25519(k) => k.to_pkcs8_pem(pkcs8::LineEnding::LF),
+            // PKCS#8 v1, without the optional public key: OpenSSL 3.0 (Debian 12) cannot read
+            // the v2 form that `SigningKey::to_pkcs8_pem` writes.
+            SecretKey::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_pem(pkcs8::LineEnding::LF),
         }
         .map_err(|_| Error::new(ErrorKind::Signing))?;
         let mut options = std::fs::OpenOptions::new();
@@ -509,7 +643,14 @@ impl LocalSigner {
             options.mode(0o600);
         }
         let io = |e: std::io::Error| {
-            Error::with_context(ErrorKind::Io, format!("{}: {}", path.display(), e.kind()))
+            Error::sentence(
+                ErrorKind::Io,
+                format!(
+                    "cannot write key file {}: {}",
+                    printable_path(path),
+                    crate::file::io_reason(&e)
+                ),
+            )
         };
         let mut file = options.open(path).map_err(io)?;
         std::io::Write::write_all(&mut file, pem.as_bytes()).map_err(io)?;
@@ -518,7 +659,7 @@ impl LocalSigner {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let key_id = KeyId::new(format!(
             "file://{}#{}",
-            absolute.display(),
+            printable_path(&absolute),
             generated.public.jwk_thumbprint()
         ));
         Ok(LocalSigner {

@@ -99,24 +99,21 @@ impl CookieOptions {
         self
     }
 
-    fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
-        let mut cookie = format!("{name}={value}; Max-Age={max_age}; Path={}", self.path);
+    /// The cookie `name=value` with these attributes, built by the `cookie` crate.
+    fn cookie<'c>(&self, name: &'c str, value: &'c str) -> cookie::Cookie<'c> {
+        let mut builder = cookie::Cookie::build((name, value))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(match self.same_site {
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::None => cookie::SameSite::None,
+            });
         if let Some(domain) = &self.domain {
-            cookie.push_str("; Domain=");
-            cookie.push_str(domain);
+            builder = builder.domain(domain.clone());
         }
-        if self.secure {
-            cookie.push_str("; Secure");
-        }
-        if self.http_only {
-            cookie.push_str("; HttpOnly");
-        }
-        cookie.push_str(match self.same_site {
-            SameSite::Strict => "; SameSite=Strict",
-            SameSite::Lax => "; SameSite=Lax",
-            SameSite::None => "; SameSite=None",
-        });
-        cookie
+        builder.build()
     }
 }
 
@@ -192,19 +189,19 @@ impl SessionCookies {
     /// As [`SessionSigner::sign`].
     pub async fn issue<C: Serialize + ?Sized>(&self, claims: &C) -> Result<HeaderValue> {
         let token = self.inner.signer.sign(claims).await?;
-        let cookie = self.inner.options.set_cookie(
-            self.name(),
-            &token,
-            self.inner.signer.get_ttl().as_secs(),
-        );
-        HeaderValue::from_str(&cookie)
+        let max_age = i64::try_from(self.inner.signer.get_ttl().as_secs()).unwrap_or(i64::MAX);
+        let mut cookie = self.inner.options.cookie(self.name(), &token);
+        cookie.set_max_age(cookie::time::Duration::seconds(max_age));
+        HeaderValue::from_str(&cookie.to_string())
             .map_err(|_| Error::with_context(ErrorKind::InvalidInput, "cookie header"))
     }
 
-    /// The `Set-Cookie` header value that removes the cookie.
+    /// The `Set-Cookie` header value that removes the cookie (empty, `Max-Age=0` and an
+    /// `Expires` in the past, with the same attributes).
     pub fn clear(&self) -> HeaderValue {
-        let cookie = self.inner.options.set_cookie(self.name(), "", 0);
-        HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+        let mut cookie = self.inner.options.cookie(self.name(), "");
+        cookie.make_removal();
+        HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// Verifies the session cookie among a request's `Cookie` headers. When several cookies
@@ -214,24 +211,25 @@ impl SessionCookies {
     /// [`ErrorKind::InvalidToken`] when there is no such cookie; otherwise as
     /// [`SessionVerifier::verify`].
     pub fn verify_headers(&self, headers: &HeaderMap) -> Result<Session> {
-        let mut last = Error::with_context(ErrorKind::InvalidToken, "no session cookie");
+        let mut last = None;
         let values = headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok());
-        for pair in values.flat_map(|v| v.split(';')) {
-            let Some((name, value)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if name != self.name() {
+        let cookies = values
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(std::result::Result::ok);
+        for cookie in cookies {
+            if cookie.name() != self.name() {
                 continue;
             }
-            match self.inner.verifier.verify(value.trim_matches('"')) {
+            match self.inner.verifier.verify(cookie.value_trimmed()) {
                 Ok(session) => return Ok(session),
-                Err(e) => last = e,
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        Err(last
+            .unwrap_or_else(|| Error::with_context(ErrorKind::InvalidToken, "no session cookie")))
     }
 
     /// A response header pair that sets the cookie, for `(header, value)` tuples in handlers.

@@ -8,13 +8,14 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::cache::{entry_cost, TokenCache};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;
 use crate::surrogate::{
     from_unix_seconds, unix_seconds, CertificateInfo, CertifiedKey, Clock, SurrogateSigner,
-    SurrogateVerifier, SystemClock, TrustedKey,
+    SurrogateVerifier, SurrogateVerifierBuilder, SystemClock, TrustedKey,
 };
 
 /// The default token lifetime (one hour).
@@ -23,8 +24,24 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// The default cap on a token's length, checked before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The claims this module sets itself; an application's claims may not use them.
-pub const RESERVED_CLAIMS: [&str; 3] = ["iat", "exp", "aud"];
+/// The `typ` header of every session token (RFC 8725 explicit typing), in both modes: no
+/// other JWT signed by the same key (a Snowflake JWT, an OAuth assertion) passes for one.
+pub const SESSION_TYP: &str = "session+jwt";
+
+/// The claims an application may not set in a direct-mode token: every registered JWT claim
+/// (RFC 7519 section 4.1), so a token the managed key signs cannot be shaped into another
+/// service's token.
+pub const DIRECT_RESERVED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// The claims an application may not set in a surrogate-mode token (the surrogate can sign
+/// nothing but session tokens, so `iss`, `sub` and `jti` are the application's).
+pub const SURROGATE_RESERVED_CLAIMS: [&str; 4] = ["aud", "exp", "nbf", "iat"];
+
+/// The default cap on a token's lifetime (`exp - iat`) at verification: 24 hours.
+pub const DEFAULT_MAX_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The default memory budget of a verifier's cache of verified tokens: 16 MiB.
+pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How a token was signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,16 +62,21 @@ struct Header {
     typ: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cert: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Present (even as `null`) means refused: no critical extension is understood here.
+    #[serde(
+        default,
+        deserialize_with = "jws::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     crit: Option<Value>,
 }
-
-const TOKEN_TYP: &str = "JWT";
 
 enum Mode {
     Direct {
         managed: Arc<dyn RemoteSigner>,
         algorithm: Algorithm,
+        /// The managed key's name in the header `kid`.
+        kid: String,
     },
     Surrogate(SurrogateSigner),
 }
@@ -93,9 +115,14 @@ impl fmt::Debug for SessionSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("SessionSigner");
         match &self.mode {
-            Mode::Direct { managed, algorithm } => d
+            Mode::Direct {
+                managed,
+                algorithm,
+                kid,
+            } => d
                 .field("mode", &SigningMode::Direct)
                 .field("managed", managed.key_id())
+                .field("kid", kid)
                 .field("algorithm", algorithm),
             Mode::Surrogate(s) => d
                 .field("mode", &SigningMode::Surrogate)
@@ -140,12 +167,18 @@ impl SessionSigner {
         })
     }
 
-    /// Direct mode: the managed key signs every token with its default algorithm. For low
-    /// volume only (each token is one managed-key operation).
+    /// Direct mode: the managed key signs every token with its default algorithm, named in
+    /// the header `kid` by its RFC 7638 JWK thumbprint. For low volume only (each token is one
+    /// managed-key operation).
     pub fn direct(managed: Arc<dyn RemoteSigner>, purpose: impl Into<String>) -> Self {
         let algorithm = managed.default_algorithm();
+        let kid = managed.public_key().jwk_thumbprint();
         SessionSigner {
-            mode: Mode::Direct { managed, algorithm },
+            mode: Mode::Direct {
+                managed,
+                algorithm,
+                kid,
+            },
             header_cache: Default::default(),
             purpose: purpose.into(),
             ttl: DEFAULT_TTL,
@@ -156,6 +189,17 @@ impl SessionSigner {
     /// The lifetime of tokens from [`sign`](Self::sign) (default one hour).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Direct mode: names the managed key `kid` instead of by its thumbprint (verifiers expect
+    /// it through [`TrustedKey::kid`]); it is readable by every client, so it should say
+    /// nothing about where the key is kept. No effect in surrogate mode, where the surrogate
+    /// signer names the key ([`SurrogateSignerBuilder::managed_kid`](crate::surrogate::SurrogateSignerBuilder::managed_kid)).
+    pub fn kid(mut self, name: impl Into<String>) -> Self {
+        if let Mode::Direct { kid, .. } = &mut self.mode {
+            *kid = name.into();
+        }
         self
     }
 
@@ -191,11 +235,12 @@ impl SessionSigner {
         self.sign_with_ttl(claims, self.ttl).await
     }
 
-    /// Signs the application's `claims` (a JSON object without `iat`, `exp` or `aud`), adding
-    /// `iat` = now, `exp` = now + `ttl` and `aud` = the purpose.
+    /// Signs the application's `claims` (a JSON object without the reserved claims:
+    /// [`DIRECT_RESERVED_CLAIMS`] or [`SURROGATE_RESERVED_CLAIMS`]), adding `iat` = now,
+    /// `exp` = now + `ttl` and `aud` = the purpose.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] if `claims` is not a JSON object or uses a reserved claim;
+    /// [`ErrorKind::InvalidInput`] if `claims` is not a JSON object or sets a reserved claim;
     /// [`ErrorKind::Config`] if, in surrogate mode, `ttl` reaches past the certificate's
     /// token-expiry bound; the managed key's errors (direct mode, or certifying a surrogate).
     pub async fn sign_with_ttl<C: Serialize + ?Sized>(
@@ -208,7 +253,11 @@ impl SessionSigner {
         else {
             return Err(Error::invalid_input("claims must be a JSON object"));
         };
-        if let Some(reserved) = RESERVED_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+        let reserved: &[&str] = match self.mode {
+            Mode::Direct { .. } => &DIRECT_RESERVED_CLAIMS,
+            Mode::Surrogate(_) => &SURROGATE_RESERVED_CLAIMS,
+        };
+        if let Some(reserved) = reserved.iter().find(|c| claims.contains_key(**c)) {
             return Err(Error::invalid_input(format!(
                 "claim {reserved:?} is set by the token issuer"
             )));
@@ -220,11 +269,15 @@ impl SessionSigner {
         claims.insert("exp".into(), exp.into());
         claims.insert("aud".into(), self.purpose.clone().into());
         match &self.mode {
-            Mode::Direct { managed, algorithm } => {
+            Mode::Direct {
+                managed,
+                algorithm,
+                kid,
+            } => {
                 let header = Header {
                     alg: algorithm.as_str().into(),
-                    kid: Some(managed.key_id().as_str().into()),
-                    typ: Some(TOKEN_TYP.into()),
+                    kid: Some(kid.clone()),
+                    typ: Some(SESSION_TYP.into()),
                     cert: None,
                     crit: None,
                 };
@@ -266,10 +319,11 @@ impl SessionSigner {
                 return Ok(header.clone());
             }
         }
+        // No `kid`: it would only repeat the thumbprint of the certificate's `cnf.jwk`.
         let header = Header {
             alg: Algorithm::EdDSA.as_str().into(),
-            kid: Some(key.thumbprint().into()),
-            typ: Some(TOKEN_TYP.into()),
+            kid: None,
+            typ: Some(SESSION_TYP.into()),
             cert: Some(key.certificate().into()),
             crit: None,
         };
@@ -281,9 +335,14 @@ impl SessionSigner {
     }
 }
 
-/// A verified session: the token's claims.
+/// A verified session: the token's claims. Cheap to clone (the claims are shared).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    inner: Arc<SessionData>,
+}
+
+#[derive(Debug, PartialEq)]
+struct SessionData {
     claims: Map<String, Value>,
     issued_at: u64,
     expires_at: u64,
@@ -293,12 +352,12 @@ pub struct Session {
 impl Session {
     /// All claims, including `iat`, `exp` and `aud`.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        &self.inner.claims
     }
 
     /// One claim.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.claims.get(name)
+        self.inner.claims.get(name)
     }
 
     /// The claims as the application's own type.
@@ -306,28 +365,28 @@ impl Session {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] if the claims do not fit `T`.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&Value::Object(self.claims.clone()))
+        T::deserialize(&Value::Object(self.inner.claims.clone()))
             .map_err(|_| Error::invalid_input("session claims do not fit the requested type"))
     }
 
     /// `iat`.
     pub fn issued_at(&self) -> SystemTime {
-        from_unix_seconds(self.issued_at)
+        from_unix_seconds(self.inner.issued_at)
     }
 
     /// `exp`.
     pub fn expires_at(&self) -> SystemTime {
-        from_unix_seconds(self.expires_at)
+        from_unix_seconds(self.inner.expires_at)
     }
 
     /// Seconds from `now` until expiry (0 once expired): a cookie's `Max-Age`.
     pub fn max_age_at(&self, now: SystemTime) -> u64 {
-        self.expires_at.saturating_sub(unix_seconds(now))
+        self.inner.expires_at.saturating_sub(unix_seconds(now))
     }
 
     /// How the token was signed.
     pub fn mode(&self) -> SigningMode {
-        self.mode
+        self.inner.mode
     }
 }
 
@@ -335,18 +394,40 @@ impl Session {
 ///
 /// Follows RFC 8725: the algorithm comes from the trusted key (or, in surrogate mode, from the
 /// certified Ed25519 key), never from the token, so `none`, HMAC keyed with a public key and
-/// algorithm swaps fail; input longer than the cap is refused before any decoding; the
-/// audience must be the purpose; times are checked with a bounded leeway. Errors are
-/// [`ErrorKind::InvalidToken`] or [`ErrorKind::Expired`] with a coarse reason fit for logs.
+/// algorithm swaps fail; input longer than the cap is refused before any decoding; `typ` must
+/// be `session+jwt` and the audience the purpose; times are checked with a bounded leeway.
+/// Errors are [`ErrorKind::InvalidToken`] or [`ErrorKind::Expired`] with a coarse reason fit
+/// for logs.
+///
+/// Policy, whatever a token's signature says (set through [`SessionVerifier::builder`]):
+///
+/// | bound | default |
+/// |---|---|
+/// | token length | 8 KiB ([`DEFAULT_MAX_TOKEN_LEN`]) |
+/// | token lifetime `exp - iat` | 24 hours ([`DEFAULT_MAX_SESSION_LIFETIME`]) |
+/// | clock leeway | 60 s ([`DEFAULT_LEEWAY`](crate::surrogate::DEFAULT_LEEWAY)) |
+/// | certificate window, token bound | as [`SurrogateVerifier`]: 7 days, 24 hours |
+///
+/// # The cache of verified tokens
+/// A browser sends the same token on every request, so a verified token's session is kept in
+/// memory and returned for that exact token (compared in full) until the token's `exp`, never
+/// later; after `exp`, or on a miss, the token is verified in full. The cache holds at most
+/// [`DEFAULT_TOKEN_CACHE_BYTES`] (16 MiB; [`SessionVerifierBuilder::token_cache_bytes`]),
+/// counting each entry as its token's length plus twice its encoded claims plus 256 bytes. It
+/// is split into 16 parts shared round-robin by threads, each with a sixteenth of the budget,
+/// so threads do not wait on each other; a part that is full drops its expired entries, then
+/// all of them. A budget of 0 turns the cache off.
 pub struct SessionVerifier {
     trusted: Vec<TrustedKey>,
     surrogates: SurrogateVerifier,
     purpose: String,
     leeway: Duration,
     max_len: usize,
+    max_lifetime: u64,
     clock: Arc<dyn Clock>,
     /// Encoded surrogate-mode headers that passed every header check, with their certificate.
     headers: RwLock<HashMap<Box<str>, Arc<CertificateInfo>>>,
+    tokens: TokenCache,
 }
 
 /// How many verified surrogate-mode headers are kept.
@@ -359,43 +440,75 @@ impl fmt::Debug for SessionVerifier {
             .field("purpose", &self.purpose)
             .field("leeway", &self.leeway)
             .field("max_len", &self.max_len)
+            .field("max_lifetime", &self.max_lifetime)
             .finish_non_exhaustive()
     }
 }
 
-fn invalid(reason: &str) -> Error {
-    Error::with_context(ErrorKind::InvalidToken, reason.to_string())
+/// Configures a [`SessionVerifier`]; from [`SessionVerifier::builder`]. Every setter
+/// documents its default.
+pub struct SessionVerifierBuilder {
+    surrogates: SurrogateVerifierBuilder,
+    trusted: Vec<TrustedKey>,
+    purpose: String,
+    leeway: Duration,
+    max_len: usize,
+    max_lifetime: Duration,
+    cache_bytes: usize,
+    clock: Arc<dyn Clock>,
 }
 
-impl SessionVerifier {
-    /// Accepts tokens for `purpose` signed (directly or through a certified surrogate) by any
-    /// of `trusted`.
-    pub fn new(trusted: impl IntoIterator<Item = TrustedKey>, purpose: impl Into<String>) -> Self {
-        let trusted: Vec<TrustedKey> = trusted.into_iter().collect();
-        let leeway = crate::surrogate::DEFAULT_LEEWAY;
-        SessionVerifier {
-            surrogates: SurrogateVerifier::new(trusted.clone()).leeway(leeway),
-            trusted,
-            purpose: purpose.into(),
-            leeway,
-            max_len: DEFAULT_MAX_TOKEN_LEN,
-            clock: Arc::new(SystemClock),
-            headers: RwLock::new(HashMap::new()),
-        }
+impl fmt::Debug for SessionVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionVerifierBuilder")
+            .field("surrogates", &self.surrogates)
+            .field("purpose", &self.purpose)
+            .field("max_len", &self.max_len)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("cache_bytes", &self.cache_bytes)
+            .finish_non_exhaustive()
     }
+}
 
-    /// The allowance for clock differences (default 60 s).
+impl SessionVerifierBuilder {
+    /// The allowance for clock differences, for tokens and certificates (default 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
-        let trusted = self.trusted.clone();
-        self.surrogates = SurrogateVerifier::new(trusted).leeway(leeway);
-        self.headers = RwLock::new(HashMap::new());
+        self.surrogates = self.surrogates.leeway(leeway);
         self
     }
 
-    /// The longest token accepted, in bytes (default 8 KiB).
+    /// The longest token accepted, in bytes, checked before any decoding (default 8 KiB).
     pub fn max_token_len(mut self, max: usize) -> Self {
         self.max_len = max;
+        self
+    }
+
+    /// The longest lifetime (`exp - iat`) a token may have, in both modes (default 24 hours,
+    /// [`DEFAULT_MAX_SESSION_LIFETIME`]); longer ones are refused.
+    pub fn max_token_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
+        self
+    }
+
+    /// The longest signing window a surrogate certificate may have (default 7 days; see
+    /// [`SurrogateVerifierBuilder::max_certificate_window`]).
+    pub fn max_certificate_window(mut self, max: Duration) -> Self {
+        self.surrogates = self.surrogates.max_certificate_window(max);
+        self
+    }
+
+    /// The longest a surrogate-signed token may outlive its certificate's window (default 24
+    /// hours; see [`SurrogateVerifierBuilder::max_token_bound`]).
+    pub fn max_token_bound(mut self, max: Duration) -> Self {
+        self.surrogates = self.surrogates.max_token_bound(max);
+        self
+    }
+
+    /// The memory budget of the cache of verified tokens, in bytes (default 16 MiB,
+    /// [`DEFAULT_TOKEN_CACHE_BYTES`]; 0 turns it off). See [`SessionVerifier`].
+    pub fn token_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 
@@ -405,9 +518,71 @@ impl SessionVerifier {
         self
     }
 
+    /// The verifier.
+    pub fn build(self) -> SessionVerifier {
+        SessionVerifier {
+            surrogates: self.surrogates.build(),
+            trusted: self.trusted,
+            purpose: self.purpose,
+            leeway: self.leeway,
+            max_len: self.max_len,
+            max_lifetime: self.max_lifetime.as_secs(),
+            clock: self.clock,
+            headers: RwLock::new(HashMap::new()),
+            tokens: TokenCache::new(self.cache_bytes),
+        }
+    }
+}
+
+fn invalid(reason: &str) -> Error {
+    Error::with_context(ErrorKind::InvalidToken, reason.to_string())
+}
+
+fn not_yet_valid() -> Error {
+    Error::with_context(ErrorKind::Expired, "token is not yet valid")
+}
+
+impl SessionVerifier {
+    /// Accepts tokens for `purpose` signed (directly or through a certified surrogate) by any
+    /// of `trusted`, with the default policy.
+    pub fn new(trusted: impl IntoIterator<Item = TrustedKey>, purpose: impl Into<String>) -> Self {
+        Self::builder(trusted, purpose).build()
+    }
+
+    /// A verifier for tokens for `purpose` signed by any of `trusted`, with policy to
+    /// configure.
+    pub fn builder(
+        trusted: impl IntoIterator<Item = TrustedKey>,
+        purpose: impl Into<String>,
+    ) -> SessionVerifierBuilder {
+        let trusted: Vec<TrustedKey> = trusted.into_iter().collect();
+        SessionVerifierBuilder {
+            surrogates: SurrogateVerifier::builder(trusted.clone()),
+            trusted,
+            purpose: purpose.into(),
+            leeway: crate::surrogate::DEFAULT_LEEWAY,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+            max_lifetime: DEFAULT_MAX_SESSION_LIFETIME,
+            cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Where time comes from (default the system clock; also
+    /// [`SessionVerifierBuilder::clock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The purpose tokens must carry as `aud`.
     pub fn purpose(&self) -> &str {
         &self.purpose
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
     }
 
     /// Verifies `token` now.
@@ -421,15 +596,35 @@ impl SessionVerifier {
     /// Verifies `token` at time `now`.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidToken`] for a token too large, malformed, not signed by a trusted
-    /// key (or a surrogate certified by one for this purpose), using an algorithm the key does
-    /// not allow, or for another audience; [`ErrorKind::Expired`] for a token (or, in surrogate
-    /// mode, one whose certificate) is expired or not yet valid.
+    /// [`ErrorKind::InvalidToken`] for a token too large, malformed, not typed `session+jwt`,
+    /// with a `crit` header, not signed by a trusted key (or a surrogate certified by one for
+    /// this purpose within the policy bounds), using an algorithm the key does not allow, for
+    /// another audience, or living longer than allowed; [`ErrorKind::Expired`] for a token
+    /// (or, in surrogate mode, one whose certificate) is expired or not yet valid.
     pub fn verify_at(&self, token: &str, now: SystemTime) -> Result<Session> {
         if token.len() > self.max_len {
             return Err(invalid("token is larger than allowed"));
         }
+        let now_secs = unix_seconds(now);
+        if let Some(session) = self.tokens.get(token, now_secs) {
+            return Ok(session);
+        }
         let parts = jws::split(token, "token")?;
+        let (session, valid_from) = self.verify_parts(&parts, now)?;
+        self.tokens.insert(
+            token,
+            &session,
+            valid_from,
+            session.inner.expires_at,
+            now_secs,
+            entry_cost(token, parts.payload.len()),
+        );
+        Ok(session)
+    }
+
+    /// Full verification; also returns from when (Unix seconds) the session may be served
+    /// from the cache: the latest of `iat`, `nbf` and the certificate's `iat`, less the leeway.
+    fn verify_parts(&self, parts: &jws::Compact<'_>, now: SystemTime) -> Result<(Session, u64)> {
         let signature = jws::decode_part(parts.signature, "token signature")?;
         let message = parts.signing_input.as_bytes();
         let cached = self
@@ -449,7 +644,7 @@ impl SessionVerifier {
         if header.crit.is_some() {
             return Err(invalid("token has critical header parameters"));
         }
-        if header.typ.as_deref() != Some(TOKEN_TYP) {
+        if header.typ.as_deref() != Some(SESSION_TYP) {
             return Err(invalid("token is not a session token (typ)"));
         }
         let (mode, certificate) = match &header.cert {
@@ -460,7 +655,11 @@ impl SessionVerifier {
                 if header.alg != Algorithm::EdDSA.as_str() {
                     return Err(invalid("token algorithm does not fit its key"));
                 }
-                if header.kid.as_deref() != Some(info.subject()) {
+                if header
+                    .kid
+                    .as_deref()
+                    .is_some_and(|kid| kid != info.subject())
+                {
                     return Err(invalid("token kid does not name its certified key"));
                 }
                 info.public_key()
@@ -472,7 +671,9 @@ impl SessionVerifier {
                 (SigningMode::Surrogate, Some(info))
             }
             None => {
-                let kid = header.kid.as_deref().unwrap_or_default();
+                let Some(kid) = header.kid.as_deref() else {
+                    return Err(invalid("token does not name its key (kid)"));
+                };
                 let algorithm = header
                     .alg
                     .parse::<Algorithm>()
@@ -505,7 +706,7 @@ impl SessionVerifier {
         mode: SigningMode,
         certificate: Option<Arc<CertificateInfo>>,
         now: SystemTime,
-    ) -> Result<Session> {
+    ) -> Result<(Session, u64)> {
         let claims: Map<String, Value> = jws::decode_json(payload, "token claims")?;
         if claims.get("aud").and_then(Value::as_str) != Some(self.purpose.as_str()) {
             return Err(invalid("token is for another audience"));
@@ -517,30 +718,48 @@ impl SessionVerifier {
                 .ok_or_else(|| invalid("token lacks integer iat and exp"))
         };
         let (iat, exp) = (time("iat")?, time("exp")?);
-        match certificate {
-            Some(info) => self.surrogates.check_token_times(&info, iat, exp, now)?,
+        let nbf = match claims.get("nbf") {
+            None => None,
+            Some(nbf) => Some(
+                nbf.as_u64()
+                    .ok_or_else(|| invalid("token nbf is not an integer"))?,
+            ),
+        };
+        if exp < iat {
+            return Err(invalid("token expires before it was issued"));
+        }
+        if exp - iat > self.max_lifetime {
+            return Err(invalid("token lifetime is longer than allowed"));
+        }
+        let leeway = self.leeway.as_secs();
+        let now_secs = unix_seconds(now);
+        // RFC 7519 4.1.5: not accepted before `nbf`.
+        if nbf.is_some_and(|nbf| now_secs.saturating_add(leeway) < nbf) {
+            return Err(not_yet_valid());
+        }
+        let mut valid_from = iat.max(nbf.unwrap_or(0));
+        match &certificate {
+            Some(info) => {
+                self.surrogates.check_token_times(info, iat, exp, now)?;
+                valid_from = valid_from.max(unix_seconds(info.issued_at()));
+            }
             None => {
-                let leeway = self.leeway.as_secs();
-                let now = unix_seconds(now);
-                if exp < iat {
-                    return Err(invalid("token expires before it was issued"));
+                if now_secs.saturating_add(leeway) < iat {
+                    return Err(not_yet_valid());
                 }
-                if now.saturating_add(leeway) < iat {
-                    return Err(Error::with_context(
-                        ErrorKind::Expired,
-                        "token is not yet valid",
-                    ));
-                }
-                if now > exp.saturating_add(leeway) {
+                if now_secs > exp.saturating_add(leeway) {
                     return Err(Error::with_context(ErrorKind::Expired, "token has expired"));
                 }
             }
         }
-        Ok(Session {
-            claims,
-            issued_at: iat,
-            expires_at: exp,
-            mode,
-        })
+        let session = Session {
+            inner: Arc::new(SessionData {
+                claims,
+                issued_at: iat,
+                expires_at: exp,
+                mode,
+            }),
+        };
+        Ok((session, valid_from.saturating_sub(leeway)))
     }
 }

@@ -192,8 +192,9 @@ impl Algorithm {
         if key_type.supports(self) {
             Ok(())
         } else {
+            // Every key type's name is said with a vowel first: "an RSA", "an EC", "an Ed25519".
             Err(Error::algorithm(format!(
-                "{self} cannot be used with a {key_type} key"
+                "{self} cannot be used with an {key_type} key"
             )))
         }
     }

@@ -180,7 +180,25 @@ impl PublicKey {
         const K256: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.132.0.10");
         let bad = |_| Error::invalid_input("malformed public key");
         let inner = match spki.algorithm.oid {
-            RSA => Inner::Rsa(rsa::RsaPublicKey::from_public_key_der(der).map_err(bad)?),
+            RSA => {
+                // `rsa` refuses keys above 4096 bits as malformed; say what is wrong instead.
+                if let Ok(key) = pkcs1::RsaPublicKey::try_from(spki.subject_public_key.raw_bytes())
+                {
+                    let modulus = key.modulus.as_bytes();
+                    let bits = modulus.first().map_or(0, |&top| {
+                        (modulus.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+                    });
+                    if bits > RSA_MAX_BITS {
+                        return Err(Error::with_context(
+                            ErrorKind::UnsupportedKey,
+                            format!(
+                                "RSA key of {bits} bits (supported: {RSA_MIN_BITS} to {RSA_MAX_BITS})"
+                            ),
+                        ));
+                    }
+                }
+                Inner::Rsa(rsa::RsaPublicKey::from_public_key_der(der).map_err(bad)?)
+            }
             ED25519 => {
                 Inner::Ed25519(ed25519_dalek::VerifyingKey::from_public_key_der(der).map_err(bad)?)
             }

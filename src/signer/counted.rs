@@ -28,9 +28,12 @@ pub struct Counted<S> {
     counts: Arc<Counts>,
 }
 
+// Each outcome has its own counter, so a reader never computes one from two loads that a
+// concurrent sign can separate (`attempts - failures` could underflow).
 #[derive(Default)]
 struct Counts {
     attempts: AtomicU64,
+    signatures: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -45,10 +48,10 @@ impl<S: RemoteSigner> Counted<S> {
 
     /// Sign operations that returned a signature.
     pub fn signatures(&self) -> u64 {
-        self.attempts() - self.failures()
+        self.counts.signatures.load(Ordering::Relaxed)
     }
 
-    /// Sign operations attempted.
+    /// Sign operations attempted, including any still in flight.
     pub fn attempts(&self) -> u64 {
         self.counts.attempts.load(Ordering::Relaxed)
     }
@@ -87,9 +90,11 @@ impl<S: RemoteSigner> RemoteSigner for Counted<S> {
     async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
         self.counts.attempts.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.sign(algorithm, message).await;
-        if result.is_err() {
-            self.counts.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        let outcome = match result {
+            Ok(_) => &self.counts.signatures,
+            Err(_) => &self.counts.failures,
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
         result
     }
 }

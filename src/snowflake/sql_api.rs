@@ -1,11 +1,15 @@
 //! Bearer tokens for the Snowflake SQL API, cached and renewed ahead of expiry.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::token::{unix_seconds, KeyPairAuth, Token, MAX_LIFETIME};
-use crate::error::{Error, ErrorKind, Result};
+use crate::clock::SystemClock;
+#[cfg(doc)]
+use crate::error::ErrorKind;
+use crate::error::{Error, Result};
+use crate::renewal::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
 
 /// Lifetime of SQL API tokens unless set otherwise: the one hour Snowflake allows.
 pub const DEFAULT_SQL_API_LIFETIME: Duration = MAX_LIFETIME;
@@ -15,19 +19,22 @@ pub const DEFAULT_SQL_API_LIFETIME: Duration = MAX_LIFETIME;
 /// is still good.
 pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(300);
 
-/// After a failed renewal, callers get the old token (while it lasts) or the failure's kind
-/// without another signing attempt for this long.
+/// After a failed renewal, no new attempt before this long; each further failure doubles it,
+/// up to [`RETRY_MAX`] (the crate's renewal engine's backoff).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Bearer tokens for the Snowflake SQL API.
 ///
 /// Hands out one cached token to every caller and signs a new one only when the cached token
 /// is within `renew_before` of its expiry, so the managed key signs once per
-/// `lifetime - renew_before` however many requests are made. When many tasks find the token
-/// due at once, exactly one signs (single flight); the others go on with the current token
-/// while it has not expired, or wait for the new one once it has. If that
-/// renewal fails while the old token has not expired yet, the old token is returned, and the
-/// renewal is tried again by a call at least 5 s later.
+/// `lifetime - renew_before` however many requests are made. The crate's renewal engine
+/// ([`renewal::Rotation`](crate::renewal::Rotation)) does the caching: when many tasks find the
+/// token due at once, exactly one signs (single flight); the others go on with the current
+/// token while it has not expired, or wait for the new one once it has. If that renewal fails
+/// while the old token has not expired yet, the old token is returned, and the renewal is
+/// tried again by a call at least 5 s later (the backoff doubles with each further failure, up
+/// to 60 s). Once the token has expired after a failure, callers get the error at once.
 ///
 /// Cheap to clone; clones share the cache.
 ///
@@ -43,34 +50,49 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct SqlApiTokens {
-    inner: Arc<Inner>,
+    tokens: Rotation<TokenIssuer>,
 }
 
-struct Inner {
+/// Signs SQL API tokens for the renewal engine: each issue is one signature.
+#[derive(Debug)]
+struct TokenIssuer {
     auth: KeyPairAuth,
     lifetime: Duration,
-    renew_before: u64,
-    current: RwLock<Option<Token>>,
-    /// Held by the one task that renews; the others queue on it. Holds the last failure.
-    renewal: tokio::sync::Mutex<Option<Failure>>,
+    renew_before: Duration,
 }
 
-/// A failed renewal, remembered so that callers do not hammer a failing key service.
-#[derive(Clone, Copy)]
-struct Failure {
-    kind: ErrorKind,
-    retry_at: u64,
+/// A token as the renewal engine sees it.
+#[derive(Debug)]
+struct CachedToken {
+    token: Token,
+    id: String,
+}
+
+impl Credential for CachedToken {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn not_after(&self) -> SystemTime {
+        self.token.expires_at()
+    }
+}
+
+#[async_trait::async_trait]
+impl Issuer for TokenIssuer {
+    type Credential = CachedToken;
+
+    async fn issue(&self, now: SystemTime) -> Result<CachedToken> {
+        let token = self.auth.token_at(now, self.lifetime).await?;
+        let id = format!("token issued at {}", unix_seconds(token.issued_at())?);
+        Ok(CachedToken { token, id })
+    }
 }
 
 impl SqlApiTokens {
     /// Tokens valid for [`DEFAULT_SQL_API_LIFETIME`], renewed [`DEFAULT_RENEW_BEFORE`] ahead of
     /// expiry.
     pub fn new(auth: KeyPairAuth) -> Self {
-        Self::build(
-            auth,
-            DEFAULT_SQL_API_LIFETIME,
-            DEFAULT_RENEW_BEFORE.as_secs(),
-        )
+        Self::build(auth, DEFAULT_SQL_API_LIFETIME, DEFAULT_RENEW_BEFORE)
     }
 
     /// Tokens valid for `lifetime`, renewed `renew_before` ahead of their expiry.
@@ -94,32 +116,47 @@ impl SqlApiTokens {
                 "renewal margin must be shorter than the token lifetime",
             ));
         }
-        Ok(Self::build(auth, lifetime, renew_before.as_secs()))
+        Ok(Self::build(auth, lifetime, renew_before))
     }
 
-    fn build(auth: KeyPairAuth, lifetime: Duration, renew_before: u64) -> Self {
+    fn build(auth: KeyPairAuth, lifetime: Duration, renew_before: Duration) -> Self {
+        // Whole seconds, as tokens count time.
+        let renew_before = Duration::from_secs(renew_before.as_secs());
+        let options = RotationOptions::new()
+            .refresh_margin(renew_before)
+            .jitter(Duration::ZERO)
+            .retry_backoff(RETRY_AFTER_FAILURE, RETRY_MAX);
+        let issuer = TokenIssuer {
+            auth,
+            lifetime,
+            renew_before,
+        };
         SqlApiTokens {
-            inner: Arc::new(Inner {
-                auth,
-                lifetime,
-                renew_before,
-                current: RwLock::new(None),
-                renewal: tokio::sync::Mutex::new(None),
-            }),
+            tokens: Rotation::new(
+                issuer,
+                Arc::new(SystemClock),
+                options,
+                Box::new(rand_core::OsRng),
+            ),
         }
     }
 
     /// The account, user and key the tokens are for.
     pub fn auth(&self) -> &KeyPairAuth {
-        &self.inner.auth
+        &self.tokens.issuer().auth
     }
 
     /// The token lifetime.
     pub fn lifetime(&self) -> Duration {
-        self.inner.lifetime
+        self.tokens.issuer().lifetime
     }
 
-    /// A token valid now and for at least the renewal margin.
+    /// Signatures so far, the cached token's expiry, the next renewal and the last failure.
+    pub fn status(&self) -> RotationStatus {
+        self.tokens.status()
+    }
+
+    /// A token valid now, renewed first if it is within the renewal margin of its expiry.
     ///
     /// # Errors
     /// As [`SqlApiTokens::bearer_token_at`].
@@ -127,80 +164,28 @@ impl SqlApiTokens {
         self.bearer_token_at(SystemTime::now()).await
     }
 
-    /// A token valid at `now` and for at least the renewal margin after it, signing a new one
-    /// only if the cached one is due.
+    /// A token valid at `now`, signing a new one only if the cached one is within the renewal
+    /// margin of its expiry (the caller that finds it so renews; others meanwhile get the
+    /// cached token while it lasts).
     ///
     /// # Errors
     /// The signer's errors when a renewal is due and fails while no unexpired token is cached
-    /// (for 5 s after a failure, callers get an error of the same kind without a new attempt);
-    /// [`ErrorKind::InvalidInput`] for a time before 1970.
+    /// (within the backoff after a failure, callers get an error of the same kind without a
+    /// new attempt); [`ErrorKind::InvalidInput`] for a time before 1970.
     pub async fn bearer_token_at(&self, now: SystemTime) -> Result<Token> {
-        let now_secs = unix_seconds(now)?;
-        if let Some(token) = self.cached(now_secs, self.inner.renew_before) {
-            return Ok(token);
-        }
-        let mut renewal = match self.inner.renewal.try_lock() {
-            Ok(renewal) => renewal,
-            Err(_) => {
-                // Another task is renewing: the current token serves until it expires.
-                if let Some(token) = self.cached(now_secs, 0) {
-                    return Ok(token);
-                }
-                self.inner.renewal.lock().await
-            }
-        };
-        // Whoever held the lock may have renewed already.
-        if let Some(token) = self.cached(now_secs, self.inner.renew_before) {
-            return Ok(token);
-        }
-        if let Some(failure) = renewal.filter(|f| now_secs < f.retry_at) {
-            return self.cached(now_secs, 0).ok_or_else(|| {
-                Error::with_context(
-                    failure.kind,
-                    format!(
-                        "renewing the Snowflake SQL API token failed; next try in {} s",
-                        failure.retry_at - now_secs
-                    ),
-                )
-            });
-        }
-        match self.inner.auth.token_at(now, self.inner.lifetime).await {
-            Ok(token) => {
-                *renewal = None;
-                *self
-                    .inner
-                    .current
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-                Ok(token)
-            }
-            Err(error) => {
-                *renewal = Some(Failure {
-                    kind: error.kind(),
-                    retry_at: now_secs.saturating_add(RETRY_AFTER_FAILURE.as_secs()),
-                });
-                // The old token still works until it expires; the margin exists for this.
-                self.cached(now_secs, 0).ok_or(error)
-            }
-        }
-    }
-
-    /// The cached token if it is valid for more than `margin` seconds after `now`.
-    fn cached(&self, now: u64, margin: u64) -> Option<Token> {
-        let current = self.inner.current.read().unwrap_or_else(|e| e.into_inner());
-        current
-            .as_ref()
-            .filter(|token| now.saturating_add(margin) < token.expires_at_secs())
-            .cloned()
+        unix_seconds(now)?;
+        Ok(self.tokens.get_at(now).await?.token.clone())
     }
 }
 
 impl fmt::Debug for SqlApiTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let issuer = self.tokens.issuer();
         f.debug_struct("SqlApiTokens")
-            .field("auth", &self.inner.auth)
-            .field("lifetime", &self.inner.lifetime)
-            .field("renew_before_secs", &self.inner.renew_before)
+            .field("auth", &issuer.auth)
+            .field("lifetime", &issuer.lifetime)
+            .field("renew_before", &issuer.renew_before)
+            .field("status", &self.tokens.status())
             .finish_non_exhaustive()
     }
 }

@@ -21,10 +21,23 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// token received more than 60 s after its `iat` anyway (error 394302).
 pub const LOGIN_LIFETIME: Duration = Duration::from_secs(60);
 
-/// `b64url({"alg":"RS256","typ":"JWT"})`: the connectors' header, keys sorted as PyJWT sorts them.
-const HEADER_B64: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
+/// The algorithm Snowflake tokens use for a key type, as the Python connector picks it (4.5.0
+/// and later): RS256 for RSA, ES256 for P-256, ES384 for P-384.
+fn snowflake_algorithm(key_type: KeyType) -> Option<Algorithm> {
+    match key_type {
+        KeyType::Rsa => Some(Algorithm::RS256),
+        KeyType::P256 => Some(Algorithm::ES256),
+        KeyType::P384 => Some(Algorithm::ES384),
+        _ => None,
+    }
+}
 
-/// Key-pair authentication for one Snowflake account and user with one RSA key.
+/// `b64url({"alg":"<alg>","typ":"JWT"})`: the connectors' header, keys sorted as PyJWT sorts them.
+fn header_b64(algorithm: Algorithm) -> String {
+    URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{algorithm}","typ":"JWT"}}"#))
+}
+
+/// Key-pair authentication for one Snowflake account and user with one RSA, P-256 or P-384 key.
 ///
 /// Holds the normalised names (see [`normalize_account`] and [`normalize_user`]) and the key's
 /// fingerprint, and signs tokens whose header, claims, claim order and JSON text are those of the
@@ -32,15 +45,19 @@ const HEADER_B64: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
 /// byte for byte.
 ///
 /// ```text
-/// header  {"alg":"RS256","typ":"JWT"}
+/// header  {"alg":"RS256","typ":"JWT"}     (ES256 for a P-256 key, ES384 for a P-384 key)
 /// claims  {"iss":"ACCOUNT.USER.SHA256:<fingerprint>","sub":"ACCOUNT.USER","iat":<secs>,"exp":<secs>}
-/// signed  RSASSA-PKCS1-v1_5 with SHA-256 over b64url(header) "." b64url(claims)
+/// signed  with the key over b64url(header) "." b64url(claims)
 /// ```
+///
+/// ECDSA signatures are randomized, so with an EC key only the signing input is the same as the
+/// connector's, byte for byte; the signature verifies all the same.
 ///
 /// Cheap to clone; the signer is shared.
 #[derive(Clone)]
 pub struct KeyPairAuth {
     signer: Arc<dyn RemoteSigner>,
+    algorithm: Algorithm,
     account: String,
     user: String,
     fingerprint: String,
@@ -69,21 +86,23 @@ impl KeyPairAuth {
     /// Prepares tokens for `account` and `user`, signed by `signer`.
     ///
     /// # Errors
-    /// [`ErrorKind::UnsupportedKey`] if the key is not RSA (Snowflake registers RSA public keys);
-    /// [`ErrorKind::InvalidInput`] from [`normalize_account`] and [`normalize_user`].
+    /// [`ErrorKind::UnsupportedKey`] unless the key is RSA, EC P-256 or EC P-384 (what Snowflake
+    /// and the connectors take); [`ErrorKind::InvalidInput`] from [`normalize_account`] and
+    /// [`normalize_user`].
     pub fn new(signer: Arc<dyn RemoteSigner>, account: &str, user: &str) -> Result<Self> {
         let key_type = signer.key_type();
-        if key_type != KeyType::Rsa {
-            return Err(Error::with_context(
+        let algorithm = snowflake_algorithm(key_type).ok_or_else(|| {
+            Error::with_context(
                 ErrorKind::UnsupportedKey,
                 format!(
-                    "Snowflake key-pair authentication needs an RSA key; {} is {key_type}",
+                    "Snowflake key-pair authentication needs an RSA, EC P-256 or EC P-384 key; {} is {key_type}",
                     signer.key_id()
                 ),
-            ));
-        }
+            )
+        })?;
         let fingerprint = signer.public_key().snowflake_fingerprint();
         Ok(KeyPairAuth {
+            algorithm,
             account: normalize_account(account)?,
             user: normalize_user(user)?,
             fingerprint,
@@ -115,6 +134,11 @@ impl KeyPairAuth {
     /// The `iss` claim: `ACCOUNT.USER.SHA256:<fingerprint>`.
     pub fn issuer(&self) -> String {
         format!("{}.{}.{}", self.account, self.user, self.fingerprint)
+    }
+
+    /// The token algorithm: RS256, ES256 or ES384, fixed by the key.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// The signer.
@@ -160,22 +184,12 @@ impl KeyPairAuth {
             iat,
             exp,
         })?;
-        let mut text = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(claims));
-        let signature = self.signer.sign(Algorithm::RS256, text.as_bytes()).await?;
-        self.signer
-            .public_key()
-            .verify(Algorithm::RS256, text.as_bytes(), signature.as_bytes())
-            .map_err(|_| {
-                Error::with_context(
-                    ErrorKind::Signing,
-                    format!(
-                        "{} returned a signature that does not verify",
-                        self.signer.key_id()
-                    ),
-                )
-            })?;
-        text.push('.');
-        text.push_str(&signature.to_base64url());
+        let input = format!(
+            "{}.{}",
+            header_b64(self.algorithm),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let text = crate::jws::sign(&*self.signer, self.algorithm, input).await?;
         Ok(Token {
             text: text.into(),
             issued_at: iat,
@@ -190,6 +204,7 @@ impl fmt::Debug for KeyPairAuth {
             .field("account", &self.account)
             .field("user", &self.user)
             .field("fingerprint", &self.fingerprint)
+            .field("algorithm", &self.algorithm)
             .field("key_id", self.signer.key_id())
             .finish()
     }
@@ -224,11 +239,6 @@ impl Token {
             (super::TOKEN_TYPE_HEADER, super::KEYPAIR_JWT.to_string()),
         ]
     }
-
-    /// Seconds since 1970 of `exp`, for cache arithmetic.
-    pub(crate) fn expires_at_secs(&self) -> u64 {
-        self.expires_at
-    }
 }
 
 impl fmt::Debug for Token {
@@ -262,7 +272,8 @@ impl KeySlot {
 
 /// The statement that registers `public_key` for `user`:
 /// `ALTER USER <user> SET RSA_PUBLIC_KEY='<base64 DER SubjectPublicKeyInfo>';`
-/// (`RSA_PUBLIC_KEY_2` for [`KeySlot::Second`]).
+/// (`RSA_PUBLIC_KEY_2` for [`KeySlot::Second`]). The properties keep their RSA names for EC
+/// P-256 and P-384 keys too; the SubjectPublicKeyInfo says which kind of key it is.
 ///
 /// The user is written as given when it is a plain identifier (letters, digits, `_`, `$`, not
 /// starting with a digit or `$`), and double-quoted otherwise (`"first.last@example.com"`); a
@@ -270,14 +281,14 @@ impl KeySlot {
 /// created.
 ///
 /// # Errors
-/// [`ErrorKind::UnsupportedKey`] if the key is not RSA; [`ErrorKind::InvalidInput`] for an empty
-/// user name or one with control characters.
+/// [`ErrorKind::UnsupportedKey`] unless the key is RSA, EC P-256 or EC P-384;
+/// [`ErrorKind::InvalidInput`] for an empty user name or one with control characters.
 pub fn alter_user_statement(user: &str, public_key: &PublicKey, slot: KeySlot) -> Result<String> {
-    if public_key.key_type() != KeyType::Rsa {
+    if snowflake_algorithm(public_key.key_type()).is_none() {
         return Err(Error::with_context(
             ErrorKind::UnsupportedKey,
             format!(
-                "Snowflake registers RSA public keys; this key is {}",
+                "Snowflake registers RSA, EC P-256 and EC P-384 public keys; this key is {}",
                 public_key.key_type()
             ),
         ));

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -10,7 +10,9 @@ use tokio::net::UnixListener;
 use super::certificate::CertificateOptions;
 use super::identity::{CertifiedSurrogate, ManagedKey};
 use super::protocol::{self, Request};
-use super::{with_causes, Clock};
+use super::signed_data;
+use super::with_causes;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::signer::RemoteSigner;
 
@@ -22,9 +24,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// The default time a message may take to arrive once its first byte has.
 pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The background renewer looks at least this often, so a changed clock is noticed.
-const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// An ssh-agent whose identities are managed keys, or short-lived certificates they sign.
 ///
@@ -43,6 +42,7 @@ struct Inner {
     max_message_len: usize,
     max_connections: usize,
     message_timeout: Duration,
+    sign_any_data: bool,
 }
 
 /// Builds an [`Agent`]. Nothing is checked or signed until [`build`](AgentBuilder::build).
@@ -50,10 +50,11 @@ struct Inner {
 pub struct AgentBuilder {
     managed: Vec<(Arc<dyn RemoteSigner>, Option<String>)>,
     certified: Vec<(Arc<dyn RemoteSigner>, CertificateOptions)>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     max_message_len: usize,
     max_connections: usize,
     message_timeout: Duration,
+    sign_any_data: bool,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -64,6 +65,7 @@ impl std::fmt::Debug for AgentBuilder {
             .field("max_message_len", &self.max_message_len)
             .field("max_connections", &self.max_connections)
             .field("message_timeout", &self.message_timeout)
+            .field("sign_any_data", &self.sign_any_data)
             .finish_non_exhaustive()
     }
 }
@@ -73,17 +75,19 @@ impl Default for AgentBuilder {
         AgentBuilder {
             managed: Vec::new(),
             certified: Vec::new(),
-            clock: Arc::new(SystemTime::now),
+            clock: Arc::new(crate::clock::SystemClock),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+            sign_any_data: false,
         }
     }
 }
 
 impl AgentBuilder {
     /// Offers `signer` itself as an identity, listed with its key id as the comment. Every
-    /// sign request for it is a call to the managed key.
+    /// sign request for it is a call to the managed key, and only for what SSH clients sign
+    /// (see [`dangerous_sign_any_data`](AgentBuilder::dangerous_sign_any_data)).
     pub fn key(mut self, signer: Arc<dyn RemoteSigner>) -> Self {
         self.managed.push((signer, None));
         self
@@ -100,9 +104,9 @@ impl AgentBuilder {
     }
 
     /// Uses `ca` as an OpenSSH user CA: the agent offers an in-memory Ed25519 surrogate with a
-    /// short-lived certificate signed by `ca`, renewed ahead of expiry. `ca` itself is not
-    /// offered (unless also added with [`key`](AgentBuilder::key)), so no local process can have
-    /// it mint certificates.
+    /// short-lived certificate signed by `ca`, renewed ahead of expiry. `ca` itself is never
+    /// offered, so no local process can have it mint certificates: [`build`](AgentBuilder::build)
+    /// refuses a key that is both a CA and an identity given with [`key`](AgentBuilder::key).
     pub fn certificate_authority(
         mut self,
         ca: Arc<dyn RemoteSigner>,
@@ -112,9 +116,10 @@ impl AgentBuilder {
         self
     }
 
-    /// The clock certificates are minted and checked against (default: the system clock).
-    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+    /// The clock certificates are minted, renewed and checked against (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -126,19 +131,34 @@ impl AgentBuilder {
     }
 
     /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], 256).
-    /// Connections beyond it are closed at once, unanswered, and a warning is logged; the
-    /// ones already open are not disturbed.
+    /// When a new connection arrives at the cap, the connection idle the longest is closed to
+    /// admit it (and this is logged): `ssh` holds an agent connection open for a whole session,
+    /// so idle connections must not lock new clients out.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// How long a message may take to arrive once its first byte has (default
-    /// [`DEFAULT_MESSAGE_TIMEOUT`], 10 s). A client that stalls mid-message is disconnected, so
-    /// it cannot hold a connection slot; an idle connection between messages is kept open, as
-    /// `ssh` holds one for a whole session.
+    /// How long a message may take to arrive once its first byte has, and an answer to be
+    /// written (default [`DEFAULT_MESSAGE_TIMEOUT`], 10 s). A client that stalls mid-message
+    /// or stops reading answers is disconnected, so it cannot hold a connection slot; an idle
+    /// connection between messages is kept open, as `ssh` holds one for a whole session.
     pub fn message_timeout(mut self, timeout: Duration) -> Self {
         self.message_timeout = timeout;
+        self
+    }
+
+    /// Signs whatever a client sends, not only SSH user-authentication requests and SSHSIG
+    /// blobs (default: off).
+    ///
+    /// **Dangerous**: with it, any process that reaches the socket (any local process of the
+    /// user, or root on every host the agent is forwarded to) can have the managed keys sign
+    /// JWS tokens, surrogate and OpenSSH certificates, or Snowflake JWTs, forging credentials of
+    /// every other protocol that trusts the same keys. It exists only for clients that use an
+    /// agent for other protocols: `ssh-keygen -s` with an agent-held CA key, and
+    /// `pam_ssh_agent_auth`. Give such a client its own key, used for nothing else.
+    pub fn dangerous_sign_any_data(mut self) -> Self {
+        self.sign_any_data = true;
         self
     }
 
@@ -146,8 +166,9 @@ impl AgentBuilder {
     /// by [`Agent::renew_certificates`].
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for an agent without identities, a key given twice, or certificate
-    /// options without principals, a connection cap or message timeout of zero;
+    /// [`ErrorKind::Config`] for an agent without identities, a key given twice, a key that is
+    /// both a certificate authority and an identity, certificate options without principals, a
+    /// connection cap or message timeout of zero;
     /// [`ErrorKind::UnsupportedKey`] for a key with no SSH form (EC P-256K).
     pub fn build(self) -> Result<Agent> {
         if self.managed.is_empty() && self.certified.is_empty() {
@@ -173,13 +194,35 @@ impl AgentBuilder {
             }
             managed.push(key);
         }
-        let certified = self
-            .certified
-            .into_iter()
-            .map(|(ca, options)| {
-                CertifiedSurrogate::new(ca, options, Arc::clone(&self.clock)).map(Arc::new)
-            })
-            .collect::<Result<_>>()?;
+        let mut certified: Vec<Arc<CertifiedSurrogate>> = Vec::new();
+        for (ca, options) in self.certified {
+            let surrogate = CertifiedSurrogate::new(ca, options, Arc::clone(&self.clock))?;
+            let key_id = surrogate.ca().key_id();
+            if managed.iter().any(|k| k.blob == surrogate.ca_blob) {
+                return Err(Error::with_context(
+                    ErrorKind::Config,
+                    format!(
+                        "key {key_id} is both a certificate authority and an offered identity; \
+                         an agent that offers its CA key lets any process that reaches the \
+                         socket sign certificates for any principal: use another key for one role"
+                    ),
+                ));
+            }
+            if certified.iter().any(|c| c.ca_blob == surrogate.ca_blob) {
+                return Err(Error::with_context(
+                    ErrorKind::Config,
+                    format!("certificate authority {key_id} is given twice"),
+                ));
+            }
+            certified.push(Arc::new(surrogate));
+        }
+        if self.sign_any_data {
+            log::warn!(
+                "the agent signs any data it is sent, not only SSH logins and SSHSIG blobs: \
+                 every process that reaches its socket can forge other protocols' credentials \
+                 with these keys"
+            );
+        }
         Ok(Agent {
             inner: Arc::new(Inner {
                 managed,
@@ -187,6 +230,7 @@ impl AgentBuilder {
                 max_message_len: self.max_message_len,
                 max_connections: self.max_connections,
                 message_timeout: self.message_timeout,
+                sign_any_data: self.sign_any_data,
             }),
         })
     }
@@ -210,9 +254,22 @@ impl Agent {
         Ok(())
     }
 
+    /// The renewal state of each certificate authority's certificate, in the order they were
+    /// given: CA operations so far, the current certificate's expiry, the next renewal and the
+    /// last failure.
+    pub fn certificate_status(&self) -> Vec<crate::renewal::RotationStatus> {
+        self.inner.certified.iter().map(|c| c.status()).collect()
+    }
+
     /// Answers one agent message: `message` is the body after the length prefix, the result is
     /// the body of the answer. Unknown, refused or malformed messages and failed signatures get
     /// `SSH_AGENT_FAILURE` (`[5]`); failures of a managed key are logged with their cause.
+    ///
+    /// A sign request is answered only when its data is an SSH user-authentication request
+    /// (RFC 4252 section 7, methods `publickey` and `publickey-hostbound-v00@openssh.com`) whose
+    /// key blob is the key or certificate asked to sign, or an SSHSIG blob (`ssh-keygen -Y
+    /// sign`, git); anything else is refused and the reason (never the data) is logged, unless
+    /// the agent was built with [`AgentBuilder::dangerous_sign_any_data`].
     pub async fn respond(&self, message: &[u8]) -> Vec<u8> {
         match Request::decode(message) {
             Ok(Request::Identities) => self.identities().await,
@@ -222,7 +279,10 @@ impl Agent {
                 flags,
             }) => self.sign(key_blob, data, flags).await,
             Ok(Request::Unsupported(kind)) => {
-                log::debug!("refused agent message of type {kind}");
+                log::debug!(
+                    "refused agent message {} ({kind}): this agent only lists and signs",
+                    protocol::message_name(kind)
+                );
                 protocol::failure()
             }
             Err(why) => {
@@ -234,6 +294,8 @@ impl Agent {
 
     async fn identities(&self) -> Vec<u8> {
         let mut certificates = Vec::new();
+        // Never waits for a renewal (only for a first certificate): an expired certificate is
+        // left out at once.
         for certified in &self.inner.certified {
             if let Some(minted) = certified.usable().await {
                 certificates.push((minted, certified.comment()));
@@ -260,6 +322,9 @@ impl Agent {
                 k.blob == key_blob || certified_key.as_deref() == Some(k.blob.as_slice())
             });
         if let Some(key) = managed {
+            if !self.may_sign(data, key_blob, key.signer().key_id()) {
+                return protocol::failure();
+            }
             return match key.sign(data, flags).await {
                 Ok(signature) => protocol::sign_response(&signature),
                 Err(e) => {
@@ -280,6 +345,9 @@ impl Agent {
         // requests for unknown keys cost no managed-key call.
         for certified in &self.inner.certified {
             if let Some(minted) = certified.find(key_blob) {
+                if !self.may_sign(data, key_blob, certified.ca().key_id()) {
+                    return protocol::failure();
+                }
                 return match minted.sign(data) {
                     Ok(signature) => protocol::sign_response(&signature),
                     Err(e) => {
@@ -293,12 +361,37 @@ impl Agent {
         protocol::failure()
     }
 
+    /// Whether `data` is something an SSH client signs with `key_blob` (or anything goes);
+    /// logs the reason of a refusal.
+    fn may_sign(&self, data: &[u8], key_blob: &[u8], key_id: &crate::KeyId) -> bool {
+        match signed_data::check(data, key_blob) {
+            Ok(kind) => {
+                log::debug!("signing {kind} with {key_id}");
+                true
+            }
+            Err(_) if self.inner.sign_any_data => true,
+            Err(reason) => {
+                log::warn!("refused to sign with {key_id}: {reason}");
+                false
+            }
+        }
+    }
+
     /// Serves one connection until the peer closes it. Messages are answered in order.
     ///
     /// # Errors
     /// [`ErrorKind::Io`] when reading or writing the connection fails; [`ErrorKind::Timeout`]
     /// when a message stalls (see [`AgentBuilder::message_timeout`]).
-    pub async fn serve_connection<S>(&self, mut stream: S) -> Result<()>
+    pub async fn serve_connection<S>(&self, stream: S) -> Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.serve_tracked(stream, &Activity::new()).await
+    }
+
+    /// [`serve_connection`](Agent::serve_connection), noting in `activity` when the connection
+    /// last did something.
+    async fn serve_tracked<S>(&self, mut stream: S, activity: &Activity) -> Result<()>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -314,6 +407,7 @@ impl Agent {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(io(e)),
             }
+            let _busy = activity.busy();
             // Once it has begun, the message must arrive within the timeout.
             let received = tokio::time::timeout(self.inner.message_timeout, async {
                 stream.read_exact(&mut prefix[1..]).await?;
@@ -353,15 +447,29 @@ impl Agent {
             let mut frame = Vec::with_capacity(4 + answer.len());
             frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
             frame.extend_from_slice(&answer);
-            stream.write_all(&frame).await.map_err(io)?;
-            stream.flush().await.map_err(io)?;
+            let written = tokio::time::timeout(self.inner.message_timeout, async {
+                stream.write_all(&frame).await?;
+                stream.flush().await
+            })
+            .await;
+            match written {
+                Ok(result) => result.map_err(io)?,
+                Err(_) => {
+                    return Err(Error::with_context(
+                        ErrorKind::Timeout,
+                        "agent connection: the client stopped reading answers; disconnected",
+                    ))
+                }
+            }
         }
     }
 
     /// Serves every connection to `listener` until the returned future is dropped.
     ///
-    /// Connections from other users than this process's (root excepted) are closed unanswered,
-    /// as OpenSSH's agent does. Certificates are renewed in the background ahead of expiry.
+    /// Connections from other users than this process's real uid (root excepted) are closed
+    /// unanswered, as OpenSSH's agent does, and so are connections whose peer credentials
+    /// cannot be read. At the connection cap the longest-idle connection is closed to admit a
+    /// new one. Certificates are renewed in the background ahead of expiry.
     pub async fn serve(&self, listener: UnixListener) {
         self.serve_until(listener, std::future::pending()).await
     }
@@ -371,10 +479,11 @@ impl Agent {
     pub async fn serve_until(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
         let mut background = tokio::task::JoinSet::new();
         for certified in &self.inner.certified {
-            background.spawn(renew_ahead(Arc::clone(certified)));
+            let certified = Arc::clone(certified);
+            background.spawn(async move { certified.renew_ahead().await });
         }
-        let own_uid = own_uid();
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.max_connections));
+        let own_uid = rustix::process::getuid().as_raw();
+        let connections = Arc::new(std::sync::Mutex::new(Connections::default()));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -392,56 +501,128 @@ impl Agent {
                     continue;
                 }
             };
-            if let (Some(own), Ok(peer)) = (own_uid, stream.peer_cred()) {
-                if peer.uid() != own && peer.uid() != 0 {
+            match stream.peer_cred() {
+                Ok(peer) if peer.uid() == own_uid || peer.uid() == 0 => {}
+                Ok(peer) => {
                     log::warn!("refused agent connection from uid {}", peer.uid());
                     continue;
                 }
+                Err(e) => {
+                    log::warn!(
+                        "refused agent connection: the peer's credentials cannot be read ({})",
+                        e.kind()
+                    );
+                    continue;
+                }
             }
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                log::warn!(
-                    "refused agent connection: {} connections are open already",
-                    self.inner.max_connections
-                );
-                continue;
-            };
+            let mut open = lock(&connections);
+            if open.by_id.len() >= self.inner.max_connections {
+                open.close_longest_idle(self.inner.max_connections);
+            }
+            let id = open.next_id;
+            open.next_id += 1;
+            let activity = Arc::new(Activity::new());
             let agent = self.clone();
-            background.spawn(async move {
-                if let Err(e) = agent.serve_connection(stream).await {
+            let served = Arc::clone(&activity);
+            let forget = ForgetOnDrop {
+                connections: Arc::clone(&connections),
+                id,
+            };
+            let handle = background.spawn(async move {
+                let _forget = forget;
+                if let Err(e) = agent.serve_tracked(stream, &served).await {
                     log::debug!("{e}");
                 }
-                drop(slot);
             });
+            open.by_id.insert(id, (handle, activity));
         }
         background.abort_all();
     }
 }
 
-/// Renews `certified` ahead of expiry, in the background.
-async fn renew_ahead(certified: Arc<CertifiedSurrogate>) {
-    loop {
-        let wait = certified.next_check_in();
-        if wait.is_zero() {
-            if certified.renew_logged().await.is_none() {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+/// When a connection last began or answered a message, and whether it is answering one now.
+struct Activity {
+    last: std::sync::Mutex<tokio::time::Instant>,
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+            busy: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the connection busy until the guard is dropped, then active as of that moment.
+    fn busy(&self) -> impl Drop + '_ {
+        struct Busy<'a>(&'a Activity);
+        impl Drop for Busy<'_> {
+            fn drop(&mut self) {
+                *lock(&self.0.last) = tokio::time::Instant::now();
+                self.0
+                    .busy
+                    .store(false, std::sync::atomic::Ordering::Release);
             }
+        }
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        Busy(self)
+    }
+
+    /// How long the connection has been idle (zero while it answers a message).
+    fn idle(&self) -> Duration {
+        if self.busy.load(std::sync::atomic::Ordering::Acquire) {
+            Duration::ZERO
         } else {
-            tokio::time::sleep(wait.min(RENEWER_MAX_SLEEP)).await;
+            lock(&self.last).elapsed()
         }
     }
 }
 
-/// This process's user id, as the owner of its `/proc` entry.
-fn own_uid() -> Option<u32> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+/// The connections being served, so the longest-idle one can make room for a new one.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    by_id: std::collections::HashMap<u64, (tokio::task::AbortHandle, Arc<Activity>)>,
+}
+
+impl Connections {
+    fn close_longest_idle(&mut self, cap: usize) {
+        let longest = self
+            .by_id
+            .iter()
+            .map(|(id, (_, activity))| (*id, activity.idle()))
+            .max_by_key(|(_, idle)| *idle);
+        if let Some((id, idle)) = longest {
+            if let Some((handle, _)) = self.by_id.remove(&id) {
+                handle.abort();
+            }
+            log::info!(
+                "{cap} agent connections are open: closed the one idle longest ({} s) to admit a new one",
+                idle.as_secs()
+            );
+        }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
+}
+
+/// Removes a connection from [`Connections`] when its task ends or is aborted.
+struct ForgetOnDrop {
+    connections: Arc<std::sync::Mutex<Connections>>,
+    id: u64,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        lock(&self.connections).by_id.remove(&self.id);
     }
+}
+
+/// Locks `mutex`; a panic elsewhere while holding it leaves plain bookkeeping behind, still
+/// usable.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,20 +1,23 @@
 //! The identities an agent offers: managed keys themselves, or certified surrogates.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use ssh_encoding::Encode;
 
 use super::certificate::{mint, CertificateOptions, Minted};
 use super::protocol::{RSA_SHA2_256, RSA_SHA2_512};
-use super::Clock;
+use crate::clock::{unix_seconds, Clock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType};
+use crate::renewal::{Credential, Issuer, Rotation, RotationOptions};
 use crate::signer::RemoteSigner;
 
-/// How long after a failed renewal the next one may be tried.
-const RENEWAL_RETRY: Duration = Duration::from_secs(5);
+/// The background renewer looks at least this often, so a changed clock is noticed...
+const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
+/// ... and at most this often, whatever the clock says.
+const RENEWER_MIN_SLEEP: Duration = Duration::from_millis(50);
 
 /// A managed key offered as itself: every signature is a managed-key call.
 pub(crate) struct ManagedKey {
@@ -71,43 +74,95 @@ impl ManagedKey {
     }
 }
 
-/// An in-memory surrogate with a short-lived certificate from a managed CA key, renewed ahead
-/// of expiry once however many requests arrive at that moment.
+/// An in-memory surrogate with a short-lived certificate from a managed CA key, kept fresh by
+/// the crate's renewal engine: renewed ahead of expiry in the background, once however many
+/// requests arrive, with its backoff after failures. Readers never wait for a renewal.
 pub(crate) struct CertifiedSurrogate {
-    ca: Arc<dyn RemoteSigner>,
-    options: CertificateOptions,
-    clock: Clock,
-    /// The newest certificate, and the one before it (still honoured for sign requests from
-    /// clients that listed identities just before a renewal).
-    current: RwLock<Certificates>,
-    renewing: tokio::sync::Mutex<()>,
-    /// No renewal is tried before this time after one failed.
-    retry_after: RwLock<Option<SystemTime>>,
-    last_serial: AtomicU64,
-}
-
-#[derive(Default)]
-struct Certificates {
-    newest: Option<Arc<Minted>>,
-    previous: Option<Arc<Minted>>,
-}
-
-impl Certificates {
-    fn find(&self, blob: &[u8], now: SystemTime) -> Option<Arc<Minted>> {
-        [&self.newest, &self.previous]
-            .into_iter()
-            .flatten()
-            .find(|m| m.valid_at(now) && m.matches(blob))
-            .cloned()
-    }
+    rotation: Rotation<CertificateIssuer>,
+    /// The CA's public key blob, so the agent can refuse to offer it as an identity too.
+    pub(crate) ca_blob: Vec<u8>,
 }
 
 impl std::fmt::Debug for CertifiedSurrogate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertifiedSurrogate")
+            .field("ca", self.ca().key_id())
+            .field("principals", &self.issuer().options.principals)
+            .field("status", &self.rotation.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mints certificates for the renewal engine: each issue is one CA signature.
+struct CertificateIssuer {
+    ca: Arc<dyn RemoteSigner>,
+    options: CertificateOptions,
+    last_serial: AtomicU64,
+    /// The newest certificate and the one before it: the older one still signs for clients
+    /// that listed identities just before a renewal.
+    recent: Mutex<[Option<Arc<Minted>>; 2]>,
+}
+
+impl std::fmt::Debug for CertificateIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateIssuer")
             .field("ca", self.ca.key_id())
             .field("principals", &self.options.principals)
             .finish_non_exhaustive()
+    }
+}
+
+/// A minted certificate as the renewal engine sees it.
+pub(crate) struct MintedCertificate {
+    pub(crate) minted: Arc<Minted>,
+    id: String,
+}
+
+impl Credential for MintedCertificate {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn not_after(&self) -> SystemTime {
+        self.minted.valid_before
+    }
+}
+
+#[async_trait::async_trait]
+impl Issuer for CertificateIssuer {
+    type Credential = MintedCertificate;
+
+    async fn issue(&self, now: SystemTime) -> Result<MintedCertificate> {
+        // Serials grow strictly, and start at the Unix time so restarts do not repeat them.
+        let serial = self
+            .last_serial
+            .load(Ordering::Relaxed)
+            .max(unix_seconds(now).saturating_sub(1))
+            + 1;
+        match mint(&*self.ca, &self.options, now, serial).await {
+            Ok(minted) => {
+                let minted = Arc::new(minted);
+                self.last_serial.store(serial, Ordering::Relaxed);
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                recent[1] = recent[0].replace(Arc::clone(&minted));
+                log::info!(
+                    "minted certificate serial {serial} for {} from CA {}",
+                    self.options.principals.join(","),
+                    self.ca.key_id()
+                );
+                Ok(MintedCertificate {
+                    minted,
+                    id: format!("serial {serial}"),
+                })
+            }
+            Err(e) => {
+                log::error!(
+                    "cannot renew the certificate from CA {}: {}",
+                    self.ca.key_id(),
+                    super::with_causes(&e)
+                );
+                Err(e)
+            }
+        }
     }
 }
 
@@ -115,153 +170,106 @@ impl CertifiedSurrogate {
     pub(crate) fn new(
         ca: Arc<dyn RemoteSigner>,
         options: CertificateOptions,
-        clock: Clock,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         options.check()?;
-        // Fails early for CA keys without an SSH form.
-        ca.public_key().to_ssh_key_data()?;
-        Ok(CertifiedSurrogate {
+        let mut ca_blob = Vec::new();
+        ca.public_key()
+            .to_ssh_key_data()?
+            .encode(&mut ca_blob)
+            .map_err(|_| Error::with_context(ErrorKind::UnsupportedKey, "no SSH form"))?;
+        // Renewed when a quarter of the validity is left; no jitter, one agent per user.
+        let renewal = RotationOptions::new()
+            .refresh_margin(options.renew_ahead())
+            .jitter(Duration::ZERO);
+        let issuer = CertificateIssuer {
             ca,
             options,
-            clock,
-            current: RwLock::new(Certificates::default()),
-            renewing: tokio::sync::Mutex::new(()),
-            retry_after: RwLock::new(None),
             last_serial: AtomicU64::new(0),
+            recent: Mutex::new([None, None]),
+        };
+        Ok(CertifiedSurrogate {
+            rotation: Rotation::new(issuer, clock, renewal, Box::new(rand_core::OsRng)),
+            ca_blob,
         })
     }
 
+    pub(crate) fn status(&self) -> crate::renewal::RotationStatus {
+        self.rotation.status()
+    }
+
+    fn issuer(&self) -> &CertificateIssuer {
+        self.rotation.issuer()
+    }
+
     pub(crate) fn ca(&self) -> &dyn RemoteSigner {
-        &*self.ca
+        &*self.issuer().ca
     }
 
     /// The comment the certificate is listed with.
     pub(crate) fn comment(&self) -> String {
         format!(
             "certificate for {} from CA {}",
-            self.options.principals.join(","),
-            self.ca.key_id()
+            self.issuer().options.principals.join(","),
+            self.ca().key_id()
         )
     }
 
-    fn newest(&self) -> Option<Arc<Minted>> {
-        self.current.read().ok().and_then(|c| c.newest.clone())
-    }
-
-    fn renew_at(&self, minted: &Minted) -> SystemTime {
-        minted.valid_before - self.options.renew_ahead()
-    }
-
-    fn needs_renewal(&self, minted: Option<&Minted>, now: SystemTime) -> bool {
-        minted.is_none_or(|m| now >= self.renew_at(m))
-    }
-
-    fn may_retry(&self, now: SystemTime) -> bool {
-        self.retry_after
-            .read()
-            .ok()
-            .and_then(|r| *r)
-            .is_none_or(|t| now >= t)
-    }
-
-    /// When the background renewer should next look (real time from now).
-    pub(crate) fn next_check_in(&self) -> Duration {
-        let now = (self.clock)();
-        let due = match self.newest() {
-            Some(m) => self.renew_at(&m),
-            None => now,
-        };
-        due.duration_since(now).unwrap_or(Duration::ZERO)
-    }
-
-    /// The certificate to offer now, minting or renewing as needed. `None` when there is no
-    /// valid certificate and one cannot be minted now (the cause is logged).
-    pub(crate) async fn usable(self: &Arc<Self>) -> Option<Arc<Minted>> {
-        let now = (self.clock)();
-        if let Some(minted) = self.newest().filter(|m| m.valid_at(now)) {
-            if self.needs_renewal(Some(&minted), now) && self.may_retry(now) {
-                // Outside a Tokio runtime the serving loop's renewer (or expiry) renews instead;
-                // while a renewal is in flight there is nothing to start.
-                let idle = self.renewing.try_lock().is_ok();
-                if let (true, Ok(runtime)) = (idle, tokio::runtime::Handle::try_current()) {
-                    let this = Arc::clone(self);
-                    runtime.spawn(async move { this.renew_logged().await });
-                }
-            }
-            return Some(minted);
+    /// The certificate to offer now, if one is valid. The first is minted on first use;
+    /// after that this never waits: a renewal that is due (or overdue after an outage) is
+    /// started in the background.
+    pub(crate) async fn usable(&self) -> Option<Arc<Minted>> {
+        let status = self.rotation.status();
+        if status.issued == 0 && status.consecutive_failures == 0 {
+            // A failure is logged by the issuer.
+            return self
+                .rotation
+                .get()
+                .await
+                .ok()
+                .map(|c| Arc::clone(&c.minted));
         }
-        if !self.may_retry(now) {
-            return None;
-        }
-        self.renew_logged().await
+        self.rotation.current().map(|c| Arc::clone(&c.minted))
     }
 
     /// The certificate (current or previous, if still valid) whose blob or key is `blob`.
     pub(crate) fn find(&self, blob: &[u8]) -> Option<Arc<Minted>> {
-        let now = (self.clock)();
-        self.current.read().ok()?.find(blob, now)
+        let now = self.rotation.clock().now();
+        let recent = self
+            .issuer()
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .flatten()
+            .find(|m| m.valid_at(now) && m.matches(blob))
+            .cloned()
     }
 
-    /// Renews unless someone else just did; logs a failure with its cause.
-    pub(crate) async fn renew_logged(&self) -> Option<Arc<Minted>> {
-        match self.renew().await {
-            Ok(minted) => Some(minted),
-            Err(e) => {
-                log::error!(
-                    "cannot renew the certificate from CA {}: {}",
-                    self.ca.key_id(),
-                    super::with_causes(&e)
-                );
-                None
-            }
-        }
-    }
-
-    /// Mints a certificate now, unless another task renewed while this one waited.
+    /// Mints a certificate now unless the current one is valid and not yet due, waiting for a
+    /// renewal in progress first.
     ///
     /// # Errors
     /// The CA's signing errors.
     pub(crate) async fn renew(&self) -> Result<Arc<Minted>> {
-        let _single_flight = self.renewing.lock().await;
-        let now = (self.clock)();
-        if let Some(minted) = self.newest() {
-            if minted.valid_at(now) && !self.needs_renewal(Some(&minted), now) {
-                return Ok(minted);
-            }
-        }
-        let unix_now = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        // Serials grow strictly, and start at the Unix time so restarts do not repeat them.
-        let serial = self
-            .last_serial
-            .load(Ordering::Relaxed)
-            .max(unix_now.saturating_sub(1))
-            + 1;
-        match mint(&*self.ca, &self.options, now, serial).await {
-            Ok(minted) => {
-                let minted = Arc::new(minted);
-                self.last_serial.store(serial, Ordering::Relaxed);
-                if let Ok(mut current) = self.current.write() {
-                    current.previous = current.newest.replace(Arc::clone(&minted));
-                }
-                if let Ok(mut retry) = self.retry_after.write() {
-                    *retry = None;
-                }
-                log::info!(
-                    "minted certificate serial {serial} for {} from CA {}",
-                    self.options.principals.join(","),
-                    self.ca.key_id()
-                );
-                Ok(minted)
-            }
-            Err(e) => {
-                if let Ok(mut retry) = self.retry_after.write() {
-                    *retry = Some(now + RENEWAL_RETRY);
-                }
-                Err(e)
-            }
+        self.rotation.refresh().await.map(|c| Arc::clone(&c.minted))
+    }
+
+    /// Renews in the background when due, as long as the agent serves.
+    pub(crate) async fn renew_ahead(&self) {
+        loop {
+            // Starts a renewal when one is due and the backoff allows; then waits for it.
+            self.rotation.current();
+            self.rotation.settled().await;
+            let now = self.rotation.clock().now();
+            let wait = self
+                .rotation
+                .status()
+                .next_rotation
+                .and_then(|next| next.duration_since(now).ok())
+                .unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait.clamp(RENEWER_MIN_SLEEP, RENEWER_MAX_SLEEP)).await;
         }
     }
 }

@@ -87,7 +87,7 @@ impl<'a> Request<'a> {
 }
 
 /// Reads an SSH `string` without copying, checking its length against what is left first.
-fn read_string<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
+pub(crate) fn read_string<'a>(body: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
     let len = usize::decode(body).map_err(|_| Malformed::Truncated)?;
     if len > body.len() {
         return Err(Malformed::Truncated);
@@ -115,6 +115,37 @@ pub(crate) fn certified_key_blob(blob: &[u8]) -> Option<Vec<u8>> {
     let mut key_blob = Vec::new();
     key.encode(&mut key_blob).ok()?;
     Some(key_blob)
+}
+
+/// The name of an agent message type (RFC 9987 and OpenSSH's `PROTOCOL.agent`), for logs.
+pub(crate) fn message_name(kind: u8) -> &'static str {
+    match kind {
+        1 => "SSH_AGENTC_REQUEST_RSA_IDENTITIES (protocol 1)",
+        3 => "SSH_AGENTC_RSA_CHALLENGE (protocol 1)",
+        FAILURE => "SSH_AGENT_FAILURE",
+        6 => "SSH_AGENT_SUCCESS",
+        7 => "SSH_AGENTC_ADD_RSA_IDENTITY (protocol 1)",
+        8 => "SSH_AGENTC_REMOVE_RSA_IDENTITY (protocol 1)",
+        9 => "SSH_AGENTC_REMOVE_ALL_RSA_IDENTITIES (protocol 1)",
+        REQUEST_IDENTITIES => "SSH_AGENTC_REQUEST_IDENTITIES",
+        IDENTITIES_ANSWER => "SSH_AGENT_IDENTITIES_ANSWER",
+        SIGN_REQUEST => "SSH_AGENTC_SIGN_REQUEST",
+        SIGN_RESPONSE => "SSH_AGENT_SIGN_RESPONSE",
+        17 => "SSH_AGENTC_ADD_IDENTITY",
+        18 => "SSH_AGENTC_REMOVE_IDENTITY",
+        19 => "SSH_AGENTC_REMOVE_ALL_IDENTITIES",
+        20 => "SSH_AGENTC_ADD_SMARTCARD_KEY",
+        21 => "SSH_AGENTC_REMOVE_SMARTCARD_KEY",
+        22 => "SSH_AGENTC_LOCK",
+        23 => "SSH_AGENTC_UNLOCK",
+        24 => "SSH_AGENTC_ADD_RSA_ID_CONSTRAINED (protocol 1)",
+        25 => "SSH_AGENTC_ADD_ID_CONSTRAINED",
+        26 => "SSH_AGENTC_ADD_SMARTCARD_KEY_CONSTRAINED",
+        27 => "SSH_AGENTC_EXTENSION",
+        28 => "SSH_AGENT_EXTENSION_FAILURE",
+        29 => "SSH_AGENT_EXTENSION_RESPONSE",
+        _ => "an unknown message type",
+    }
 }
 
 /// The `FAILURE` message body.
@@ -201,6 +232,13 @@ mod tests {
             Request::decode(&[13, 0xff, 0xff, 0xff, 0xff]),
             Err(Malformed::Truncated)
         );
+    }
+
+    #[test]
+    fn names_message_types() {
+        assert_eq!(message_name(17), "SSH_AGENTC_ADD_IDENTITY");
+        assert_eq!(message_name(27), "SSH_AGENTC_EXTENSION");
+        assert_eq!(message_name(200), "an unknown message type");
     }
 
     #[test]

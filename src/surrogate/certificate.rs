@@ -21,14 +21,21 @@ pub(crate) struct CertHeader {
     pub alg: String,
     pub kid: String,
     pub typ: String,
+    /// Present (even as `null`) means refused: no critical extension is understood here.
+    #[serde(
+        default,
+        deserialize_with = "jws::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub crit: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct CertClaims {
-    pub iss: String,
-    pub sub: String,
     pub iat: u64,
-    pub nbf: u64,
+    /// Sent only when it differs from `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     pub exp: u64,
     pub pur: Vec<String>,
     pub max_exp: u64,
@@ -55,7 +62,8 @@ pub struct CertificateInfo {
 }
 
 impl CertificateInfo {
-    /// The managed key id (`iss`, and the header's `kid`).
+    /// The name of the managed key that signed the certificate (header `kid`): its RFC 7638
+    /// JWK thumbprint, or the key id its signer was given explicitly. Never a location.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -65,7 +73,7 @@ impl CertificateInfo {
         self.algorithm
     }
 
-    /// The surrogate's RFC 7638 thumbprint (`sub`).
+    /// The surrogate's RFC 7638 thumbprint, computed from `cnf.jwk` (it is not sent).
     pub fn subject(&self) -> &str {
         &self.subject
     }
@@ -80,7 +88,7 @@ impl CertificateInfo {
         from_unix_seconds(self.issued_at)
     }
 
-    /// `nbf`: the surrogate may sign from then on.
+    /// `nbf` (sent only when it differs from `iat`): the surrogate may sign from then on.
     pub fn not_before(&self) -> SystemTime {
         from_unix_seconds(self.not_before)
     }
@@ -112,6 +120,10 @@ impl CertificateInfo {
     pub(crate) fn window_secs(&self) -> (u64, u64) {
         (self.not_before, self.expires_at)
     }
+
+    pub(crate) fn issued_at_secs(&self) -> u64 {
+        self.issued_at
+    }
 }
 
 impl fmt::Debug for CertificateInfo {
@@ -130,6 +142,8 @@ impl fmt::Debug for CertificateInfo {
 
 /// What the issuer puts in a certificate.
 pub(crate) struct Request<'a> {
+    /// The managed key's name in the header `kid`.
+    pub kid: &'a str,
     pub algorithm: Algorithm,
     pub key: &'a PublicKey,
     pub purposes: &'a [String],
@@ -144,7 +158,7 @@ pub(crate) async fn issue(
     managed: &dyn RemoteSigner,
     request: Request<'_>,
 ) -> Result<(String, CertificateInfo)> {
-    let issuer = managed.key_id().as_str().to_string();
+    let issuer = request.kid.to_string();
     let expires_at = request.now.saturating_add(request.lifetime);
     let max_token_expiry = expires_at.saturating_add(request.max_token_lifetime);
     let mut jwk = request.key.to_jwk();
@@ -154,12 +168,11 @@ pub(crate) async fn issue(
         alg: request.algorithm.as_str().to_string(),
         kid: issuer.clone(),
         typ: CERTIFICATE_TYP.to_string(),
+        crit: None,
     };
     let claims = CertClaims {
-        iss: issuer.clone(),
-        sub: subject.clone(),
         iat: request.now,
-        nbf: request.now,
+        nbf: None,
         exp: expires_at,
         pur: request.purposes.to_vec(),
         max_exp: max_token_expiry,
@@ -181,7 +194,10 @@ pub(crate) async fn issue(
     {
         return Err(Error::with_context(
             ErrorKind::Signing,
-            format!("the managed key {issuer} returned a signature that does not verify"),
+            format!(
+                "the managed key {} returned a signature that does not verify",
+                managed.key_id()
+            ),
         ));
     }
     let certificate = format!("{signing_input}.{}", signature.to_base64url());
@@ -199,16 +215,33 @@ pub(crate) async fn issue(
     Ok((certificate, info))
 }
 
-/// Checks a certificate's signature against the trusted keys and its internal consistency;
-/// no time or purpose checks (the caller does those, per use).
-pub(crate) fn verify(certificate: &str, trusted: &[super::TrustedKey]) -> Result<CertificateInfo> {
+/// What a verifier accepts in a certificate, whatever its signature says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// The longest signing window (`exp - nbf`).
+    pub max_window: u64,
+    /// The longest a token may outlive the window (`max_exp - exp`).
+    pub max_token_bound: u64,
+}
+
+/// Checks a certificate's signature against the trusted keys, its internal consistency and
+/// `policy`; no time or purpose checks (the caller does those, per use).
+pub(crate) fn verify(
+    certificate: &str,
+    trusted: &[super::TrustedKey],
+    policy: Policy,
+) -> Result<CertificateInfo> {
     let parts = jws::split(certificate, "certificate")?;
     let header: CertHeader = jws::decode_json(parts.header, "certificate header")?;
     if header.typ != CERTIFICATE_TYP {
         return Err(jws::invalid("not a surrogate certificate (typ)"));
     }
+    if header.crit.is_some() {
+        return Err(jws::invalid("certificate has critical header parameters"));
+    }
     let signature = jws::decode_part(parts.signature, "certificate signature")?;
-    // The algorithm comes from the trusted key's allow-list; the header only picks among them.
+    // The key is selected by its name (`kid`); the algorithm comes from that key's
+    // allow-list, the header only picks among them (RFC 8725).
     let algorithm = header.alg.parse::<Algorithm>().ok();
     let signed_by = trusted.iter().find(|t| {
         t.matches_id(&header.kid)
@@ -225,29 +258,36 @@ pub(crate) fn verify(certificate: &str, trusted: &[super::TrustedKey]) -> Result
         ));
     };
     let claims: CertClaims = jws::decode_json(parts.payload, "certificate claims")?;
-    if claims.iss != header.kid {
-        return Err(jws::invalid("certificate issuer does not match its kid"));
-    }
     let key = PublicKey::from_jwk(&claims.cnf.jwk)
         .map_err(|_| jws::invalid("certificate confirmation key is not a valid key"))?;
     if key.key_type() != crate::KeyType::Ed25519 {
         return Err(jws::invalid("certificate confirmation key is not Ed25519"));
     }
-    if claims.sub != key.jwk_thumbprint() {
-        return Err(jws::invalid(
-            "certificate subject does not match its confirmation key",
-        ));
-    }
-    if claims.nbf > claims.exp || claims.exp > claims.max_exp || claims.pur.is_empty() {
+    let not_before = claims.nbf.unwrap_or(claims.iat);
+    if not_before < claims.iat
+        || not_before > claims.exp
+        || claims.exp > claims.max_exp
+        || claims.pur.is_empty()
+    {
         return Err(jws::invalid("certificate validity is inconsistent"));
     }
+    if claims.exp - not_before > policy.max_window {
+        return Err(jws::invalid(
+            "certificate signing window is longer than allowed",
+        ));
+    }
+    if claims.max_exp - claims.exp > policy.max_token_bound {
+        return Err(jws::invalid(
+            "certificate token bound is longer than allowed",
+        ));
+    }
     Ok(CertificateInfo {
-        issuer: claims.iss,
+        issuer: header.kid,
         algorithm,
-        subject: claims.sub,
+        subject: key.jwk_thumbprint(),
         key,
         issued_at: claims.iat,
-        not_before: claims.nbf,
+        not_before,
         expires_at: claims.exp,
         purposes: claims.pur,
         max_token_expiry: claims.max_exp,

@@ -120,6 +120,8 @@ impl SurrogateSignature {
 /// Makes certified surrogates: one managed-key signature each.
 pub struct SurrogateIssuer {
     managed: Arc<dyn RemoteSigner>,
+    /// The managed key's name in certificates: its thumbprint unless set explicitly.
+    kid: String,
     algorithm: Algorithm,
     purposes: Vec<String>,
     period: Duration,
@@ -153,6 +155,7 @@ impl Issuer for SurrogateIssuer {
         let (certificate, info) = certificate::issue(
             &*self.managed,
             certificate::Request {
+                kid: &self.kid,
                 algorithm: self.algorithm,
                 key: &public,
                 purposes: &self.purposes,
@@ -236,6 +239,7 @@ impl SurrogateSigner {
             managed,
             purposes: vec![purpose.into()],
             algorithm: None,
+            kid: None,
             period: DEFAULT_PERIOD,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             rotation: RotationOptions::default(),
@@ -287,9 +291,15 @@ impl SurrogateSigner {
         self.rotation.status()
     }
 
-    /// The managed key's id: the certificates' `iss`.
+    /// The managed key's id (its location; it never goes into a certificate).
     pub fn managed_key_id(&self) -> &KeyId {
         self.rotation.issuer().managed.key_id()
+    }
+
+    /// The managed key's name in certificates (header `kid`): its RFC 7638 JWK thumbprint
+    /// unless set with [`SurrogateSignerBuilder::managed_kid`].
+    pub fn managed_kid(&self) -> &str {
+        &self.rotation.issuer().kid
     }
 
     /// The certified purposes.
@@ -313,6 +323,7 @@ pub struct SurrogateSignerBuilder {
     managed: Arc<dyn RemoteSigner>,
     purposes: Vec<String>,
     algorithm: Option<Algorithm>,
+    kid: Option<String>,
     period: Duration,
     max_token_lifetime: Duration,
     rotation: RotationOptions,
@@ -342,6 +353,14 @@ impl SurrogateSignerBuilder {
     /// [`RemoteSigner::default_algorithm`]).
     pub fn managed_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// Names the managed key `kid` in certificates instead of by its RFC 7638 JWK thumbprint
+    /// (the default). Verifiers must expect the same name ([`TrustedKey::kid`](super::TrustedKey::kid)).
+    /// Choose a name that says nothing about where the key is kept: every client can read it.
+    pub fn managed_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
         self
     }
 
@@ -420,8 +439,15 @@ impl SurrogateSignerBuilder {
             .rng
             .unwrap_or_else(|| Box::new(OsRng) as Box<dyn CryptoRngCore + Send>);
         let jitter_rng = JitterRng(rng.next_u64());
+        if self.kid.as_deref() == Some("") {
+            return Err(config("the managed key's kid is empty"));
+        }
+        let kid = self
+            .kid
+            .unwrap_or_else(|| self.managed.public_key().jwk_thumbprint());
         let issuer = SurrogateIssuer {
             managed: self.managed,
+            kid,
             algorithm,
             purposes: self.purposes,
             period: self.period,

@@ -9,36 +9,42 @@ use std::time::{Duration, SystemTime};
 use super::certificate::{self, now_secs, CertificateInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, PublicKey};
-use crate::signer::{KeyId, RemoteSigner};
+use crate::signer::RemoteSigner;
 
-/// A managed public key whose certificates are trusted, with the algorithms it may use.
+/// A managed public key whose certificates (and direct-mode tokens) are trusted, with the
+/// algorithms it may use.
+///
+/// Certificates and tokens name the key that signed them in the header `kid`: by default its
+/// RFC 7638 JWK thumbprint, which reveals nothing about where the key is kept. A verifier only
+/// tries the trusted keys whose name matches.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrustedKey {
     public: PublicKey,
-    key_id: Option<String>,
+    kid: String,
     algorithms: Vec<Algorithm>,
 }
 
 impl TrustedKey {
     /// Trusts `public` for its key type's default algorithm (RS256, ES256, ES384, ES256K or
-    /// EdDSA), whatever key id a certificate names.
+    /// EdDSA), named by its RFC 7638 JWK thumbprint.
     pub fn new(public: PublicKey) -> Self {
         let algorithms = vec![public.key_type().default_algorithm()];
         TrustedKey {
+            kid: public.jwk_thumbprint(),
             public,
-            key_id: None,
             algorithms,
         }
     }
 
-    /// Trusts a signer's public key under its key id.
+    /// Trusts a signer's public key (named by its thumbprint, as [`new`](Self::new)).
     pub fn from_signer(signer: &dyn RemoteSigner) -> Self {
-        Self::new(signer.public_key().clone()).key_id(signer.key_id().clone())
+        Self::new(signer.public_key().clone())
     }
 
-    /// Accepts only certificates whose `kid` is `key_id`.
-    pub fn key_id(mut self, key_id: KeyId) -> Self {
-        self.key_id = Some(key_id.as_str().to_string());
+    /// Expects the key to be named `kid` instead of by its thumbprint: for signers given an
+    /// explicit key id ([`SurrogateSignerBuilder::managed_kid`](super::SurrogateSignerBuilder::managed_kid)).
+    pub fn kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = kid.into();
         self
     }
 
@@ -58,8 +64,13 @@ impl TrustedKey {
         &self.public
     }
 
+    /// The name certificates and tokens must give this key (`kid`).
+    pub fn name(&self) -> &str {
+        &self.kid
+    }
+
     pub(crate) fn matches_id(&self, kid: &str) -> bool {
-        self.key_id.as_deref().is_none_or(|id| id == kid)
+        self.kid == kid
     }
 
     pub(crate) fn allows(&self, algorithm: Algorithm) -> bool {
@@ -71,7 +82,7 @@ impl fmt::Debug for TrustedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrustedKey")
             .field("public", &self.public)
-            .field("key_id", &self.key_id)
+            .field("kid", &self.kid)
             .field("algorithms", &self.algorithms)
             .finish()
     }
@@ -80,21 +91,41 @@ impl fmt::Debug for TrustedKey {
 /// The default allowance for clocks that disagree (60 s).
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
+/// The default cap on a certificate's signing window (`exp - nbf`): 7 days, the limit RFC 9345
+/// sets for TLS delegated credentials. Signers certify for an hour by default.
+pub const DEFAULT_MAX_CERTIFICATE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The default cap on how long a token may outlive its certificate's window (`max_exp - exp`):
+/// 24 hours, the signers' default bound
+/// ([`DEFAULT_MAX_TOKEN_LIFETIME`](super::DEFAULT_MAX_TOKEN_LIFETIME)). A stolen surrogate
+/// or certificate signature can forge nothing that lives longer than window plus bound.
+pub const DEFAULT_MAX_TOKEN_BOUND: Duration = Duration::from_secs(24 * 3600);
+
 /// How many verified certificates are cached (a fleet of this many signers verifies at one
 /// signature check per message).
 const CACHE_CAPACITY: usize = 1024;
 
 /// Verifies what surrogates signed, with nothing but the trusted managed public keys.
 ///
-/// The certificate is checked first (signature by a trusted key, `kid` and `iss` agree, `sub`
-/// is the thumbprint of `cnf.jwk`, the purpose is certified, the times), then the message
-/// signature with the certified key. Verified certificates are cached (by their exact text), so
-/// steady-state verification costs one Ed25519 check; their times and purpose are checked on
-/// every use. A certificate leaves the cache once no token it signed can be valid any more, so
-/// a long-running verifier holds about as many as there are live surrogates.
+/// The certificate is checked first (signature by the trusted key its `kid` names, the policy
+/// bounds, the purpose, the times), then the message signature with the certified key
+/// (`cnf.jwk`). Verified certificates are cached (by their exact text), so steady-state
+/// verification costs one Ed25519 check; their times and purpose are checked on every use. A
+/// certificate leaves the cache once no token it signed can be valid any more, so a
+/// long-running verifier holds about as many as there are live surrogates.
+///
+/// Policy, whatever a certificate's signature says (set through
+/// [`SurrogateVerifier::builder`]):
+///
+/// | bound | default |
+/// |---|---|
+/// | signing window `exp - nbf` | 7 days ([`DEFAULT_MAX_CERTIFICATE_WINDOW`]) |
+/// | token bound `max_exp - exp` | 24 hours ([`DEFAULT_MAX_TOKEN_BOUND`]) |
+/// | `iat` in the future | no more than the leeway, 60 s ([`DEFAULT_LEEWAY`]) |
 pub struct SurrogateVerifier {
     trusted: Vec<TrustedKey>,
     leeway: Duration,
+    policy: certificate::Policy,
     cache: RwLock<HashMap<Box<str>, Arc<CertificateInfo>>>,
 }
 
@@ -103,29 +134,75 @@ impl fmt::Debug for SurrogateVerifier {
         f.debug_struct("SurrogateVerifier")
             .field("trusted", &self.trusted)
             .field("leeway", &self.leeway)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl SurrogateVerifier {
-    /// Trusts certificates signed by any of `trusted` (several during a managed key's own
-    /// rotation).
-    pub fn new(trusted: impl IntoIterator<Item = TrustedKey>) -> Self {
-        SurrogateVerifier {
-            trusted: trusted.into_iter().collect(),
-            leeway: DEFAULT_LEEWAY,
-            cache: RwLock::new(HashMap::new()),
-        }
-    }
+/// Configures a [`SurrogateVerifier`]; from [`SurrogateVerifier::builder`].
+#[derive(Debug, Clone)]
+pub struct SurrogateVerifierBuilder {
+    trusted: Vec<TrustedKey>,
+    leeway: Duration,
+    max_certificate_window: Duration,
+    max_token_bound: Duration,
+}
 
-    /// The allowance for clock differences between signer and verifier (default 60 s).
+impl SurrogateVerifierBuilder {
+    /// The allowance for clock differences between signer and verifier (default 60 s,
+    /// [`DEFAULT_LEEWAY`]).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
+    /// The longest signing window (`exp - nbf`) a certificate may have (default 7 days,
+    /// [`DEFAULT_MAX_CERTIFICATE_WINDOW`]); longer ones are refused.
+    pub fn max_certificate_window(mut self, max: Duration) -> Self {
+        self.max_certificate_window = max;
+        self
+    }
+
+    /// The longest a token may outlive its certificate's window (`max_exp - exp`; default 24
+    /// hours, [`DEFAULT_MAX_TOKEN_BOUND`]); certificates that allow more are refused.
+    pub fn max_token_bound(mut self, max: Duration) -> Self {
+        self.max_token_bound = max;
+        self
+    }
+
+    /// The verifier.
+    pub fn build(self) -> SurrogateVerifier {
+        SurrogateVerifier {
+            trusted: self.trusted,
+            leeway: self.leeway,
+            policy: certificate::Policy {
+                max_window: self.max_certificate_window.as_secs(),
+                max_token_bound: self.max_token_bound.as_secs(),
+            },
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl SurrogateVerifier {
+    /// Trusts certificates signed by any of `trusted` (several during a managed key's own
+    /// rotation), with the default policy.
+    pub fn new(trusted: impl IntoIterator<Item = TrustedKey>) -> Self {
+        Self::builder(trusted).build()
+    }
+
+    /// A verifier for certificates signed by any of `trusted`, with policy to configure.
+    pub fn builder(trusted: impl IntoIterator<Item = TrustedKey>) -> SurrogateVerifierBuilder {
+        SurrogateVerifierBuilder {
+            trusted: trusted.into_iter().collect(),
+            leeway: DEFAULT_LEEWAY,
+            max_certificate_window: DEFAULT_MAX_CERTIFICATE_WINDOW,
+            max_token_bound: DEFAULT_MAX_TOKEN_BOUND,
+        }
+    }
+
     /// The allowance for clock differences.
-    pub fn get_leeway(&self) -> Duration {
+    pub fn leeway(&self) -> Duration {
         self.leeway
     }
 
@@ -140,7 +217,8 @@ impl SurrogateVerifier {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidToken`] for a malformed or tampered certificate, one not signed by
-    /// a trusted key, a `sub` that does not match `cnf.jwk`, or another purpose.
+    /// the trusted key its `kid` names, one outside the policy bounds, one issued in the
+    /// future (beyond the leeway), or one for another purpose.
     pub fn verify_certificate(
         &self,
         certificate: &str,
@@ -149,8 +227,8 @@ impl SurrogateVerifier {
         self.verify_certificate_at(certificate, purpose, SystemTime::now())
     }
 
-    /// [`verify_certificate`](Self::verify_certificate); `now` only decides which cached
-    /// certificates are past use and can go.
+    /// [`verify_certificate`](Self::verify_certificate) at `now`, which also decides which
+    /// cached certificates are past use and can go.
     pub(crate) fn verify_certificate_at(
         &self,
         certificate: &str,
@@ -166,7 +244,11 @@ impl SurrogateVerifier {
         let info = match cached {
             Some(info) => info,
             None => {
-                let info = Arc::new(certificate::verify(certificate, &self.trusted)?);
+                let info = Arc::new(certificate::verify(
+                    certificate,
+                    &self.trusted,
+                    self.policy,
+                )?);
                 let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
                 make_room(&mut cache, now, self.leeway, CACHE_CAPACITY);
                 cache.insert(certificate.into(), info.clone());
@@ -177,6 +259,12 @@ impl SurrogateVerifier {
             return Err(Error::with_context(
                 ErrorKind::InvalidToken,
                 "certificate is for another purpose",
+            ));
+        }
+        if info.issued_at_secs() > now_secs(now).saturating_add(self.leeway.as_secs()) {
+            return Err(Error::with_context(
+                ErrorKind::InvalidToken,
+                "certificate is issued in the future",
             ));
         }
         Ok(info)

@@ -163,8 +163,8 @@ struct State {
     storm: Option<Fault>,
     token_faults: VecDeque<Fault>,
     token_storm: Option<Fault>,
-    /// `expires_in` of issued tokens (0: the default, 3599 s).
-    token_lifetime: u64,
+    /// `expires_in` of issued tokens (`None`: the default, 3599 s).
+    token_lifetime: Option<u64>,
     tls_fault: Option<TlsFault>,
     /// Bumped when the TLS layer changes, so connections opened before are closed.
     tls_generation: u64,
@@ -181,6 +181,8 @@ pub struct Emulator {
     ca_pem: String,
     ca_path: PathBuf,
     dir: tempfile::TempDir,
+    /// Tells open connections that the TLS layer changed (its value: the new generation).
+    tls_changed: tokio::sync::watch::Sender<u64>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -206,8 +208,8 @@ impl Emulator {
             .build()
             .expect("runtime");
         // Bound without block_on, so that tests running inside a runtime can start one.
-        let std_listener =
-            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1:{port}: {e}"));
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let listener = {
@@ -215,11 +217,13 @@ impl Emulator {
             tokio::net::TcpListener::from_std(std_listener).expect("listener")
         };
         let state: Shared = Arc::default();
+        let (tls_changed, tls_change) = tokio::sync::watch::channel(0);
         runtime.spawn(serve(
             listener,
             tokio_rustls::TlsAcceptor::from(tls),
             tokio_rustls::TlsAcceptor::from(untrusted),
             state.clone(),
+            tls_change,
         ));
         Emulator {
             addr,
@@ -227,6 +231,7 @@ impl Emulator {
             ca_pem,
             ca_path,
             dir,
+            tls_changed,
             runtime: Some(runtime),
         }
     }
@@ -478,17 +483,25 @@ impl Emulator {
     }
 
     /// Makes the token endpoint issue tokens valid for `lifetime` (default 3599 s). Below the
-    /// SDK's 5-minute refresh margin, every vault request first asks for a new token.
+    /// SDK's 5-minute refresh margin, every vault request first asks for a new token; at zero
+    /// the token has expired when it arrives (the vault still takes it), so a client never
+    /// falls back on the token it holds when getting a new one fails.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.lock().token_lifetime = lifetime.as_secs().max(1);
+        self.lock().token_lifetime = Some(lifetime.as_secs());
     }
 
     /// Breaks TLS for new connections and closes the open ones (so pooled connections do not
     /// hide the fault), until [`clear_faults`](Self::clear_faults).
     pub fn break_tls(&self, fault: TlsFault) {
-        let mut state = self.lock();
-        state.tls_fault = Some(fault);
-        state.tls_generation += 1;
+        let generation = {
+            let mut state = self.lock();
+            state.tls_fault = Some(fault);
+            state.tls_generation += 1;
+            state.tls_generation
+        };
+        // Closed now, not at their next request: a client's pool sees them go, as it would
+        // when a real endpoint restarts, instead of meeting each stale one as a failed attempt.
+        self.tls_changed.send_replace(generation);
     }
 
     /// Deletes key `name`, all versions: later requests for it get 404 `KeyNotFound`.
@@ -666,9 +679,12 @@ async fn serve(
     acceptor: tokio_rustls::TlsAcceptor,
     untrusted: tokio_rustls::TlsAcceptor,
     state: Shared,
+    tls_change: tokio::sync::watch::Receiver<u64>,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors, usually: let connections close instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let (tls_fault, generation) = {
@@ -687,15 +703,20 @@ async fn serve(
             }
         };
         let state = state.clone();
+        let mut tls_change = tls_change.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
             let service =
                 hyper::service::service_fn(move |req| handle(state.clone(), generation, req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            // Dropped (closed) once the TLS layer changes after it was opened.
+            let _ = tokio::select! {
+                served = connection => served,
+                _ = tls_change.wait_for(|now| *now != generation) => Ok(()),
+            };
         });
     }
 }
@@ -1045,10 +1066,7 @@ fn token_endpoint(state: &Shared, body: &[u8]) -> Reply {
     let lifetime = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.tokens.insert(token.clone());
-        match s.token_lifetime {
-            0 => 3599,
-            secs => secs,
-        }
+        s.token_lifetime.unwrap_or(3599)
     };
     reply(
         200,

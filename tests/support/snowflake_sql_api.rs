@@ -142,6 +142,8 @@ impl FakeSnowflake {
         let server = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
+                    // Out of file descriptors, usually: let connections close instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 };
                 let acceptor = acceptor.clone();

@@ -1,9 +1,12 @@
 //! Bounded retries around one remote operation: per-attempt timeout, exponential backoff,
-//! `Retry-After`, and a bound on the total time.
+//! `Retry-After`, and a bound on the total time, waited and measured on a [`RetryTimer`].
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
 
 use super::error::{classify, Failure, Operation};
 use super::stats::OperationStats;
@@ -101,16 +104,58 @@ impl RetryPolicy {
     }
 }
 
+/// The time in which retries wait and their [`max_elapsed`](RetryPolicy::max_elapsed) bound is
+/// measured.
+///
+/// The default, [`TokioTimer`], is real time. Tests and simulations can give a signer a timer
+/// whose waits cost no real time (each wait moves the timer's clock forward instead), so a
+/// policy's backoff, `Retry-After` waits and time bound are exercised in full without being
+/// spent. Per-attempt timeouts ([`attempt_timeout`](RetryPolicy::attempt_timeout)) are network
+/// timeouts and always run in Tokio's time: an answer that does not come is waited for.
+#[async_trait]
+pub trait RetryTimer: fmt::Debug + Send + Sync {
+    /// The current time on this timer; only differences between its readings matter.
+    fn now(&self) -> Instant;
+
+    /// Waits `duration` on this timer.
+    async fn sleep(&self, duration: Duration);
+}
+
+/// Real time through Tokio: `tokio::time::sleep` and `tokio::time::Instant`, so a paused Tokio
+/// clock pauses it too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+#[async_trait]
+impl RetryTimer for TokioTimer {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 /// Runs operations under a [`RetryPolicy`] and counts them.
 #[derive(Debug, Clone)]
 pub(super) struct Caller {
     policy: RetryPolicy,
     stats: Arc<OperationStats>,
+    timer: Arc<dyn RetryTimer>,
 }
 
 impl Caller {
-    pub(super) fn new(policy: RetryPolicy, stats: Arc<OperationStats>) -> Self {
-        Caller { policy, stats }
+    pub(super) fn new(
+        policy: RetryPolicy,
+        stats: Arc<OperationStats>,
+        timer: Arc<dyn RetryTimer>,
+    ) -> Self {
+        Caller {
+            policy,
+            stats,
+            timer,
+        }
     }
 
     pub(super) fn stats(&self) -> &Arc<OperationStats> {
@@ -129,10 +174,11 @@ impl Caller {
         F: FnMut() -> Fut,
         Fut: Future<Output = azure_core::Result<T>>,
     {
-        let start = Instant::now();
+        let start = self.timer.now();
+        let elapsed = || self.timer.now().saturating_duration_since(start);
         let mut retries = 0u32;
         loop {
-            let remaining = self.policy.max_elapsed.saturating_sub(start.elapsed());
+            let remaining = self.policy.max_elapsed.saturating_sub(elapsed());
             let timeout = self.policy.attempt_timeout.min(remaining);
             self.stats.attempt(op);
             let failure = match tokio::time::timeout(timeout, attempt()).await {
@@ -153,7 +199,7 @@ impl Caller {
                     text.push_str(&format!(
                         " (after {} attempts in {:.1} s)",
                         retries + 1,
-                        start.elapsed().as_secs_f64()
+                        elapsed().as_secs_f64()
                     ));
                 }
                 if let Some(why) = why {
@@ -173,7 +219,7 @@ impl Caller {
             let wait = failure
                 .retry_after
                 .map_or(backoff, |after| after.max(backoff));
-            if start.elapsed() + wait >= self.policy.max_elapsed {
+            if elapsed() + wait >= self.policy.max_elapsed {
                 let why = match failure.retry_after {
                     Some(after) if after > backoff => {
                         format!(
@@ -187,14 +233,76 @@ impl Caller {
             }
             retries += 1;
             self.stats.retried(op);
-            tokio::time::sleep(wait).await;
+            self.timer.sleep(wait).await;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// A timer on which only waiting moves time: it records each wait and returns at once.
+    #[derive(Debug)]
+    struct Recording {
+        start: Instant,
+        waits: Mutex<Vec<Duration>>,
+    }
+
+    impl Recording {
+        fn waits(&self) -> Vec<Duration> {
+            self.waits.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl RetryTimer for Recording {
+        fn now(&self) -> Instant {
+            self.start + self.waits().iter().sum::<Duration>()
+        }
+
+        async fn sleep(&self, duration: Duration) {
+            self.waits.lock().unwrap().push(duration);
+        }
+    }
+
+    #[tokio::test]
+    async fn backoff_waits_and_the_time_bound_run_on_the_injected_timer() {
+        let timer = Arc::new(Recording {
+            start: Instant::now(),
+            waits: Mutex::new(Vec::new()),
+        });
+        let policy = RetryPolicy::default()
+            .max_retries(10)
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(400))
+            .max_elapsed(Duration::from_secs(1));
+        let caller = Caller::new(policy, Arc::default(), timer.clone());
+        let mut attempts = 0;
+        let error = caller
+            .call(Operation::Sign, "k", || {
+                attempts += 1;
+                async {
+                    Err::<(), _>(azure_core::Error::with_message(
+                        azure_core::error::ErrorKind::Connection,
+                        "connection refused",
+                    ))
+                }
+            })
+            .await
+            .unwrap_err();
+        // 100 + 200 + 400 ms waited; a fourth wait (400 ms) would end past the 1 s bound.
+        let ms = Duration::from_millis;
+        assert_eq!(timer.waits(), [ms(100), ms(200), ms(400)]);
+        assert_eq!(attempts, 4);
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        let text = error.to_string();
+        assert!(text.contains("after 4 attempts in 0.7 s"), "{text}");
+        assert!(text.contains("no time left to retry"), "{text}");
+        assert_eq!(caller.stats().snapshot().sign.retries, 3);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

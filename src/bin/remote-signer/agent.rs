@@ -54,20 +54,29 @@ pub struct AgentArgs {
     )]
     validity: u64,
 
-    /// Log every refused message too
-    #[arg(long, short)]
-    verbose: bool,
+    /// Sign any data clients send, not only SSH logins and SSHSIG blobs. DANGEROUS: every
+    /// process that reaches the socket can then forge tokens and certificates of other
+    /// protocols with these keys. Only for `ssh-keygen -s` with an agent-held CA key and
+    /// pam_ssh_agent_auth, with a key used for nothing else
+    #[arg(long)]
+    dangerous_sign_any_data: bool,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
-    log::set_max_level(if args.verbose {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
-    let _ = log::set_logger(&StderrLogger);
+    if args.certificate && args.principals.is_empty() {
+        anyhow::bail!(
+            "--certificate needs at least one --principal NAME: the user name(s) on the server \
+             the certificate is valid for"
+        );
+    }
+    if let Some(path) = &args.socket {
+        check_socket_path(path)?;
+    }
 
     let mut builder = Agent::builder();
+    if args.dangerous_sign_any_data {
+        builder = builder.dangerous_sign_any_data();
+    }
     for key in &args.keys {
         let key_args = KeyArgs {
             key: key.clone(),
@@ -75,10 +84,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
             allow_readable_key_file: args.allow_readable_key_file,
             no_verify_challenge_resource: args.no_verify_challenge_resource,
         };
-        let signer = key_args
-            .open()
-            .await
-            .with_context(|| format!("cannot open key {key}"))?;
+        // The error names the key itself (user information in a URL never reaches it).
+        let signer = key_args.open().await?;
         builder = if args.certificate {
             let options = CertificateOptions::new(args.principals.iter().cloned())
                 .validity(Duration::from_secs(args.validity));
@@ -136,6 +143,54 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
+/// Checks, before any key is opened, that `path` can become the agent's socket: its directory
+/// exists, and nothing is there except a stale socket nobody listens on, which is removed.
+fn check_socket_path(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "cannot listen on {}: the directory {} does not exist (create it, mode 0700, or \
+             choose another --socket path)",
+            path.display(),
+            parent.display()
+        );
+    }
+    let Ok(metadata) = path.symlink_metadata() else {
+        return Ok(());
+    };
+    if !metadata.file_type().is_socket() {
+        anyhow::bail!(
+            "cannot listen on {}: it exists and is not a socket; choose another --socket path",
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => anyhow::bail!(
+            "cannot listen on {}: another agent is listening there; stop it or choose another \
+             --socket path",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            // Left behind by an agent that is gone: nothing listens, so nobody loses it.
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+            log::info!("removed the stale socket {}", path.display());
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "cannot listen on {}: a socket is there that may be stale ({}); remove it with \
+             `rm {}` if no agent uses it",
+            path.display(),
+            e.kind(),
+            path.display()
+        ),
+    }
+}
+
 /// Binds `path` as a mode-0600 socket. A path that exists is never replaced: it may be
 /// another agent's socket.
 ///
@@ -145,7 +200,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
 fn bind_private(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if path.symlink_metadata().is_ok() {
-        anyhow::bail!("{} already exists", path.display());
+        anyhow::bail!(
+            "cannot listen on {}: it already exists; choose another --socket path",
+            path.display()
+        );
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -155,15 +213,22 @@ fn bind_private(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         .prefix(".remote-signer-agent.")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(parent)
-        .with_context(|| format!("cannot create a private directory in {}", parent.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: cannot create files in {} ({})",
+                path.display(),
+                parent.display(),
+                e.kind()
+            )
+        })?;
+    // Errors name the path asked for, never the internal staging path.
+    let failed =
+        |e: std::io::Error| anyhow::anyhow!("cannot listen on {}: {}", path.display(), e.kind());
     let staged = staging.path().join("agent.sock");
-    let listener = tokio::net::UnixListener::bind(&staged)
-        .with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private", path.display()))?;
+    let listener = tokio::net::UnixListener::bind(&staged).map_err(failed)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     // A hard link never replaces an existing file.
-    std::fs::hard_link(&staged, path)
-        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::hard_link(&staged, path).map_err(failed)?;
     Ok(listener)
 }
 
@@ -173,22 +238,4 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Log lines on stderr, one per event.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level() && metadata.target().starts_with("remote_signer")
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let level = record.level().as_str().to_lowercase();
-            eprintln!("remote-signer agent: {level}: {}", record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }

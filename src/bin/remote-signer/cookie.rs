@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use remote_signer::backend::local::LocalKeyOptions;
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::surrogate::TrustedKey;
-use remote_signer::{KeyRef, OpenOptions, PublicKey};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
@@ -80,24 +78,7 @@ async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
 
 /// A public key given inline or in a file, else a KEYREF opened for its public key.
 async fn trusted_key(trust: &str) -> anyhow::Result<TrustedKey> {
-    if trust.trim_start().starts_with("-----BEGIN") {
-        return Ok(TrustedKey::new(PublicKey::from_pem(trust)?));
-    }
-    if !trust.starts_with("https://") {
-        if let Ok(bytes) = std::fs::read(trust) {
-            if let Ok(public) = PublicKey::from_any(&bytes) {
-                return Ok(TrustedKey::new(public));
-            }
-        }
-    }
-    let key_ref: KeyRef = trust.parse()?;
-    let options = OpenOptions::new().local(LocalKeyOptions::new().passphrase_from_env());
-    let signer = key_ref
-        .open(&options)
-        .await
-        .with_context(|| format!("trusted key {trust}"))?;
-    // Trust the key itself; its id depends on how the path was spelled.
-    Ok(TrustedKey::new(signer.public_key().clone()))
+    Ok(TrustedKey::new(crate::common::public_key_of(trust).await?))
 }
 
 /// Every failure of `verify` exits 1 with one line, as its interface promises: an invalid

@@ -16,9 +16,10 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
         .prefix("remote-signer-demo")
         .tempdir()?;
     crate::say!(
-        "remote-signer demo (throwaway keys in {})",
-        dir.path().display()
+        "remote-signer demo: three throwaway local key files (Ed25519, P-256, RSA-2048), made in a \
+         private temporary directory that is deleted at exit; no cloud account, no network"
     );
+    crate::say!("local keys, each signing with every algorithm it supports:");
     for (name, key_type) in [
         ("ed25519", KeyType::Ed25519),
         ("p256", KeyType::P256),
@@ -54,6 +55,20 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
     snowflake(dir.path()).await?;
     ssh_agent(dir.path()).await?;
     crate::say!("demo: all signatures verified");
+    crate::say!("next:");
+    crate::say!(
+        "  - the library: the programs in README.md, and `cargo run --example cookie_app --features axum`"
+    );
+    crate::say!(
+        "  - the agent with a real ssh: `remote-signer generate --out key.pem`, run \
+         `remote-signer agent --key key.pem` in one shell, then in another set the SSH_AUTH_SOCK \
+         it prints and run `ssh-add -l`, or `ssh` to a host whose authorized_keys has \
+         `remote-signer public-key --key key.pem --format openssh`"
+    );
+    crate::say!(
+        "  - a Key Vault key: `cargo run --example keyvault_emulator --features azure` prints the \
+         environment and key URLs to use as --key"
+    );
     Ok(Outcome::Done)
 }
 
@@ -64,14 +79,17 @@ async fn snowflake(dir: &std::path::Path) -> anyhow::Result<()> {
 
     let key = Arc::new(Counted::new(LocalSigner::open(dir.join("rsa.pem"))?));
     let auth = KeyPairAuth::new(key.clone(), "myorg-myaccount", "demo_user")?;
-    crate::say!("snowflake:");
+    crate::say!(
+        "snowflake key-pair authentication (no Snowflake service is contacted: tokens are made \
+         and checked here, with the RSA key):"
+    );
     crate::say!(
         "  register once: {}",
         alter_user_statement("demo_user", key.public_key(), KeySlot::First)?
     );
     let login = auth.login_token().await?;
     crate::say!(
-        "  login token for {} ({} bytes, valid 60 s), signed and checked",
+        "  login token for {} ({} bytes, valid 60 s), signed and checked against the public key",
         auth.subject(),
         login.as_str().len()
     );
@@ -91,7 +109,8 @@ async fn snowflake(dir: &std::path::Path) -> anyhow::Result<()> {
         task.await??;
     }
     crate::say!(
-        "  1000 SQL API requests from 50 tasks: {} RSA signature(s), one token shared",
+        "  1000 SQL API bearer-token fetches from 50 tasks (counted here, nothing sent): {} RSA \
+         signature(s); one cached token served them all",
         key.signatures() - before
     );
     Ok(())
@@ -114,9 +133,11 @@ async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
             .await?;
         verifier.verify(&token)?;
     }
-    crate::say!("session cookies:");
+    crate::say!("session cookies (surrogate mode, the P-256 key as the managed key):");
     crate::say!(
-        "  1000 cookies signed and verified: {} managed-key signature(s); a cookie is {} bytes",
+        "  1000 cookies signed by an in-memory Ed25519 surrogate key and verified with the managed \
+         public key alone: {} managed-key (ES256) signature(s), for the surrogate's certificate; \
+         a cookie is {} bytes",
         managed.signatures(),
         token.len()
     );
@@ -141,6 +162,7 @@ async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
     use remote_signer::ssh::{Agent, CertificateOptions};
     use remote_signer::Counted;
+    use sha2::Digest as _;
     use ssh_encoding::{Decode, Encode};
 
     let ca = Arc::new(Counted::new(LocalSigner::open(dir.join("ed25519.pem"))?));
@@ -153,38 +175,54 @@ async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(u8::decode(&mut reader)? == 12, "no identities answer");
     let count = u32::decode(&mut reader)?;
     let blob = Vec::<u8>::decode(&mut reader)?;
-    let comment = String::decode(&mut reader)?;
+    // The comment names the CA key by its file, which is gone at exit: not printed.
+    let _comment = String::decode(&mut reader)?;
     let certificate = ssh_key::Certificate::from_bytes(&blob)?;
     let ca_listed = *certificate.public_key() == ca.public_key().to_ssh_key_data()?;
     anyhow::ensure!(
         count == 1 && !ca_listed,
         "the agent must list only the certificate"
     );
-    crate::say!("ssh-agent (certificate mode):");
     crate::say!(
-        "  lists {count} identity: certificate for {:?} ({comment}), valid {} s; the CA key is not listed",
+        "ssh-agent in certificate mode, the Ed25519 key as the user CA (requests answered in this \
+         process: no socket, no ssh client, no sshd):"
+    );
+    crate::say!(
+        "  lists {count} identity: an Ed25519 certificate for {:?}, valid {} s (the \
+         3600 s asked for, starting 60 s in the past so that a server whose clock is a little \
+         behind accepts it, rounded up to a whole second); the CA key is not listed",
         certificate.valid_principals(),
         certificate.valid_before() - certificate.valid_after()
     );
     let public = PublicKey::from_ssh_key_data(certificate.public_key())?;
     for login in 0..100u32 {
-        let data = format!("session {login}");
+        // What ssh signs to log in (RFC 4252 section 7): the agent signs nothing else.
+        let mut data = Vec::new();
+        sha2::Sha256::digest(login.to_be_bytes())
+            .as_slice()
+            .encode(&mut data)?;
+        50u8.encode(&mut data)?;
+        for field in ["demo", "ssh-connection", "publickey"] {
+            field.encode(&mut data)?;
+        }
+        1u8.encode(&mut data)?;
+        certificate
+            .algorithm()
+            .to_certificate_type()
+            .encode(&mut data)?;
+        blob.encode(&mut data)?;
         let mut request = vec![13u8];
         blob.encode(&mut request)?;
-        data.as_bytes().encode(&mut request)?;
+        data.encode(&mut request)?;
         0u32.encode(&mut request)?;
         let answer = agent.respond(&request).await;
         let mut reader = &answer[..];
         anyhow::ensure!(u8::decode(&mut reader)? == 14, "sign request refused");
         let signature = ssh_key::Signature::decode(&mut &Vec::<u8>::decode(&mut reader)?[..])?;
-        public.verify(
-            remote_signer::Algorithm::EdDSA,
-            data.as_bytes(),
-            signature.as_bytes(),
-        )?;
+        public.verify(remote_signer::Algorithm::EdDSA, &data, signature.as_bytes())?;
     }
     crate::say!(
-        "  100 logins signed and verified: {} CA signature(s)",
+        "  100 login sign requests answered and verified: {} CA signature(s), the certificate's",
         ca.signatures()
     );
     Ok(())

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::{Algorithm, KeyType, PublicKey, RemoteSigner as _, Signature};
+use remote_signer::key::Jwks;
+use remote_signer::{Algorithm, KeyType, RemoteSigner as _, Signature};
 
 use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
@@ -18,19 +19,53 @@ pub enum PublicKeyFormat {
     Der,
     Jwk,
     Openssh,
+    /// A JWK Set of every --key given, with kid, alg and use
+    Jwks,
 }
 
 #[derive(Args)]
 pub struct PublicKeyArgs {
-    #[command(flatten)]
-    key: KeyArgs,
+    /// The key: a path or file: URI to a key file, or a Key Vault key URL (repeatable with
+    /// --format jwks)
+    #[arg(long = "key", value_name = "KEYREF", required = true)]
+    keys: Vec<String>,
+
+    /// Read the key passphrase from the first line of FILE
+    /// (default: the REMOTE_SIGNER_KEY_PASSPHRASE environment variable)
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+
+    /// Accept a key file that group or others can read (for mounted secrets only)
+    #[arg(long)]
+    allow_readable_key_file: bool,
+
+    /// Key Vault: do not require the vault's authentication challenge to name a resource in
+    /// the vault's domain (for emulators and private endpoints only)
+    #[arg(long)]
+    no_verify_challenge_resource: bool,
+
     /// Output form
     #[arg(long, value_enum, default_value = "pem")]
     format: PublicKeyFormat,
 }
 
 pub async fn public_key(args: PublicKeyArgs) -> anyhow::Result<Outcome> {
-    let signer = args.key.open().await?;
+    let mut signers = Vec::new();
+    for key in &args.keys {
+        let key_args = KeyArgs {
+            key: key.clone(),
+            passphrase_file: args.passphrase_file.clone(),
+            allow_readable_key_file: args.allow_readable_key_file,
+            no_verify_challenge_resource: args.no_verify_challenge_resource,
+        };
+        signers.push(key_args.open().await?);
+    }
+    anyhow::ensure!(
+        signers.len() == 1 || matches!(args.format, PublicKeyFormat::Jwks),
+        "--key is given {} times; only --format jwks takes several keys",
+        signers.len()
+    );
+    let signer = &signers[0];
     let public = signer.public_key();
     let out = match args.format {
         PublicKeyFormat::Pem => public.to_pem().into_bytes(),
@@ -39,6 +74,10 @@ pub async fn public_key(args: PublicKeyArgs) -> anyhow::Result<Outcome> {
             let mut json = serde_json::to_string(&public.to_jwk())?;
             json.push('\n');
             json.into_bytes()
+        }
+        PublicKeyFormat::Jwks => {
+            let jwks = Jwks::from_keys(signers.iter().map(|s| s.public_key()));
+            format!("{}\n", jwks.to_json()).into_bytes()
         }
         PublicKeyFormat::Openssh => {
             let mut line = public.to_openssh(signer.key_id().as_str())?;
@@ -100,9 +139,10 @@ pub async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The public key: PEM, DER, JWK or an OpenSSH line
-    #[arg(long, value_name = "FILE")]
-    public_key: PathBuf,
+    /// The public key: a public key file (PEM, DER, JWK or an OpenSSH line), or a KEYREF
+    /// (a private key file or a Key Vault key) whose public half is used
+    #[arg(long, value_name = "KEYREF_OR_PUBLIC_KEY_FILE")]
+    public_key: String,
     /// JOSE algorithm name
     #[arg(long, value_name = "ALG")]
     alg: String,
@@ -116,10 +156,7 @@ pub struct VerifyArgs {
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let alg: Algorithm = args.alg.parse()?;
-    let key_bytes = std::fs::read(&args.public_key)
-        .with_context(|| format!("cannot read {}", args.public_key.display()))?;
-    let public = PublicKey::from_any(&key_bytes)
-        .with_context(|| format!("{}", args.public_key.display()))?;
+    let public = crate::common::public_key_of(&args.public_key).await?;
     let text = args.signature.trim().trim_end_matches('=');
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
@@ -153,12 +190,16 @@ pub enum GenerateType {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Key type (RSA keys are 2048 bits)
+    /// Key type (RSA key files are 2048 bits; RSA keys on a token 3072 unless --bits says)
     #[arg(long = "type", value_enum, default_value = "ed25519")]
     key_type: GenerateType,
-    /// Where to write the unencrypted PKCS#8 PEM key (must not exist; created mode 0600)
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the unencrypted PKCS#8 PEM key (must not exist; created mode 0600), or
+    /// a PKCS#11 URI (pkcs11:token=...;object=<new label>) to create the key on a token
+    #[arg(long, value_name = "FILE|PKCS11-URI")]
     out: PathBuf,
+    /// RSA key size for keys created on a PKCS#11 token (default 3072)
+    #[arg(long)]
+    bits: Option<usize>,
 }
 
 pub async fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
@@ -168,6 +209,22 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<Outcome> {
         GenerateType::P256 => KeyType::P256,
         GenerateType::P384 => KeyType::P384,
     };
+    #[cfg(feature = "pkcs11")]
+    if let Some(uri) = args.out.to_str().filter(|o| o.starts_with("pkcs11:")) {
+        use remote_signer::backend::pkcs11::{KeySpec, Pkcs11Signer};
+        let spec = match (KeySpec::from_key_type(key_type)?, args.bits) {
+            (KeySpec::Rsa(_), Some(bits)) => KeySpec::Rsa(bits),
+            (_, Some(_)) => anyhow::bail!("--bits is for RSA keys only"),
+            (spec, None) => spec,
+        };
+        let signer = Pkcs11Signer::builder(uri).generate(spec).await?;
+        write_stdout(format!("{}\n", signer.uri()).as_bytes())?;
+        return Ok(Outcome::Done);
+    }
+    anyhow::ensure!(
+        args.bits.is_none(),
+        "--bits is for keys created on a PKCS#11 token (key files are RSA 2048)"
+    );
     let signer = LocalSigner::generate_to_file(key_type, &args.out)?;
     write_stdout(format!("{}\n", signer.key_id()).as_bytes())?;
     Ok(Outcome::Done)

@@ -12,8 +12,11 @@ mod agent;
 mod common;
 mod cookie;
 mod demo;
+mod jwt;
 mod keys;
 mod snowflake;
+#[cfg(feature = "x509")]
+mod x509;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +25,11 @@ mod snowflake;
     about = "Sign with keys the application never holds"
 )]
 struct Cli {
+    /// Log more on stderr: -v for this tool's details, -vv and -vvv for the Azure SDK's too
+    /// (RUST_LOG, as `target=level,...`, takes precedence)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -43,12 +51,53 @@ enum Command {
     Cookie(cookie::CookieCommand),
     /// Snowflake key-pair JWTs and the ALTER USER statement that registers the key
     Snowflake(snowflake::SnowflakeArgs),
+    /// Key-pair JWTs for GitHub Apps, Entra ID, APNs and any OAuth server (RFC 7523)
+    #[command(subcommand)]
+    Jwt(jwt::JwtCommand),
+    /// X.509: a self-signed certificate or a certificate request signed by the key
+    #[cfg(feature = "x509")]
+    #[command(subcommand)]
+    X509(x509::X509Command),
     /// Run the main job end to end on a throwaway local key and say what happened
     Demo(demo::DemoArgs),
     /// Run an ssh-agent in the foreground whose identities are managed keys or short-lived
     /// certificates they sign
     #[cfg(feature = "ssh-agent")]
     Agent(agent::AgentArgs),
+}
+
+/// Installs the one subscriber for both facades: the library's `tracing` lines (the Azure SDK)
+/// and its `log` lines (the ssh-agent), on stderr. Quiet by default except this crate's own
+/// notices (the agent's refusals); `RUST_LOG` replaces the filter when set.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let default = match verbose {
+        0 => "warn,remote_signer=info",
+        1 => "warn,remote_signer=debug",
+        2 => "info,remote_signer=debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => value.parse::<Targets>().unwrap_or_else(|_| {
+            eprintln!(
+                "remote-signer: warning: RUST_LOG is not `target=level,...`; using the default"
+            );
+            default.parse().expect("the default filter parses")
+        }),
+        _ => default.parse().expect("the default filter parses"),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .without_time(),
+        )
+        .with(filter)
+        .try_init();
 }
 
 /// What a subcommand reports besides success.
@@ -59,7 +108,9 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    common::take_env_passphrase();
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,6 +131,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Cookie(command) => cookie::run(command).await,
             Command::Snowflake(args) => snowflake::run(args).await,
+            Command::Jwt(command) => jwt::run(command).await,
+            #[cfg(feature = "x509")]
+            Command::X509(command) => x509::run(command).await,
             #[cfg(feature = "ssh-agent")]
             Command::Agent(args) => agent::run(args).await,
         }

@@ -18,18 +18,35 @@ use tempfile::TempDir;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
-/// The user the tests log in as: the one running them (root here, as sshd needs).
+/// The user the tests log in as: the one running them.
 pub fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run id");
+    id("-un")
+}
+
+fn current_uid() -> u32 {
+    id("-u").parse().expect("a numeric user id")
+}
+
+fn id(option: &str) -> String {
+    let out = Command::new("id").arg(option).output().expect("run id");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A throwaway sshd on 127.0.0.1 with its own host key, `authorized_keys` and
-/// `TrustedUserCAKeys`. Killed on drop.
+/// `TrustedUserCAKeys`. Stopped on drop.
+///
+/// The test holds the listening socket itself and runs one `sshd -i` (inetd mode) per
+/// accepted connection. sshd cannot report an ephemeral port, and a port found free, released
+/// and handed to a daemon can be taken by anything else in between (or a readiness probe can
+/// connect to itself, a TCP self-connect): then `ssh` meets a refused or foreign port. A socket
+/// bound here and kept open for the life of the `Sshd` leaves no such window, and needs no
+/// readiness probe: the port accepts connections before `start` returns.
 pub struct Sshd {
     pub port: u16,
     dir: TempDir,
-    child: Child,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+    sessions: Arc<Mutex<Vec<Child>>>,
 }
 
 impl Sshd {
@@ -39,53 +56,72 @@ impl Sshd {
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (scripts/test does)"
         );
-        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd (needs root)");
+        // Run as root, sshd needs its privilege separation directory; unprivileged, it uses
+        // none (and authenticates only the user it runs as, which is the one the tests use).
+        if current_uid() == 0 {
+            std::fs::create_dir_all("/run/sshd")
+                .expect("create sshd's privilege separation directory /run/sshd");
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(path("host_ed25519"))
             .status()
-            .unwrap();
+            .expect("run ssh-keygen: install openssh-client (scripts/test does)");
         assert!(status.success());
         std::fs::write(path("authorized_keys"), lines(authorized_keys)).unwrap();
         std::fs::write(path("trusted_ca_keys"), lines(trusted_ca_keys)).unwrap();
-        let port = free_port();
+        // The sessions' HOME is this directory, so the login shell reads no rc files of the
+        // user running the tests (one that prints would change the output; one that runs
+        // `pyenv init` costs half a second a login). Only user authentication is under test,
+        // so the key exchange is the cheapest one.
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile none\nUsePAM no\n\
+            "HostKey {host}\nPidFile none\nUsePAM no\n\
              StrictModes no\nAuthorizedKeysFile {keys}\nTrustedUserCAKeys {cas}\n\
              PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+             PermitRootLogin prohibit-password\nLogLevel VERBOSE\nSetEnv HOME={home}\n\
+             KexAlgorithms curve25519-sha256\n",
             host = path("host_ed25519").display(),
             keys = path("authorized_keys").display(),
             cas = path("trusted_ca_keys").display(),
+            home = dir.path().display(),
         );
         std::fs::write(path("sshd_config"), config).unwrap();
-        let log = std::fs::File::create(path("sshd.log")).unwrap();
-        let child = Command::new(SSHD)
-            .arg("-D")
-            .arg("-e")
+        std::fs::File::create(path("sshd.log")).unwrap();
+        // A configuration sshd refuses fails here, with sshd's words, not at the first login.
+        let test = Command::new(SSHD)
+            .arg("-t")
             .arg("-f")
             .arg(path("sshd_config"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sshd");
-        let mut sshd = Sshd { port, dir, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return sshd;
-            }
-            if let Ok(Some(status)) = sshd.child.try_wait() {
-                panic!("sshd exited ({status}): {}", sshd.log());
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            .output()
+            .expect("run sshd -t");
+        assert!(
+            test.status.success(),
+            "sshd refuses its configuration: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = {
+            let (stop, sessions) = (Arc::clone(&stop), Arc::clone(&sessions));
+            let (config, log) = (path("sshd_config"), path("sshd.log"));
+            std::thread::spawn(move || accept(&listener, &config, &log, &stop, &sessions))
+        };
+        Sshd {
+            port,
+            dir,
+            stop,
+            acceptor: Some(acceptor),
+            sessions,
         }
-        panic!("sshd did not listen: {}", sshd.log());
     }
 
-    /// What sshd logged so far.
+    /// What sshd logged so far (every connection's sshd appends to one log).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
@@ -116,7 +152,7 @@ impl Sshd {
             .arg("echo logged-in")
             .stdin(Stdio::null())
             .output()
-            .expect("run ssh")
+            .expect("run ssh: install openssh-client (scripts/test does)")
     }
 
     /// Asserts that logging in through `socket` works.
@@ -133,21 +169,58 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the acceptor, which then sees `stop`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        for child in sessions.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Serves each connection to `listener` with its own `sshd -i` until `stop` is set.
+fn accept(
+    listener: &TcpListener,
+    config: &Path,
+    log: &Path,
+    stop: &AtomicBool,
+    sessions: &Mutex<Vec<Child>>,
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else {
+            continue; // the client gave up before it was accepted
+        };
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log)
+            .expect("open the sshd log");
+        let input = stream.try_clone().expect("clone the connection");
+        let session = Command::new(SSHD)
+            .arg("-i")
+            .arg("-e")
+            .arg("-f")
+            .arg(config)
+            .stdin(std::os::fd::OwnedFd::from(input))
+            .stdout(std::os::fd::OwnedFd::from(stream))
+            .stderr(log)
+            .spawn()
+            .expect("start sshd -i");
+        let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
+        sessions.push(session);
     }
 }
 
 fn lines(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An agent served in-process on its own runtime, on a socket in a private directory.
@@ -209,7 +282,7 @@ impl RunningAgent {
             .arg("-L")
             .env("SSH_AUTH_SOCK", &self.socket)
             .output()
-            .expect("run ssh-add");
+            .expect("run ssh-add: install openssh-client (scripts/test does)");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         if !out.status.success() {
             assert!(

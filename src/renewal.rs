@@ -1,9 +1,20 @@
-//! Rotation of short-lived credentials, whatever they are: issue one, use it until shortly
-//! before it expires, issue the next in the background, once, however many tasks ask.
+//! The renewal engine: keeps a short-lived credential fresh, whatever it is. Issue one, use it
+//! until shortly before it expires, issue the next in the background, once, however many tasks
+//! ask.
 //!
-//! [`Rotation`] is generic over an [`Issuer`], so the same machinery serves the JWS surrogate
-//! certificates of this module and other kinds of short-lived credentials (an OpenSSH
-//! certificate, a cached bearer token).
+//! [`Rotation`] is generic over an [`Issuer`]; it renews the JWS certificates of
+//! [`surrogate`](crate::surrogate) keys and the OpenSSH certificates of the ssh-agent.
+//!
+//! One policy for all of them:
+//! - **Single flight**: at most one issuing call at a time, however many callers.
+//! - **Backoff**: after a failure, no new attempt before the backoff has passed, measured from
+//!   the failure (1 s doubling to 60 s by default); a success resets it.
+//! - **Readers never wait on a renewal while a credential is valid**; once it has expired
+//!   after a failure, callers get an error at once instead of queueing behind an attempt that
+//!   may hang ([`Rotation::current`] never waits at all).
+//! - **Poisoning**: the state is plain data, consistent after every write, so a lock poisoned
+//!   by a panic elsewhere is used as it is.
+//! - **Status**: [`RotationStatus`] (issuing calls, current expiry, next renewal, last error).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -12,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use rand_core::RngCore;
 
-use super::clock::Clock;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A credential that expires: what a [`Rotation`] keeps fresh.
@@ -182,6 +193,14 @@ impl<I: Issuer> fmt::Debug for Rotation<I> {
     }
 }
 
+/// Where a call's time comes from: the rotation's clock (read again after a slow issue, so
+/// backoff counts from the failure), or a time the caller passed.
+#[derive(Clone, Copy)]
+enum Time {
+    Clock,
+    At(SystemTime),
+}
+
 /// Whether an issue is wanted because rotation is due, or only because nothing valid is left.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -234,17 +253,7 @@ impl<I: Issuer> Rotation<I> {
     /// When no valid credential exists and issuing one fails (or is waiting out its backoff):
     /// an error of the issuer's failure kind that says so and names the last failure.
     pub async fn get(&self) -> Result<Arc<I::Credential>> {
-        let now = self.shared.clock.now();
-        let (credential, due) = {
-            let state = self.shared.read();
-            match &state.current {
-                Some(c) if now < c.credential.not_after() => (
-                    Some(c.credential.clone()),
-                    now >= c.rotate_at && state.retry_at.is_none_or(|r| now >= r),
-                ),
-                _ => (None, true),
-            }
-        };
+        let (credential, due) = self.shared.lookup(self.shared.clock.now());
         match credential {
             Some(credential) => {
                 if due {
@@ -252,11 +261,82 @@ impl<I: Issuer> Rotation<I> {
                 }
                 Ok(credential)
             }
-            None => {
-                let _flight = self.shared.flight.lock().await;
-                self.shared.issue_locked(Need::Expired).await
+            None => self.get_expired(Time::Clock).await,
+        }
+    }
+
+    /// Like [`get`](Rotation::get), for callers that carry time themselves: every decision,
+    /// issue and failure is taken to happen at `now`, and nothing runs in the background. The
+    /// caller that finds renewal due while none is in flight renews, and gets the new
+    /// credential (or, if that fails, the current one); the others get the current one
+    /// meanwhile, without waiting.
+    ///
+    /// # Errors
+    /// As [`get`](Rotation::get).
+    pub async fn get_at(&self, now: SystemTime) -> Result<Arc<I::Credential>> {
+        let (credential, due) = self.shared.lookup(now);
+        match credential {
+            Some(credential) if due => match self.shared.flight.clone().try_lock_owned() {
+                Ok(_flight) => Ok(self
+                    .shared
+                    .issue_locked(Need::Due, Time::At(now))
+                    .await
+                    .unwrap_or(credential)),
+                Err(_) => Ok(credential),
+            },
+            Some(credential) => Ok(credential),
+            None => self.get_expired(Time::At(now)).await,
+        }
+    }
+
+    /// [`get`](Rotation::get) when nothing valid is left.
+    async fn get_expired(&self, time: Time) -> Result<Arc<I::Credential>> {
+        if self.shared.read().failures == 0 {
+            // The first issue, or a routine one: wait for it, once between callers.
+            let _flight = self.shared.flight.lock().await;
+            return self.shared.issue_locked(Need::Expired, time).await;
+        }
+        // After a failure, nobody queues behind an attempt that may hang: whoever finds no
+        // attempt in flight makes one, the others get the failure at once.
+        match self.shared.flight.clone().try_lock_owned() {
+            Ok(_flight) => self.shared.issue_locked(Need::Expired, time).await,
+            Err(_) => Err(self.shared.no_credential(&self.shared.read())),
+        }
+    }
+
+    /// The credential valid now, or `None`, without ever waiting. When renewal is due (or
+    /// nothing valid is left) and the backoff allows, one is started in the background on the
+    /// current tokio runtime (outside one, nothing is started).
+    pub fn current(&self) -> Option<Arc<I::Credential>> {
+        let now = self.shared.clock.now();
+        let (credential, need) = {
+            let state = self.shared.read();
+            let valid = state
+                .current
+                .as_ref()
+                .filter(|c| now < c.credential.not_after());
+            let need = match valid {
+                Some(c) if now < c.rotate_at => None,
+                Some(_) => Some(Need::Due),
+                None => Some(Need::Expired),
+            };
+            let may_try = state.retry_at.is_none_or(|r| now >= r);
+            (
+                valid.map(|c| c.credential.clone()),
+                need.filter(|_| may_try),
+            )
+        };
+        if let (Some(need), Ok(runtime)) = (need, tokio::runtime::Handle::try_current()) {
+            if let Ok(flight) = self.shared.flight.clone().try_lock_owned() {
+                let shared = self.shared.clone();
+                runtime.spawn(async move {
+                    // A failure is recorded in the state.
+                    let _ = shared.issue_locked(need, Time::Clock).await;
+                    drop(flight);
+                });
             }
         }
+        credential
     }
 
     /// Waits for a rotation in progress, then rotates now if one is due (ignoring backoff)
@@ -267,7 +347,7 @@ impl<I: Issuer> Rotation<I> {
     pub async fn refresh(&self) -> Result<Arc<I::Credential>> {
         let _flight = self.shared.flight.lock().await;
         self.shared.write().retry_at = None;
-        self.shared.issue_locked(Need::Due).await
+        self.shared.issue_locked(Need::Due, Time::Clock).await
     }
 
     /// Waits until no rotation is in progress.
@@ -308,12 +388,12 @@ impl<I: Issuer> Rotation<I> {
                 let shared = self.shared.clone();
                 runtime.spawn(async move {
                     // A failure is recorded in the state; the current credential stays in use.
-                    let _ = shared.issue_locked(Need::Due).await;
+                    let _ = shared.issue_locked(Need::Due, Time::Clock).await;
                     drop(flight);
                 });
             }
             Err(_) => {
-                let _ = self.shared.issue_locked(Need::Due).await;
+                let _ = self.shared.issue_locked(Need::Due, Time::Clock).await;
                 drop(flight);
             }
         }
@@ -321,6 +401,25 @@ impl<I: Issuer> Rotation<I> {
 }
 
 impl<I: Issuer> Shared<I> {
+    fn now(&self, time: Time) -> SystemTime {
+        match time {
+            Time::Clock => self.clock.now(),
+            Time::At(now) => now,
+        }
+    }
+
+    /// The credential valid at `now`, and whether renewing it is due (and the backoff allows).
+    fn lookup(&self, now: SystemTime) -> (Option<Arc<I::Credential>>, bool) {
+        let state = self.read();
+        match &state.current {
+            Some(c) if now < c.credential.not_after() => (
+                Some(c.credential.clone()),
+                now >= c.rotate_at && state.retry_at.is_none_or(|r| now >= r),
+            ),
+            _ => (None, true),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State<I::Credential>> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -330,8 +429,8 @@ impl<I: Issuer> Shared<I> {
     }
 
     /// Issues if still needed. The caller holds the flight lock.
-    async fn issue_locked(&self, need: Need) -> Result<Arc<I::Credential>> {
-        let now = self.clock.now();
+    async fn issue_locked(&self, need: Need, time: Time) -> Result<Arc<I::Credential>> {
+        let now = self.now(time);
         let valid = {
             let state = self.read();
             let valid = state
@@ -371,7 +470,7 @@ impl<I: Issuer> Shared<I> {
                 Ok(credential)
             }
             Err(error) => {
-                let failed_at = self.clock.now();
+                let failed_at = self.now(time);
                 let mut state = self.write();
                 state.failures = state.failures.saturating_add(1);
                 state.retry_at = Some(failed_at + state.backoff);
@@ -424,5 +523,190 @@ impl<I: Issuer> Shared<I> {
             ),
             None => Error::with_context(ErrorKind::Unavailable, expired),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+    /// Issues credentials valid for 100 s; fails or hangs on demand, counting issuing calls.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        calls: AtomicU32,
+        /// 0 works, 1 fails, 2 hangs until `release` is notified (then fails).
+        mode: AtomicU8,
+        entered: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[derive(Debug)]
+    struct Token(SystemTime);
+
+    impl Credential for Token {
+        fn id(&self) -> &str {
+            "token"
+        }
+        fn not_after(&self) -> SystemTime {
+            self.0
+        }
+    }
+
+    #[async_trait]
+    impl Issuer for Arc<Flaky> {
+        type Credential = Token;
+        async fn issue(&self, now: SystemTime) -> Result<Token> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.mode.load(Ordering::SeqCst) {
+                0 => Ok(Token(now + Duration::from_secs(100))),
+                1 => Err(Error::with_context(ErrorKind::Unavailable, "outage")),
+                _ => {
+                    self.entered.notify_one();
+                    self.release.notified().await;
+                    Err(Error::with_context(ErrorKind::Timeout, "hung"))
+                }
+            }
+        }
+    }
+
+    /// `future`'s output if it is ready at the first poll; panics if it would wait.
+    async fn at_once<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::select! {
+            biased;
+            out = future => out,
+            () = std::future::ready(()) => panic!("the caller had to wait"),
+        }
+    }
+
+    fn rotation(flaky: &Arc<Flaky>, clock: &Arc<ManualClock>) -> Rotation<Arc<Flaky>> {
+        let options = RotationOptions::new()
+            .refresh_margin(Duration::from_secs(25))
+            .jitter(Duration::ZERO)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(8));
+        Rotation::new(
+            Arc::clone(flaky),
+            clock.clone(),
+            options,
+            Box::new(rand_core::OsRng),
+        )
+    }
+
+    #[tokio::test]
+    async fn after_expiry_and_a_failure_callers_never_queue_behind_a_hanging_attempt() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(1_000_000));
+        let rotation = rotation(&flaky, &clock);
+        rotation.get().await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
+
+        // Expired, and the service fails: an error naming the failure.
+        flaky.mode.store(1, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(150));
+        let err = rotation.get().await.unwrap_err();
+        assert!(err.to_string().contains("outage"), "{err}");
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // Within the backoff: no attempt, whoever asks, however often.
+        for _ in 0..10 {
+            assert!(at_once(rotation.get()).await.is_err());
+            assert!(rotation.current().is_none());
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+
+        // Past the backoff the service hangs: one caller tries, the others fail at once.
+        flaky.mode.store(2, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(1));
+        let trying = {
+            let rotation = rotation.clone();
+            tokio::spawn(async move { rotation.get().await })
+        };
+        flaky.entered.notified().await;
+        for _ in 0..10 {
+            let err = at_once(rotation.get()).await.unwrap_err();
+            assert!(err.to_string().contains("has expired"), "{err}");
+            assert!(rotation.current().is_none());
+        }
+        // Time passes many backoff steps; still the one attempt in flight.
+        clock.advance(Duration::from_secs(60));
+        assert!(at_once(rotation.get()).await.is_err());
+        assert!(rotation.current().is_none());
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+        flaky.release.notify_one();
+        assert!(trying.await.unwrap().is_err());
+        let status = rotation.status();
+        assert_eq!(status.consecutive_failures, 2);
+        assert_eq!(status.attempts, 3);
+
+        // The service returns: the next attempt after the backoff succeeds, once.
+        flaky.mode.store(0, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(8));
+        rotation.get().await.unwrap();
+        rotation.get().await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(rotation.status().last_error, None);
+    }
+
+    #[tokio::test]
+    async fn current_serves_without_waiting_and_renews_in_the_background() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(1_000_000));
+        let rotation = rotation(&flaky, &clock);
+        assert!(rotation.current().is_none(), "nothing issued yet");
+        rotation.settled().await;
+        assert!(rotation.current().is_some(), "issued in the background");
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
+
+        // Due (25 s left) while the service hangs: the current credential is served meanwhile.
+        flaky.mode.store(2, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(80));
+        assert!(rotation.current().is_some());
+        flaky.entered.notified().await;
+        for _ in 0..10 {
+            assert!(rotation.current().is_some());
+            assert!(at_once(rotation.get()).await.is_ok());
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // Expired while it still hangs: nothing to serve, at once.
+        clock.advance(Duration::from_secs(30));
+        assert!(rotation.current().is_none());
+        flaky.release.notify_one();
+        rotation.settled().await;
+        assert_eq!(rotation.status().consecutive_failures, 1);
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn get_at_renews_inline_for_one_caller_and_serves_the_others_at_once() {
+        let flaky = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::at_unix(0));
+        let rotation = rotation(&flaky, &clock);
+        let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let first = rotation.get_at(t0).await.unwrap();
+        // Due at 75 s (25 s margin); the service hangs: the finder waits on its own attempt,
+        // everyone else gets the current credential at once.
+        flaky.mode.store(2, Ordering::SeqCst);
+        let renewing = {
+            let rotation = rotation.clone();
+            tokio::spawn(async move { rotation.get_at(t0 + Duration::from_secs(80)).await })
+        };
+        flaky.entered.notified().await;
+        for later in 81..90 {
+            let served = at_once(rotation.get_at(t0 + Duration::from_secs(later)))
+                .await
+                .unwrap();
+            assert!(Arc::ptr_eq(&served, &first));
+        }
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        // The attempt fails: its caller still gets the valid credential.
+        flaky.release.notify_one();
+        assert!(Arc::ptr_eq(&renewing.await.unwrap().unwrap(), &first));
+        // Within the backoff measured from the failure (at 80 s): no attempt.
+        flaky.mode.store(0, Ordering::SeqCst);
+        rotation.get_at(t0 + Duration::from_secs(80)).await.unwrap();
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+        let renewed = rotation.get_at(t0 + Duration::from_secs(81)).await.unwrap();
+        assert!(!Arc::ptr_eq(&renewed, &first));
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
     }
 }

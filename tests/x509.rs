@@ -1,0 +1,371 @@
+//! X.509 certificates and CSRs signed by a managed key, checked by openssl: the self-signature
+//! (`openssl verify -check_ss_sig`), the request's signature (`openssl req -verify`), the public
+//! key, the extensions and the validity; refusals; and signer failures carried through rcgen.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use remote_signer::backend::local::LocalSigner;
+use remote_signer::jwt::EntraAssertion;
+use remote_signer::surrogate::ManualClock;
+use remote_signer::x509::{certificate_request, SelfSigned, Subject};
+use remote_signer::{
+    Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Signature,
+};
+
+#[cfg(feature = "azure")]
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
+
+fn run(program: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(program).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn openssl(args: &[&str]) -> String {
+    let (code, stdout, stderr) = run("openssl", args);
+    assert_eq!(code, 0, "openssl {args:?}: {stdout}{stderr}");
+    stdout + &stderr
+}
+
+fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
+    let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
+    let signer = LocalSigner::generate_to_file(key_type, &path).unwrap();
+    (path, Arc::new(signer))
+}
+
+/// Runs the CLI and writes its stdout (one PEM document) to `out`.
+fn cli_pem(args: &[&str], out: &Path) -> String {
+    let (code, stdout, stderr) = run(BIN, args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    std::fs::write(out, &stdout).unwrap();
+    stdout
+}
+
+fn cli_refuses(args: &[&str], reason: &str) {
+    let (code, stdout, stderr) = run(BIN, args);
+    assert_eq!(code, 2, "{args:?}: {stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(reason), "{stderr:?} lacks {reason:?}");
+}
+
+#[test]
+fn self_signed_certificates_and_requests_verify_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key_type, signature) in [
+        (KeyType::Rsa, "sha256WithRSAEncryption"),
+        (KeyType::P256, "ecdsa-with-SHA256"),
+        (KeyType::P384, "ecdsa-with-SHA384"),
+        (KeyType::Ed25519, "ED25519"),
+    ] {
+        let (key, signer) = key_file(dir.path(), key_type);
+        let key = key.to_str().unwrap();
+        let public_pem = signer.public_key().to_pem();
+
+        let cert = dir.path().join("cert.pem");
+        let cert_s = cert.to_str().unwrap();
+        let pem = cli_pem(
+            &[
+                "x509",
+                "self-signed",
+                "--key",
+                key,
+                "--subject",
+                "CN=my-app,O=Example\\, Inc.,OU=Ops,C=US,ST=Somewhere,L=Town",
+                "--days",
+                "30",
+            ],
+            &cert,
+        );
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+        // The self-signature, which `openssl x509` alone would not check.
+        let verified = openssl(&["verify", "-check_ss_sig", "-CAfile", cert_s, cert_s]);
+        assert!(verified.contains(": OK"), "{key_type}: {verified}");
+        assert_eq!(
+            openssl(&["x509", "-in", cert_s, "-noout", "-pubkey"]),
+            public_pem
+        );
+        let text = openssl(&["x509", "-in", cert_s, "-noout", "-text"]);
+        assert!(
+            text.contains(&format!("Signature Algorithm: {signature}")),
+            "{text}"
+        );
+        assert!(text.contains("CA:FALSE"), "{text}");
+        assert!(text.contains("Digital Signature"), "{text}");
+        assert!(!text.contains("Certificate Sign"), "{text}");
+        let subject = openssl(&[
+            "x509", "-in", cert_s, "-noout", "-subject", "-nameopt", "RFC2253",
+        ]);
+        assert_eq!(
+            subject.trim(),
+            "subject=L=Town,ST=Somewhere,C=US,OU=Ops,O=Example\\, Inc.,CN=my-app"
+        );
+        let der = pem_der(&pem);
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let validity = parsed.validity();
+        assert_eq!(
+            validity.not_after.timestamp() - validity.not_before.timestamp(),
+            30 * 86_400
+        );
+        assert_eq!(parsed.issuer(), parsed.subject());
+        let serial = parsed.raw_serial();
+        assert_eq!(serial.len(), 16, "{serial:?}");
+        assert!(serial[0] & 0x80 == 0, "positive serial");
+        // A fresh random serial every time.
+        let again = cli_pem(
+            &["x509", "self-signed", "--key", key, "--subject", "CN=a"],
+            &dir.path().join("again.pem"),
+        );
+        let again = pem_der(&again);
+        let (_, again) = x509_parser::parse_x509_certificate(&again).unwrap();
+        assert_ne!(again.raw_serial(), serial);
+        let days = again.validity().not_after.timestamp() - again.validity().not_before.timestamp();
+        assert_eq!(days, 365 * 86_400, "default validity");
+
+        let csr = dir.path().join("csr.pem");
+        let csr_s = csr.to_str().unwrap();
+        let pem = cli_pem(
+            &[
+                "x509",
+                "csr",
+                "--key",
+                key,
+                "--subject",
+                "CN=my-app,O=Example",
+            ],
+            &csr,
+        );
+        assert!(
+            pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"),
+            "{pem}"
+        );
+        let verified = openssl(&["req", "-in", csr_s, "-verify", "-noout"]);
+        assert!(verified.contains("verify OK"), "{key_type}: {verified}");
+        assert_eq!(
+            openssl(&["req", "-in", csr_s, "-noout", "-pubkey"]),
+            public_pem
+        );
+        let subject = openssl(&[
+            "req", "-in", csr_s, "-noout", "-subject", "-nameopt", "RFC2253",
+        ]);
+        assert_eq!(subject.trim(), "subject=O=Example,CN=my-app");
+    }
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    pem_rfc7468::decode_vec(pem.as_bytes()).unwrap().1
+}
+
+#[test]
+fn refusals_exit_2_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = key_file(dir.path(), KeyType::P256);
+    let key = key.to_str().unwrap();
+    let self_signed = |subject: &'static str, extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["x509", "self-signed", "--key", key, "--subject", subject];
+        args.extend_from_slice(extra);
+        args
+    };
+    cli_refuses(&self_signed("O=Example", &[]), "has no CN");
+    cli_refuses(&self_signed("CN=a,XX=b", &[]), "unknown attribute \"XX\"");
+    cli_refuses(&self_signed("CN=a,CN=b", &[]), "CN twice");
+    cli_refuses(&self_signed("CN=", &[]), "empty or unprintable CN");
+    cli_refuses(&self_signed("CN=a,C=USA", &[]), "two-letter country code");
+    cli_refuses(&self_signed("CN=a\\b", &[]), "escapes neither");
+    cli_refuses(&self_signed("CN", &[]), "without =");
+    cli_refuses(&self_signed("CN=a", &["--days", "0"]), "1 to 3650 days");
+    cli_refuses(&self_signed("CN=a", &["--days", "3651"]), "1 to 3650 days");
+}
+
+#[tokio::test]
+async fn secp256k1_keys_are_refused() {
+    let signer: Arc<dyn RemoteSigner> = Arc::new(PublicOnly {
+        id: KeyId::new("k256"),
+        public: k256_public(),
+    });
+    let subject: Subject = "CN=a".parse().unwrap();
+    let err = certificate_request(signer.clone(), &subject)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+    assert!(
+        err.to_string()
+            .contains("X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key"),
+        "{err}"
+    );
+    let err = SelfSigned::new(signer, &subject).sign().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+}
+
+/// A secp256k1 public key (the curve's generator point): the local backend holds no such keys,
+/// Key Vault does.
+fn k256_public() -> PublicKey {
+    let point = hex_bytes(concat!(
+        "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+        "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
+    ));
+    PublicKey::from_sec1_point(KeyType::K256, &point).unwrap()
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A signer that has only a public key and never signs.
+#[derive(Debug)]
+struct PublicOnly {
+    id: KeyId,
+    public: PublicKey,
+}
+
+#[async_trait]
+impl RemoteSigner for PublicOnly {
+    fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    async fn sign(&self, _: Algorithm, _: &[u8]) -> remote_signer::Result<Signature> {
+        Err(Error::new(ErrorKind::Signing))
+    }
+}
+
+#[tokio::test]
+async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
+    let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+    let subject: Subject = "CN=app".parse().unwrap();
+    assert_eq!(subject.to_string(), "CN=app");
+    let cert = SelfSigned::new(signer.clone(), &subject)
+        .days(2)
+        .unwrap()
+        .clock(clock)
+        .sign()
+        .await
+        .unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+    assert_eq!(parsed.validity().not_before.timestamp(), 1_700_000_000);
+    assert_eq!(
+        parsed.validity().not_after.timestamp(),
+        1_700_000_000 + 2 * 86_400
+    );
+    assert_eq!(
+        parsed.public_key().raw,
+        signer.public_key().to_spki_der().as_slice()
+    );
+    // The certificate holds the key, so an Entra assertion can name it (PEM and DER alike).
+    let from_pem = EntraAssertion::new(
+        signer.clone(),
+        "contoso.com",
+        "app",
+        cert.to_pem().as_bytes(),
+    )
+    .unwrap();
+    let from_der = EntraAssertion::new(signer.clone(), "contoso.com", "app", cert.der()).unwrap();
+    assert_eq!(
+        from_pem.certificate_thumbprint(),
+        from_der.certificate_thumbprint()
+    );
+    let other: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let err = EntraAssertion::new(other, "contoso.com", "app", cert.der()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(format!("{:?}", cert).len() < 64, "Debug shows no bytes");
+}
+
+/// A signer whose service is down, or that returns garbage.
+#[derive(Debug)]
+struct Broken {
+    inner: LocalSigner,
+    garble: bool,
+}
+
+#[async_trait]
+impl RemoteSigner for Broken {
+    fn key_id(&self) -> &KeyId {
+        self.inner.key_id()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.inner.public_key()
+    }
+    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> remote_signer::Result<Signature> {
+        if self.garble {
+            let mut bytes = self.inner.sign(algorithm, message).await?.into_bytes();
+            bytes[10] ^= 1;
+            return Ok(Signature::new(algorithm, bytes));
+        }
+        Err(Error::with_context(
+            ErrorKind::Unavailable,
+            "vault unreachable",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn signer_failures_come_through_with_their_kind() {
+    let subject: Subject = "CN=app".parse().unwrap();
+    for (garble, kind) in [(false, ErrorKind::Unavailable), (true, ErrorKind::Signing)] {
+        let signer: Arc<dyn RemoteSigner> = Arc::new(Broken {
+            inner: LocalSigner::generate(KeyType::P256).unwrap(),
+            garble,
+        });
+        let err = SelfSigned::new(signer.clone(), &subject)
+            .sign()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        let err = certificate_request(signer, &subject).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+    }
+}
+
+/// The bridge from rcgen's synchronous signing to an async signer that needs the network: a
+/// Key Vault key through the official SDK, on a single-threaded runtime as `#[tokio::test]`
+/// gives (the runtime's own thread drives the I/O while rcgen waits on a blocking thread).
+#[cfg(feature = "azure")]
+#[tokio::test]
+async fn key_vault_keys_sign_certificates_and_requests() {
+    use support::keyvault::{Emulator, KeySpec};
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, spec) in [
+        ("rsa", KeySpec::Rsa(2048)),
+        ("p256", KeySpec::P256),
+        ("p384", KeySpec::P384),
+    ] {
+        emu.create_key(name, spec);
+        let signer = emu.signer(name).await;
+        let subject: Subject = "CN=vault-app".parse().unwrap();
+        let before = emu.count("sign");
+        let cert = SelfSigned::new(signer.clone(), &subject)
+            .sign()
+            .await
+            .unwrap();
+        let csr = certificate_request(signer.clone(), &subject).await.unwrap();
+        assert_eq!(emu.count("sign") - before, 2, "one managed signature each");
+        let (cert_path, csr_path) = (dir.path().join("c.pem"), dir.path().join("r.pem"));
+        std::fs::write(&cert_path, cert.to_pem()).unwrap();
+        std::fs::write(&csr_path, csr.to_pem()).unwrap();
+        let (cert_s, csr_s) = (cert_path.to_str().unwrap(), csr_path.to_str().unwrap());
+        let verified = openssl(&["verify", "-check_ss_sig", "-CAfile", cert_s, cert_s]);
+        assert!(verified.contains(": OK"), "{name}: {verified}");
+        assert!(openssl(&["req", "-in", csr_s, "-verify", "-noout"]).contains("verify OK"));
+        let public_pem = signer.public_key().to_pem();
+        assert_eq!(
+            openssl(&["x509", "-in", cert_s, "-noout", "-pubkey"]),
+            public_pem
+        );
+    }
+}
