@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 
@@ -76,9 +77,13 @@ def test_key_pair_auth_names_and_fingerprint(rsa_pair):
     assert list(payload) == ["iss", "sub", "iat", "exp"]
 
 
-def test_refusals(rsa_pair, p256_pair):
+def test_refusals(rsa_pair, p256_pair, ed25519_pair):
+    # Snowflake takes RSA and (since 2026) P-256/P-384 keys, never Ed25519.
     with pytest.raises(remote_signer.UnsupportedKeyError):
-        sf.KeyPairAuth(p256_pair.key, ACCOUNT, USER)
+        sf.KeyPairAuth(ed25519_pair.key, ACCOUNT, USER)
+    header = json.loads(base64.urlsafe_b64decode(
+        sf.jwt(p256_pair.key, ACCOUNT, USER).split(".")[0] + "=="))
+    assert header == {"alg": "ES256", "typ": "JWT"}
     with pytest.raises(remote_signer.InvalidInputError) as info:
         sf.KeyPairAuth(rsa_pair.key, "myorg.myaccount", USER)
     assert "MYORG-MYACCOUNT" in str(info.value)
