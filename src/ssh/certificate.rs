@@ -227,19 +227,8 @@ pub(crate) async fn mint(
         .flatten()
         .ok_or_else(|| Error::with_context(ErrorKind::Signing, "cannot build certificate"))?;
 
-    let signature = ca.sign(algorithm, &to_be_signed).await?;
     // A certificate the CA signed wrongly would only surface later as refused logins.
-    ca.public_key()
-        .verify(algorithm, &to_be_signed, signature.as_bytes())
-        .map_err(|_| {
-            Error::with_context(
-                ErrorKind::InvalidSignature,
-                format!(
-                    "CA {} returned a signature that does not verify",
-                    ca.key_id()
-                ),
-            )
-        })?;
+    let signature = crate::signer::sign_verified(ca, algorithm, &to_be_signed).await?;
     let presigned = Presigned {
         ca_key,
         to_be_signed,
