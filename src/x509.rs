@@ -332,22 +332,12 @@ impl SigningKey for RemoteKey {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
         let result = self
             .runtime
-            .block_on(self.signer.sign(self.algorithm, message))
-            .and_then(|signature| {
-                self.signer
-                    .public_key()
-                    .verify(self.algorithm, message, signature.as_bytes())
-                    .map_err(|_| {
-                        Error::with_context(
-                            ErrorKind::Signing,
-                            format!(
-                                "{} returned a signature that does not verify",
-                                self.signer.key_id()
-                            ),
-                        )
-                    })?;
-                x509_signature(signature)
-            });
+            .block_on(crate::signer::sign_verified(
+                &*self.signer,
+                self.algorithm,
+                message,
+            ))
+            .and_then(x509_signature);
         result.map_err(|e| {
             *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             rcgen::Error::RemoteKeyError
