@@ -65,6 +65,16 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Whole seconds since the Unix epoch, for claims that must not silently become 0.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a time before 1970.
+pub(crate) fn unix_seconds_strict(t: SystemTime) -> crate::Result<u64> {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| crate::Error::invalid_input("time before 1970"))
+}
+
 /// The time `seconds` after the Unix epoch, saturating far in the future.
 pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
     UNIX_EPOCH

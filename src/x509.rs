@@ -244,7 +244,7 @@ impl SelfSigned {
     /// runtime; [`ErrorKind::InvalidInput`] for a time before 1970; the signer's errors;
     /// [`ErrorKind::Signing`] if a signature does not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Certificate> {
-        let start = crate::surrogate::unix_seconds(now);
+        let start = crate::clock::unix_seconds(now);
         if start == 0 {
             return Err(Error::invalid_input("time before 1970"));
         }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::{from_unix_seconds, unix_seconds};
+use crate::clock::{from_unix_seconds, unix_seconds};
 use crate::error::Result;
 use crate::jws;
 use crate::key::{Algorithm, Jwk, PublicKey};
