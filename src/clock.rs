@@ -75,6 +75,32 @@ pub(crate) fn unix_seconds_strict(t: SystemTime) -> crate::Result<u64> {
         .map_err(|_| crate::Error::invalid_input("time before 1970"))
 }
 
+/// Errors unless `now` lies in `not_before ..= expires_at` (all Unix seconds), widened by
+/// `leeway` on both sides: the one validity-window check for certificates and tokens. `what`
+/// names the thing in the message (`"token is not yet valid"`, `"certificate has expired"`).
+///
+/// # Errors
+/// [`ErrorKind::Expired`](crate::ErrorKind::Expired) for a thing not yet valid or expired.
+pub(crate) fn check_window(
+    now: u64,
+    not_before: u64,
+    expires_at: u64,
+    leeway: Duration,
+    what: &str,
+) -> crate::Result<()> {
+    let leeway = leeway.as_secs();
+    let expired = |why: &str| {
+        crate::Error::with_context(crate::ErrorKind::Expired, format!("{what} {why}"))
+    };
+    if now.saturating_add(leeway) < not_before {
+        return Err(expired("is not yet valid"));
+    }
+    if now > expires_at.saturating_add(leeway) {
+        return Err(expired("has expired"));
+    }
+    Ok(())
+}
+
 /// The time `seconds` after the Unix epoch, saturating far in the future.
 pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
     UNIX_EPOCH

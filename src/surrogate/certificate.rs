@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{from_unix_seconds, unix_seconds};
+use crate::clock::from_unix_seconds;
 use crate::error::Result;
 use crate::jws;
 use crate::key::{Algorithm, Jwk, PublicKey};
@@ -271,8 +271,4 @@ pub(crate) fn verify(
         purposes: claims.pur,
         max_token_expiry: claims.max_exp,
     })
-}
-
-pub(crate) fn now_secs(now: SystemTime) -> u64 {
-    unix_seconds(now)
 }
