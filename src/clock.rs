@@ -107,3 +107,47 @@ pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
         .checked_add(Duration::from_secs(seconds))
         .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(u32::MAX.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn the_window_holds_its_ends_and_the_leeway_and_nothing_beyond() {
+        let leeway = Duration::from_secs(5);
+        for now in [95, 100, 150, 200, 205] {
+            check_window(now, 100, 200, leeway, "token").unwrap();
+        }
+        let early = check_window(94, 100, 200, leeway, "token").unwrap_err();
+        assert_eq!(early.kind(), ErrorKind::Expired);
+        assert!(early.to_string().contains("token is not yet valid"), "{early}");
+        let late = check_window(206, 100, 200, leeway, "certificate").unwrap_err();
+        assert_eq!(late.kind(), ErrorKind::Expired);
+        assert!(late.to_string().contains("certificate has expired"), "{late}");
+    }
+
+    #[test]
+    fn the_window_saturates_instead_of_overflowing() {
+        let leeway = Duration::from_secs(u64::MAX);
+        check_window(u64::MAX, u64::MAX, u64::MAX, leeway, "token").unwrap();
+        check_window(0, u64::MAX, u64::MAX, Duration::ZERO, "token").unwrap_err();
+        check_window(u64::MAX, 0, u64::MAX - 1, Duration::ZERO, "token").unwrap_err();
+    }
+
+    #[test]
+    fn unix_seconds_round_trip_and_refuse_or_floor_times_before_1970() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_800_000_000_999);
+        assert_eq!(unix_seconds(t), 1_800_000_000);
+        assert_eq!(unix_seconds_strict(t).unwrap(), 1_800_000_000);
+        assert_eq!(
+            from_unix_seconds(1_800_000_000),
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+        );
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(unix_seconds(before), 0);
+        let err = unix_seconds_strict(before).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(from_unix_seconds(u64::MAX) > UNIX_EPOCH);
+    }
+}
