@@ -89,9 +89,8 @@ pub(crate) fn check_window(
     what: &str,
 ) -> crate::Result<()> {
     let leeway = leeway.as_secs();
-    let expired = |why: &str| {
-        crate::Error::with_context(crate::ErrorKind::Expired, format!("{what} {why}"))
-    };
+    let expired =
+        |why: &str| crate::Error::with_context(crate::ErrorKind::Expired, format!("{what} {why}"));
     if now.saturating_add(leeway) < not_before {
         return Err(expired("is not yet valid"));
     }
@@ -121,10 +120,16 @@ mod tests {
         }
         let early = check_window(94, 100, 200, leeway, "token").unwrap_err();
         assert_eq!(early.kind(), ErrorKind::Expired);
-        assert!(early.to_string().contains("token is not yet valid"), "{early}");
+        assert!(
+            early.to_string().contains("token is not yet valid"),
+            "{early}"
+        );
         let late = check_window(206, 100, 200, leeway, "certificate").unwrap_err();
         assert_eq!(late.kind(), ErrorKind::Expired);
-        assert!(late.to_string().contains("certificate has expired"), "{late}");
+        assert!(
+            late.to_string().contains("certificate has expired"),
+            "{late}"
+        );
     }
 
     #[test]

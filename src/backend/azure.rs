@@ -411,16 +411,6 @@ fn host_of(url: &KeyUrl) -> String {
     }
 }
 
-/// A value the service sent, fit for an error text: a short run of a safe alphabet, so a
-/// reply can never smuggle its body (or anything else) into an error or log line.
-fn shown(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(16)
-        .collect()
-}
-
 /// What the key bundle says about the pinned version.
 struct ResolvedKey {
     kid: String,
@@ -475,7 +465,7 @@ impl ResolvedKey {
                     Some(other) => {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
-                            shown(other.as_ref())
+                            error::service_text(other.as_ref(), 16)
                         )))
                     }
                     None => return Err(protocol("EC key without a curve")),
@@ -489,7 +479,7 @@ impl ResolvedKey {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
-                    shown(other.as_ref())
+                    error::service_text(other.as_ref(), 16)
                 )))
             }
             None => return Err(protocol("key without a type")),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::cache::{entry_cost, TokenCache};
-use crate::error::{Error, ErrorKind, Result};
 use crate::clock::check_window;
+use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;

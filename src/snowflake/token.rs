@@ -9,8 +9,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::clock::{from_unix_seconds, unix_seconds_strict};
 use super::names::{normalize_account, normalize_user};
+use crate::clock::{from_unix_seconds, unix_seconds_strict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType, PublicKey};
 use crate::signer::RemoteSigner;

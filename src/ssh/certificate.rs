@@ -186,8 +186,7 @@ pub(crate) async fn mint(
     // Rounded up, so a certificate lives at least the whole validity and is never due for
     // renewal the moment it is minted.
     let end = now + options.validity;
-    let valid_before =
-        unix(end) + u64::from(end > crate::clock::from_unix_seconds(unix(end)));
+    let valid_before = unix(end) + u64::from(end > crate::clock::from_unix_seconds(unix(end)));
     let key_id = options
         .key_id
         .clone()

@@ -307,7 +307,13 @@ impl SurrogateVerifier {
         if expires_at < issued_at {
             return Err(invalid("token expires before it was issued"));
         }
-        check_window(unix_seconds(now), issued_at, expires_at, self.leeway, "token")
+        check_window(
+            unix_seconds(now),
+            issued_at,
+            expires_at,
+            self.leeway,
+            "token",
+        )
     }
 
     /// Verifies a message signed by a surrogate at time `now`: the certificate (cached), its
