@@ -648,7 +648,7 @@ impl SessionVerifier {
             Some(cert) => {
                 let info = self
                     .surrogates
-                    .verify_certificate_at(cert, &self.purpose, now)?;
+                    .verify_certificate_at(now, cert, &self.purpose)?;
                 if header.alg != Algorithm::EdDSA.as_str() {
                     return Err(invalid("token algorithm does not fit its key"));
                 }

@@ -225,16 +225,16 @@ impl SurrogateVerifier {
         certificate: &str,
         purpose: &str,
     ) -> Result<Arc<CertificateInfo>> {
-        self.verify_certificate_at(certificate, purpose, SystemTime::now())
+        self.verify_certificate_at(SystemTime::now(), certificate, purpose)
     }
 
     /// [`verify_certificate`](Self::verify_certificate) at `now`, which also decides which
     /// cached certificates are past use and can go.
     pub(crate) fn verify_certificate_at(
         &self,
+        now: SystemTime,
         certificate: &str,
         purpose: &str,
-        now: SystemTime,
     ) -> Result<Arc<CertificateInfo>> {
         let cached = self
             .cache
@@ -331,7 +331,7 @@ impl SurrogateVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> Result<Arc<CertificateInfo>> {
-        let info = self.verify_certificate_at(certificate, purpose, now)?;
+        let info = self.verify_certificate_at(now, certificate, purpose)?;
         self.check_signing_window(&info, now)?;
         info.public_key()
             .verify(Algorithm::EdDSA, message, signature)?;
