@@ -86,19 +86,8 @@ pub(crate) async fn sign(
     algorithm: crate::Algorithm,
     mut signing_input: String,
 ) -> Result<String> {
-    let signature = signer.sign(algorithm, signing_input.as_bytes()).await?;
-    signer
-        .public_key()
-        .verify(algorithm, signing_input.as_bytes(), signature.as_bytes())
-        .map_err(|_| {
-            Error::with_context(
-                ErrorKind::Signing,
-                format!(
-                    "{} returned a signature that does not verify",
-                    signer.key_id()
-                ),
-            )
-        })?;
+    let signature =
+        crate::signer::sign_verified(signer, algorithm, signing_input.as_bytes()).await?;
     signing_input.push('.');
     signing_input.push_str(&encode_part(signature.as_bytes()));
     Ok(signing_input)

@@ -56,10 +56,11 @@ pub use assertion::{
 pub use entra::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
 pub use github::{GitHubAppJwt, GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME, GITHUB_MAX_LIFETIME};
 
+use crate::clock::{from_unix_seconds, unix_seconds, unix_seconds_strict as seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType};
 use crate::signer::RemoteSigner;
-use crate::surrogate::{unix_seconds, Clock, Credential, Issuer, Rotation, RotationOptions};
+use crate::surrogate::{Clock, Credential, Issuer, Rotation, RotationOptions};
 
 /// A signed JWT for one of the services above.
 ///
@@ -77,8 +78,8 @@ impl Jwt {
         Jwt {
             text: text.into(),
             id: format!("{kind} iat={iat}"),
-            issued_at: crate::surrogate::from_unix_seconds(iat),
-            expires_at: crate::surrogate::from_unix_seconds(expires_at),
+            issued_at: from_unix_seconds(iat),
+            expires_at: from_unix_seconds(expires_at),
         }
     }
 
@@ -169,13 +170,6 @@ fn check_text(value: &str, what: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Whole seconds since 1970 of `now`.
-fn seconds(now: SystemTime) -> Result<u64> {
-    now.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|_| Error::invalid_input("time before 1970"))
 }
 
 fn add(secs: u64, lifetime: u64) -> Result<u64> {

@@ -2,8 +2,10 @@
 //! wrappers that add behaviour to any signer.
 
 mod counted;
+mod verified;
 
 pub use counted::Counted;
+pub(crate) use verified::sign_verified;
 
 use std::fmt;
 use std::sync::Arc;

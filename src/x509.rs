@@ -244,7 +244,7 @@ impl SelfSigned {
     /// runtime; [`ErrorKind::InvalidInput`] for a time before 1970; the signer's errors;
     /// [`ErrorKind::Signing`] if a signature does not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Certificate> {
-        let start = crate::surrogate::unix_seconds(now);
+        let start = crate::clock::unix_seconds(now);
         if start == 0 {
             return Err(Error::invalid_input("time before 1970"));
         }
@@ -332,22 +332,12 @@ impl SigningKey for RemoteKey {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
         let result = self
             .runtime
-            .block_on(self.signer.sign(self.algorithm, message))
-            .and_then(|signature| {
-                self.signer
-                    .public_key()
-                    .verify(self.algorithm, message, signature.as_bytes())
-                    .map_err(|_| {
-                        Error::with_context(
-                            ErrorKind::Signing,
-                            format!(
-                                "{} returned a signature that does not verify",
-                                self.signer.key_id()
-                            ),
-                        )
-                    })?;
-                x509_signature(signature)
-            });
+            .block_on(crate::signer::sign_verified(
+                &*self.signer,
+                self.algorithm,
+                message,
+            ))
+            .and_then(x509_signature);
         result.map_err(|e| {
             *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             rcgen::Error::RemoteKeyError

@@ -116,7 +116,7 @@ mod transport;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
@@ -411,16 +411,6 @@ fn host_of(url: &KeyUrl) -> String {
     }
 }
 
-/// A value the service sent, fit for an error text: a short run of a safe alphabet, so a
-/// reply can never smuggle its body (or anything else) into an error or log line.
-fn shown(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(16)
-        .collect()
-}
-
 /// What the key bundle says about the pinned version.
 struct ResolvedKey {
     kid: String,
@@ -475,7 +465,7 @@ impl ResolvedKey {
                     Some(other) => {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
-                            shown(other.as_ref())
+                            error::service_text(other.as_ref(), 16)
                         )))
                     }
                     None => return Err(protocol("EC key without a curve")),
@@ -489,7 +479,7 @@ impl ResolvedKey {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
-                    shown(other.as_ref())
+                    error::service_text(other.as_ref(), 16)
                 )))
             }
             None => return Err(protocol("key without a type")),
@@ -511,10 +501,7 @@ impl ResolvedKey {
 
     /// Refuses a key that Key Vault would refuse to sign with at `now`.
     fn check_usable(&self, now: SystemTime, what: &str) -> Result<()> {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs() as i64;
+        let now = i64::try_from(crate::clock::unix_seconds(now)).unwrap_or(i64::MAX);
         let disabled =
             |why: &str| Error::with_context(ErrorKind::KeyDisabled, format!("{what}: {why}"));
         if !self.enabled {
@@ -729,7 +716,7 @@ mod tests {
             not_before: Some(1_000),
             expires: Some(2_000),
         };
-        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        let at = crate::clock::from_unix_seconds;
         assert!(key.check_usable(at(1_500), "k").is_ok());
         assert_eq!(
             key.check_usable(at(999), "k").unwrap_err().kind(),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::cache::{entry_cost, TokenCache};
+use crate::clock::check_window;
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
@@ -538,10 +539,6 @@ fn invalid(reason: &str) -> Error {
     Error::with_context(ErrorKind::InvalidToken, reason.to_string())
 }
 
-fn not_yet_valid() -> Error {
-    Error::with_context(ErrorKind::Expired, "token is not yet valid")
-}
-
 impl SessionVerifier {
     /// Accepts tokens for `purpose` signed (directly or through a certified surrogate) by any
     /// of `trusted`, with the default policy.
@@ -651,7 +648,7 @@ impl SessionVerifier {
             Some(cert) => {
                 let info = self
                     .surrogates
-                    .verify_certificate_at(cert, &self.purpose, now)?;
+                    .verify_certificate_at(now, cert, &self.purpose)?;
                 if header.alg != Algorithm::EdDSA.as_str() {
                     return Err(invalid("token algorithm does not fit its key"));
                 }
@@ -734,8 +731,8 @@ impl SessionVerifier {
         let leeway = self.leeway.as_secs();
         let now_secs = unix_seconds(now);
         // RFC 7519 4.1.5: not accepted before `nbf`.
-        if nbf.is_some_and(|nbf| now_secs.saturating_add(leeway) < nbf) {
-            return Err(not_yet_valid());
+        if let Some(nbf) = nbf {
+            check_window(now_secs, nbf, u64::MAX, self.leeway, "token")?;
         }
         let mut valid_from = iat.max(nbf.unwrap_or(0));
         match &certificate {
@@ -743,14 +740,7 @@ impl SessionVerifier {
                 self.surrogates.check_token_times(info, iat, exp, now)?;
                 valid_from = valid_from.max(unix_seconds(info.issued_at()));
             }
-            None => {
-                if now_secs.saturating_add(leeway) < iat {
-                    return Err(not_yet_valid());
-                }
-                if now_secs > exp.saturating_add(leeway) {
-                    return Err(Error::with_context(ErrorKind::Expired, "token has expired"));
-                }
-            }
+            None => check_window(now_secs, iat, exp, self.leeway, "token")?,
         }
         let session = Session {
             inner: Arc::new(SessionData {

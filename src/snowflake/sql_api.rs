@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::token::{unix_seconds, KeyPairAuth, Token, MAX_LIFETIME};
+use super::token::{KeyPairAuth, Token, MAX_LIFETIME};
+use crate::clock::unix_seconds_strict as unix_seconds;
 use crate::clock::SystemClock;
 #[cfg(doc)]
 use crate::error::ErrorKind;

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::Serialize;
 
 use super::names::{normalize_account, normalize_user};
+use crate::clock::{from_unix_seconds, unix_seconds_strict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType, PublicKey};
 use crate::signer::RemoteSigner;
@@ -172,7 +173,7 @@ impl KeyPairAuth {
     /// that does not verify.
     pub async fn token_at(&self, issued_at: SystemTime, lifetime: Duration) -> Result<Token> {
         let lifetime = check_lifetime(lifetime)?;
-        let iat = unix_seconds(issued_at)?;
+        let iat = unix_seconds_strict(issued_at)?;
         let exp = iat
             .checked_add(lifetime)
             .ok_or_else(|| Error::invalid_input("token expiry overflows"))?;
@@ -218,12 +219,12 @@ impl Token {
 
     /// The `iat` claim.
     pub fn issued_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.issued_at)
+        from_unix_seconds(self.issued_at)
     }
 
     /// The `exp` claim.
     pub fn expires_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.expires_at)
+        from_unix_seconds(self.expires_at)
     }
 
     /// The `Authorization` header value: `Bearer <token>`.
@@ -327,12 +328,6 @@ fn check_lifetime(lifetime: Duration) -> Result<u64> {
         )));
     }
     Ok(lifetime.as_secs())
-}
-
-pub(crate) fn unix_seconds(time: SystemTime) -> Result<u64> {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|_| Error::invalid_input("time before 1970"))
 }
 
 /// JSON as Python's `json.dumps(..., separators=(",", ":"))` writes it, which PyJWT uses: compact,

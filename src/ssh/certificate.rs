@@ -181,17 +181,12 @@ pub(crate) async fn mint(
     };
     let mut nonce = [0u8; Builder::RECOMMENDED_NONCE_SIZE];
     OsRng.fill_bytes(&mut nonce);
-    let unix = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
+    let unix = crate::clock::unix_seconds;
     let valid_after = unix(now.checked_sub(options.backdate).unwrap_or(now));
     // Rounded up, so a certificate lives at least the whole validity and is never due for
     // renewal the moment it is minted.
     let end = now + options.validity;
-    let valid_before =
-        unix(end) + u64::from(end > SystemTime::UNIX_EPOCH + Duration::from_secs(unix(end)));
+    let valid_before = unix(end) + u64::from(end > crate::clock::from_unix_seconds(unix(end)));
     let key_id = options
         .key_id
         .clone()
@@ -227,19 +222,8 @@ pub(crate) async fn mint(
         .flatten()
         .ok_or_else(|| Error::with_context(ErrorKind::Signing, "cannot build certificate"))?;
 
-    let signature = ca.sign(algorithm, &to_be_signed).await?;
     // A certificate the CA signed wrongly would only surface later as refused logins.
-    ca.public_key()
-        .verify(algorithm, &to_be_signed, signature.as_bytes())
-        .map_err(|_| {
-            Error::with_context(
-                ErrorKind::InvalidSignature,
-                format!(
-                    "CA {} returned a signature that does not verify",
-                    ca.key_id()
-                ),
-            )
-        })?;
+    let signature = crate::signer::sign_verified(ca, algorithm, &to_be_signed).await?;
     let presigned = Presigned {
         ca_key,
         to_be_signed,
@@ -263,7 +247,7 @@ pub(crate) async fn mint(
         certificate_blob,
         key_blob,
         serial,
-        valid_before: SystemTime::UNIX_EPOCH + Duration::from_secs(valid_before),
+        valid_before: crate::clock::from_unix_seconds(valid_before),
     })
 }
 

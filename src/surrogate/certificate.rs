@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::clock::{from_unix_seconds, unix_seconds};
-use crate::error::{Error, ErrorKind, Result};
+use crate::clock::from_unix_seconds;
+use crate::error::Result;
 use crate::jws;
 use crate::key::{Algorithm, Jwk, PublicKey};
 use crate::signer::RemoteSigner;
@@ -179,28 +179,7 @@ pub(crate) async fn issue(
         cnf: Confirmation { jwk },
     };
     let signing_input = jws::signing_input(&header, &claims)?;
-    let signature = managed
-        .sign(request.algorithm, signing_input.as_bytes())
-        .await?;
-    if signature.algorithm() != request.algorithm
-        || managed
-            .public_key()
-            .verify(
-                request.algorithm,
-                signing_input.as_bytes(),
-                signature.as_bytes(),
-            )
-            .is_err()
-    {
-        return Err(Error::with_context(
-            ErrorKind::Signing,
-            format!(
-                "the managed key {} returned a signature that does not verify",
-                managed.key_id()
-            ),
-        ));
-    }
-    let certificate = format!("{signing_input}.{}", signature.to_base64url());
+    let certificate = jws::sign(managed, request.algorithm, signing_input).await?;
     let info = CertificateInfo {
         issuer,
         algorithm: request.algorithm,
@@ -292,8 +271,4 @@ pub(crate) fn verify(
         purposes: claims.pur,
         max_token_expiry: claims.max_exp,
     })
-}
-
-pub(crate) fn now_secs(now: SystemTime) -> u64 {
-    unix_seconds(now)
 }

@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use super::certificate::{self, now_secs, CertificateInfo};
+use super::certificate::{self, CertificateInfo};
+use crate::clock::{check_window, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, PublicKey};
 use crate::signer::RemoteSigner;
@@ -224,16 +225,16 @@ impl SurrogateVerifier {
         certificate: &str,
         purpose: &str,
     ) -> Result<Arc<CertificateInfo>> {
-        self.verify_certificate_at(certificate, purpose, SystemTime::now())
+        self.verify_certificate_at(SystemTime::now(), certificate, purpose)
     }
 
     /// [`verify_certificate`](Self::verify_certificate) at `now`, which also decides which
     /// cached certificates are past use and can go.
     pub(crate) fn verify_certificate_at(
         &self,
+        now: SystemTime,
         certificate: &str,
         purpose: &str,
-        now: SystemTime,
     ) -> Result<Arc<CertificateInfo>> {
         let cached = self
             .cache
@@ -261,7 +262,7 @@ impl SurrogateVerifier {
                 "certificate is for another purpose",
             ));
         }
-        if info.issued_at_secs() > now_secs(now).saturating_add(self.leeway.as_secs()) {
+        if info.issued_at_secs() > unix_seconds(now).saturating_add(self.leeway.as_secs()) {
             return Err(Error::with_context(
                 ErrorKind::InvalidToken,
                 "certificate is issued in the future",
@@ -276,21 +277,7 @@ impl SurrogateVerifier {
     /// [`ErrorKind::Expired`] for an expired or not yet valid certificate.
     pub fn check_signing_window(&self, info: &CertificateInfo, now: SystemTime) -> Result<()> {
         let (nbf, exp) = info.window_secs();
-        let now = now_secs(now);
-        let leeway = self.leeway.as_secs();
-        if now.saturating_add(leeway) < nbf {
-            return Err(Error::with_context(
-                ErrorKind::Expired,
-                "certificate is not yet valid",
-            ));
-        }
-        if now > exp.saturating_add(leeway) {
-            return Err(Error::with_context(
-                ErrorKind::Expired,
-                "certificate has expired",
-            ));
-        }
-        Ok(())
+        check_window(unix_seconds(now), nbf, exp, self.leeway, "certificate")
     }
 
     /// Checks a token's `iat` and `exp` (Unix seconds) against its certificate and `now`: it
@@ -320,17 +307,13 @@ impl SurrogateVerifier {
         if expires_at < issued_at {
             return Err(invalid("token expires before it was issued"));
         }
-        let now = now_secs(now);
-        if now.saturating_add(leeway) < issued_at {
-            return Err(Error::with_context(
-                ErrorKind::Expired,
-                "token is not yet valid",
-            ));
-        }
-        if now > expires_at.saturating_add(leeway) {
-            return Err(Error::with_context(ErrorKind::Expired, "token has expired"));
-        }
-        Ok(())
+        check_window(
+            unix_seconds(now),
+            issued_at,
+            expires_at,
+            self.leeway,
+            "token",
+        )
     }
 
     /// Verifies a message signed by a surrogate at time `now`: the certificate (cached), its
@@ -348,7 +331,7 @@ impl SurrogateVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> Result<Arc<CertificateInfo>> {
-        let info = self.verify_certificate_at(certificate, purpose, now)?;
+        let info = self.verify_certificate_at(now, certificate, purpose)?;
         self.check_signing_window(&info, now)?;
         info.public_key()
             .verify(Algorithm::EdDSA, message, signature)?;
@@ -388,7 +371,7 @@ pub(crate) fn make_room<K: std::hash::Hash + Eq>(
     leeway: Duration,
     capacity: usize,
 ) {
-    let now = now_secs(now);
+    let now = unix_seconds(now);
     let leeway = leeway.as_secs();
     cache.retain(|_, info| info.max_token_expiry_secs().saturating_add(leeway) >= now);
     if cache.len() >= capacity {

@@ -16,7 +16,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
-use super::error::{is_certificate_failure, CredentialFailure};
+use super::error::{describe, CredentialFailure};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long the first managed-identity request may take before the endpoint is taken to be
@@ -170,59 +170,6 @@ impl DefaultCredential {
             }
         }
     }
-}
-
-/// A safe one-line description of a credential failure (the Entra status and error codes,
-/// never the response's description text), and whether it is worth retrying: the token
-/// endpoint throttled (429), failed (408, 5xx) or could not be reached.
-pub(super) fn describe(source: &str, error: &azure_core::Error) -> CredentialFailure {
-    // The credentials wrap the token endpoint's error in a `Credential` error of their own.
-    let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    let mut error = error;
-    while let Some(e) = inner {
-        if let Some(az) = e.downcast_ref::<azure_core::Error>() {
-            error = az;
-            if !matches!(az.kind(), AzKind::Credential) {
-                break;
-            }
-        }
-        inner = e.source();
-    }
-    let (text, transient) = match error.kind() {
-        AzKind::HttpResponse {
-            status, error_code, ..
-        } => {
-            let status = u16::from(*status);
-            let codes: String = error_code
-                .as_deref()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == ',')
-                .take(64)
-                .collect();
-            let mut text = format!("{source} credential: token endpoint answered HTTP {status}");
-            if !codes.is_empty() {
-                text.push_str(&format!(" (Entra error codes {codes})"));
-            }
-            let transient = match status {
-                429 => Some(ErrorKind::Throttled),
-                408 => Some(ErrorKind::Timeout),
-                500..=599 => Some(ErrorKind::Unavailable),
-                _ => None,
-            };
-            (text, transient)
-        }
-        AzKind::Io | AzKind::Connection if is_certificate_failure(error) => (
-            format!("{source} credential: the token endpoint's TLS certificate is not trusted"),
-            None,
-        ),
-        AzKind::Io | AzKind::Connection => (
-            format!("{source} credential: cannot reach the token endpoint"),
-            Some(ErrorKind::Unavailable),
-        ),
-        _ => (format!("{source} credential: could not get a token"), None),
-    };
-    CredentialFailure { text, transient }
 }
 
 fn fail(failure: CredentialFailure) -> azure_core::Error {

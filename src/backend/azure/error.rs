@@ -72,12 +72,7 @@ struct Inner {
 
 /// Only the error codes of a Key Vault error body, each capped and limited to a safe alphabet.
 fn codes(raw: &RawResponse) -> (Option<String>, Option<String>) {
-    let safe = |code: String| {
-        code.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            .take(64)
-            .collect::<String>()
-    };
+    let safe = |code: String| service_text(&code, 64);
     match serde_json::from_slice::<Body>(raw.body()) {
         Ok(Body { error: Some(e) }) => (
             e.code.map(safe),
@@ -85,6 +80,18 @@ fn codes(raw: &RawResponse) -> (Option<String>, Option<String>) {
         ),
         _ => (None, None),
     }
+}
+
+/// Text the service sent (an error code, a request id, a key attribute), fit for an error
+/// text or log line: at most `max` characters of a safe alphabet (ASCII letters and digits,
+/// `-`, `_`, `.`, `,`), so a reply can never smuggle its body, control characters or anything
+/// else into what the user sees. The one sanitiser of the Azure backend.
+pub(super) fn service_text(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ','))
+        .take(max)
+        .collect()
 }
 
 fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
@@ -115,12 +122,7 @@ fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> O
 }
 
 fn request_id(headers: &Headers) -> Option<String> {
-    header(headers, "x-ms-request-id").map(|id| {
-        id.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .take(64)
-            .collect()
-    })
+    header(headers, "x-ms-request-id").map(|id| service_text(id, 64))
 }
 
 /// Whether rustls refused the server's certificate somewhere in `error`'s causes.
@@ -138,6 +140,53 @@ pub(super) fn is_certificate_failure(error: &azure_core::Error) -> bool {
         };
     }
     false
+}
+
+/// A safe one-line description of a credential failure (the Entra status and error codes,
+/// never the response's description text), and whether it is worth retrying: the token
+/// endpoint throttled (429), failed (408, 5xx) or could not be reached.
+pub(super) fn describe(source: &str, error: &azure_core::Error) -> CredentialFailure {
+    // The credentials wrap the token endpoint's error in a `Credential` error of their own.
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut error = error;
+    while let Some(e) = inner {
+        if let Some(az) = e.downcast_ref::<azure_core::Error>() {
+            error = az;
+            if !matches!(az.kind(), AzKind::Credential) {
+                break;
+            }
+        }
+        inner = e.source();
+    }
+    let (text, transient) = match error.kind() {
+        AzKind::HttpResponse {
+            status, error_code, ..
+        } => {
+            let status = u16::from(*status);
+            let codes = service_text(error_code.as_deref().unwrap_or_default(), 64);
+            let mut text = format!("{source} credential: token endpoint answered HTTP {status}");
+            if !codes.is_empty() {
+                text.push_str(&format!(" (Entra error codes {codes})"));
+            }
+            let transient = match status {
+                429 => Some(ErrorKind::Throttled),
+                408 => Some(ErrorKind::Timeout),
+                500..=599 => Some(ErrorKind::Unavailable),
+                _ => None,
+            };
+            (text, transient)
+        }
+        AzKind::Io | AzKind::Connection if is_certificate_failure(error) => (
+            format!("{source} credential: the token endpoint's TLS certificate is not trusted"),
+            None,
+        ),
+        AzKind::Io | AzKind::Connection => (
+            format!("{source} credential: cannot reach the token endpoint"),
+            Some(ErrorKind::Unavailable),
+        ),
+        _ => (format!("{source} credential: could not get a token"), None),
+    };
+    CredentialFailure { text, transient }
 }
 
 /// Classifies one failed attempt.
@@ -220,7 +269,7 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
                 source = e.source();
             }
             let (text, transient) = found.unwrap_or_else(|| {
-                let described = super::credential::describe("access token", error);
+                let described = describe("access token", error);
                 (described.text, described.transient)
             });
             failure.kind = transient.unwrap_or(ErrorKind::PermissionDenied);
