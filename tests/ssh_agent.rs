@@ -4,12 +4,11 @@
 //! Every test takes its keys as `Arc<dyn RemoteSigner>`, so any backend can be dropped in.
 #![cfg(feature = "ssh-agent")]
 
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
+mod support;
 
 #[cfg(feature = "azure")]
-#[path = "support/keyvault.rs"]
-mod keyvault;
+use support::keyvault;
+use support::ssh as ssh_support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -337,7 +337,7 @@ async fn signer_failures_come_through_with_their_kind() {
 #[cfg(feature = "azure")]
 #[tokio::test]
 async fn key_vault_keys_sign_certificates_and_requests() {
-    use support::keyvault::{Emulator, KeySpec};
+    use support::keyvault::{Emulator, EmulatorSigners as _, KeySpec};
     let emu = Emulator::start();
     let dir = tempfile::tempdir().unwrap();
     for (name, spec) in [

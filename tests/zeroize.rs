@@ -13,14 +13,16 @@
 //! The in-memory surrogates (the `SurrogateSigner`'s, and the agent's certified keys) are
 //! checked the same way across rotations, with the signer or agent dropped at the end.
 
-mod graveyard;
+mod support;
 
 use std::fs;
 use std::path::Path;
 
-use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType, RemoteSigner as _};
+use support::graveyard::{
+    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+};
 
 #[global_allocator]
 static ALLOCATOR: Graveyard = Graveyard;

@@ -7,11 +7,13 @@
 //! blocks as the system allocator would get them back. `tests/zeroize.rs` shows the same run
 //! without it finding those temporaries.
 
-mod graveyard;
+mod support;
 
-use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType};
+use support::graveyard::{
+    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+};
 use zeroizing_alloc::ZeroAlloc;
 
 #[global_allocator]
