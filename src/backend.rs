@@ -8,7 +8,7 @@ pub mod azure;
 #[cfg(any(feature = "azure", feature = "aws"))]
 mod check;
 pub mod local;
-#[cfg(feature = "pkcs11")]
-pub mod pkcs11;
 #[cfg(any(feature = "azure", feature = "aws"))]
 mod stats;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
