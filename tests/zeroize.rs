@@ -1,6 +1,6 @@
 //! Key buffers are zeroized before their memory goes back to the allocator.
 //!
-//! The global allocator here is the graveyard (`tests/graveyard/mod.rs`): while armed it keeps
+//! The global allocator here is the graveyard (`tests/support/graveyard.rs`): while armed it keeps
 //! a copy of every freed block. Each case loads a key file made by openssl, signs, drops the
 //! signer, and then searches what was freed for any 16 bytes in a row of the key's secret
 //! numbers, of the file's text where it encodes them, and of the passphrase.

@@ -3,7 +3,7 @@
 //! crate's big-integer temporaries are wiped too, and loading, signing with and dropping an
 //! RSA key leaves no key material in freed memory at all.
 //!
-//! The graveyard (`tests/graveyard/mod.rs`) sits behind the zeroing allocator, so it sees
+//! The graveyard (`tests/support/graveyard.rs`) sits behind the zeroing allocator, so it sees
 //! blocks as the system allocator would get them back. `tests/zeroize.rs` shows the same run
 //! without it finding those temporaries.
 
