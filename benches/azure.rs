@@ -1,5 +1,5 @@
 //! The crate's overhead per remote sign, over the bare HTTPS round trip to the Key Vault
-//! emulator (tests/support/keyvault.rs) on 127.0.0.1.
+//! emulator (crates/keyvault-emulator) on 127.0.0.1.
 //!
 //! Baseline: one `POST /keys/<name>/<version>/sign` with a ready token over a kept-alive
 //! rustls connection, the same request the SDK sends. Measured: `RemoteSigner::sign` on a
@@ -9,16 +9,13 @@
 //!
 //! `cargo bench --features azure --bench azure`
 
-#[path = "../tests/support/keyvault.rs"]
-mod keyvault;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyvault::{Emulator, KeySpec};
+use keyvault_emulator::{Emulator, KeySpec};
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
 use remote_signer::{Algorithm, RemoteSigner};
 use sha2::Digest;

@@ -8,9 +8,8 @@
 //! threads >= 1.6 x the throughput of 1; surrogate-mode tokens <= 1,250 bytes with an RSA-2048
 //! managed key and <= 950 with P-256.
 
-#[path = "support/side_by_side.rs"]
-mod side_by_side;
-use side_by_side::side_by_side;
+mod support;
+use support::side_by_side::side_by_side;
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};

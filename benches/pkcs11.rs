@@ -10,8 +10,7 @@
 //!
 //! `cargo bench --features pkcs11 --bench pkcs11`
 
-#[path = "../tests/support/softhsm.rs"]
-mod softhsm;
+use softhsm_token as softhsm;
 
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};

@@ -3,9 +3,8 @@
 //! Prints criterion's figures for both, then a ratio measured by interleaving the two
 //! (speed of surrogate signing / speed of bare signing; target >= 0.9).
 
-#[path = "support/side_by_side.rs"]
-mod side_by_side;
-use side_by_side::side_by_side;
+mod support;
+use support::side_by_side::side_by_side;
 
 use std::hint::black_box;
 use std::sync::Arc;

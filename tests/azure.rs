@@ -15,7 +15,8 @@ use remote_signer::backend::azure::{KeyVaultSigner, KeyVaultSignerBuilder, Retry
 use remote_signer::{Algorithm, ErrorKind, KeyRef, OpenOptions, RemoteSigner};
 use serde_json::{json, Value};
 use support::keyvault::{
-    Attributes, Deny, Emulator, Fault, KeySpec, RetryAfter, CLIENT_SECRET, TENANT_ID,
+    Attributes, Deny, Emulator, EmulatorSigners as _, Fault, KeySpec, RetryAfter, CLIENT_SECRET,
+    TENANT_ID,
 };
 
 const MESSAGE: &[u8] = b"remote-signer test message\n";

@@ -28,7 +28,9 @@ use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, Error, ErrorKind, RemoteSigner};
 use serde_json::json;
-use support::keyvault::{Attributes, Deny, Emulator, Fault, KeySpec, RetryAfter, TlsFault};
+use support::keyvault::{
+    Attributes, Deny, Emulator, EmulatorSigners as _, Fault, KeySpec, RetryAfter, TlsFault,
+};
 use support::retry_timer::FastForward;
 use support::ssh::{captured_log, current_user, RunningAgent, Sshd};
 

@@ -2,10 +2,7 @@
 //! SoftHSM's own tools (tests/support/softhsm.rs): through the library and the CLI, checked by
 //! openssl, `jsonwebtoken`, `ssh-keygen` and a real sshd.
 
-#[path = "support/softhsm.rs"]
-mod softhsm;
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -16,8 +13,8 @@ use remote_signer::backend::pkcs11::{KeySpec, Pkcs11Signer};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, KeyType, OpenOptions, PublicKey, RemoteSigner};
 use serde_json::Value;
-use softhsm::{openssl, token, MODULE, PIN, TOKEN};
-use ssh_support::{current_user, RunningAgent, Sshd};
+use softhsm_token::{self as softhsm, openssl, token, MODULE, PIN, TOKEN};
+use support::ssh::{current_user, RunningAgent, Sshd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 

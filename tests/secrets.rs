@@ -38,7 +38,9 @@ use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, KeyType, OpenOptions, RemoteSigner};
 use sha2::Digest;
-use support::keyvault::{self, Attributes, Deny, Emulator, Fault, RetryAfter};
+use support::keyvault::{
+    self, Attributes, Deny, Emulator, EmulatorSigners as _, Fault, RetryAfter,
+};
 
 const PASSPHRASE: &str = "correct horse battery staple 7731";
 const WRONG_CLIENT_SECRET: &str = "not-the-registered-secret~0x5eed";

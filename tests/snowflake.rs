@@ -854,7 +854,7 @@ async fn the_local_sql_api_checks_tokens_as_snowflake_does() {
 mod key_vault {
     use super::*;
     use remote_signer::backend::azure::KeyVaultSigner;
-    use support::keyvault::Emulator;
+    use support::keyvault::{Emulator, EmulatorSigners as _};
 
     fn emulator_with_vector_key() -> (Emulator, String) {
         let emu = Emulator::start();

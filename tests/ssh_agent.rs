@@ -4,12 +4,12 @@
 //! Every test takes its keys as `Arc<dyn RemoteSigner>`, so any backend can be dropped in.
 #![cfg(feature = "ssh-agent")]
 
-#[path = "support/ssh/mod.rs"]
-mod ssh_support;
+mod support;
 
+use support::faulty::{FaultySigner, Mode};
 #[cfg(feature = "azure")]
-#[path = "support/keyvault.rs"]
-mod keyvault;
+use support::keyvault;
+use support::ssh as ssh_support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -1356,43 +1356,6 @@ fn the_cli_agent_replaces_a_stale_socket() {
     );
 }
 
-/// A CA that signs, or hangs until released and then fails, as a stopped vault can.
-#[derive(Debug)]
-struct HangingCa {
-    inner: Arc<dyn RemoteSigner>,
-    calls: std::sync::atomic::AtomicUsize,
-    hang: std::sync::atomic::AtomicBool,
-    entered: tokio::sync::Notify,
-    release: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl RemoteSigner for HangingCa {
-    fn key_id(&self) -> &remote_signer::KeyId {
-        self.inner.key_id()
-    }
-    fn public_key(&self) -> &remote_signer::PublicKey {
-        self.inner.public_key()
-    }
-    async fn sign(
-        &self,
-        algorithm: remote_signer::Algorithm,
-        message: &[u8],
-    ) -> remote_signer::Result<remote_signer::Signature> {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.calls.fetch_add(1, SeqCst);
-        if self.hang.load(SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-            return Err(remote_signer::Error::with_context(
-                remote_signer::ErrorKind::Timeout,
-                "test vault stopped",
-            ));
-        }
-        self.inner.sign(algorithm, message).await
-    }
-}
-
 /// `future`'s output if it is ready at the first poll; panics if it would wait.
 async fn at_once<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::select! {
@@ -1410,16 +1373,9 @@ fn identity_count(answer: &[u8]) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step() {
-    use std::sync::atomic::Ordering::SeqCst;
     let start = 1_900_000_000u64;
     let clock = Arc::new(ManualClock::at_unix(start));
-    let ca = Arc::new(HangingCa {
-        inner: local(KeyType::Ed25519),
-        calls: Default::default(),
-        hang: Default::default(),
-        entered: Default::default(),
-        release: Default::default(),
-    });
+    let ca = FaultySigner::new(local(KeyType::Ed25519));
     let agent = Agent::builder()
         .certificate_authority(
             ca.clone(),
@@ -1433,11 +1389,11 @@ async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step()
     let listed = agent.respond(&[11]).await;
     let blob_len = u32::from_be_bytes(listed[5..9].try_into().unwrap()) as usize;
     let certificate = listed[9..9 + blob_len].to_vec();
-    assert_eq!(ca.calls.load(SeqCst), 1);
+    assert_eq!(ca.calls(), 1);
 
     // The vault stops answering and the certificate expires: six clients at once are all
     // answered at the first poll, without the certificate, and one renewal is under way.
-    ca.hang.store(true, SeqCst);
+    ca.set(Mode::Hang);
     clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(start + 750));
     let answers = futures_join(&agent, 6).await;
     assert!(
@@ -1449,18 +1405,18 @@ async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step()
         FAILURE,
         "the expired certificate signs nothing"
     );
-    ca.entered.notified().await;
+    ca.entered().await;
     // However long the attempt hangs and however many clients ask: still that one call.
     for _ in 0..5 {
         clock.advance(Duration::from_secs(120));
         assert_eq!(identity_count(&at_once(agent.respond(&[11])).await), 0);
     }
-    assert_eq!(ca.calls.load(SeqCst), 2);
+    assert_eq!(ca.calls(), 2);
 
     // The attempt fails; the vault comes back; the next client after the backoff starts one
     // renewal, and the certificate is listed again.
-    ca.hang.store(false, SeqCst);
-    ca.release.notify_one();
+    ca.set(Mode::Working);
+    ca.release();
     for _ in 0..1000 {
         if agent.certificate_status()[0].consecutive_failures > 0 {
             break;
@@ -1480,7 +1436,7 @@ async fn a_hanging_ca_never_delays_answers_and_is_called_once_per_backoff_step()
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(renewed, "renewed once the vault answered");
-    assert_eq!(ca.calls.load(SeqCst), 3);
+    assert_eq!(ca.calls(), 3);
 }
 
 /// `n` identity requests at once, each required to be answered at its first poll.

@@ -1,11 +1,9 @@
 //! Surrogate keys: rotation counts, single flight, outage behaviour, independent verification
 //! and every refusal.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_chacha::rand_core::SeedableRng;
@@ -14,9 +12,10 @@ use remote_signer::backend::local::LocalSigner;
 use remote_signer::surrogate::{
     CertifiedKey, ManualClock, SurrogateSigner, SurrogateVerifier, TrustedKey,
 };
-use remote_signer::{
-    Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Result, Signature,
-};
+use remote_signer::{Algorithm, Error, ErrorKind, KeyType, RemoteSigner, Result};
+use support::faulty::{FaultySigner, Mode};
+
+mod support;
 
 const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const HOUR: Duration = Duration::from_secs(3600);
@@ -26,74 +25,11 @@ fn at(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-/// A local key that can be made to fail or to return garbage, and counts its signatures.
-#[derive(Debug)]
-struct TestSigner {
-    inner: LocalSigner,
-    mode: AtomicU8,
-    calls: AtomicU64,
-    delay: Duration,
-}
-
-const WORKING: u8 = 0;
-const DOWN: u8 = 1;
-const GARBLED: u8 = 2;
-
-impl TestSigner {
-    fn new(key_type: KeyType) -> Arc<Self> {
-        Self::with_delay(key_type, Duration::ZERO)
-    }
-
-    fn with_delay(key_type: KeyType, delay: Duration) -> Arc<Self> {
-        Arc::new(TestSigner {
-            inner: LocalSigner::generate(key_type).unwrap(),
-            mode: AtomicU8::new(WORKING),
-            calls: AtomicU64::new(0),
-            delay,
-        })
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl RemoteSigner for TestSigner {
-    fn key_id(&self) -> &KeyId {
-        self.inner.key_id()
-    }
-
-    fn public_key(&self) -> &PublicKey {
-        self.inner.public_key()
-    }
-
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
-        }
-        match self.mode.load(Ordering::SeqCst) {
-            DOWN => Err(Error::with_context(
-                ErrorKind::Unavailable,
-                "test vault: 503 ServiceUnavailable",
-            )),
-            GARBLED => {
-                let good = self.inner.sign_blocking(algorithm, message)?;
-                let mut bytes = good.into_bytes();
-                bytes[3] ^= 0x40;
-                Ok(Signature::new(algorithm, bytes))
-            }
-            _ => self.inner.sign_blocking(algorithm, message),
-        }
-    }
-}
-
-fn signer_with(managed: &Arc<TestSigner>, clock: &Arc<ManualClock>, seed: u64) -> SurrogateSigner {
+fn signer_with(
+    managed: &Arc<FaultySigner>,
+    clock: &Arc<ManualClock>,
+    seed: u64,
+) -> SurrogateSigner {
     SurrogateSigner::builder(managed.clone(), "session")
         .period(HOUR)
         .refresh_margin(MARGIN)
@@ -105,13 +41,13 @@ fn signer_with(managed: &Arc<TestSigner>, clock: &Arc<ManualClock>, seed: u64) -
         .unwrap()
 }
 
-fn verifier_for(managed: &Arc<TestSigner>) -> SurrogateVerifier {
+fn verifier_for(managed: &Arc<FaultySigner>) -> SurrogateVerifier {
     SurrogateVerifier::new([TrustedKey::from_signer(&**managed)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_messages_over_three_periods_cost_three_managed_signatures() {
-    let managed = TestSigner::new(KeyType::Rsa);
+    let managed = FaultySigner::local(KeyType::Rsa);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 1);
     let verifier = verifier_for(&managed);
@@ -169,7 +105,10 @@ impl NowForTest for ManualClock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_tasks_at_the_rotation_point_cause_one_background_certification() {
-    let managed = TestSigner::with_delay(KeyType::P256, Duration::from_millis(50));
+    let managed = FaultySigner::with_delay(
+        Arc::new(LocalSigner::generate(KeyType::P256).unwrap()),
+        Duration::from_millis(50),
+    );
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 2);
     let first = signer.current().await.unwrap();
@@ -194,7 +133,10 @@ async fn thousand_tasks_at_the_rotation_point_cause_one_background_certification
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_tasks_after_expiry_wait_for_one_certification() {
-    let managed = TestSigner::with_delay(KeyType::P256, Duration::from_millis(50));
+    let managed = FaultySigner::with_delay(
+        Arc::new(LocalSigner::generate(KeyType::P256).unwrap()),
+        Duration::from_millis(50),
+    );
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 3);
     signer.current().await.unwrap();
@@ -224,7 +166,7 @@ async fn thousand_tasks_after_expiry_wait_for_one_certification() {
 
 #[tokio::test]
 async fn outage_keeps_signing_until_expiry_then_fails_clearly_and_recovers() {
-    let managed = TestSigner::new(KeyType::Rsa);
+    let managed = FaultySigner::local(KeyType::Rsa);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 4);
     let verifier = verifier_for(&managed);
@@ -234,7 +176,7 @@ async fn outage_keeps_signing_until_expiry_then_fails_clearly_and_recovers() {
 
     // The vault goes down. At the rotation point signing goes on with surrogate A; the
     // background rotation fails and is retried after 1 s, not before.
-    managed.set(DOWN);
+    managed.set(Mode::Down);
     clock.set(at(T0 + 3000));
     let signed = signer.sign(b"during").await.unwrap();
     assert_eq!(signed.key().thumbprint(), a_id);
@@ -285,7 +227,7 @@ async fn outage_keeps_signing_until_expiry_then_fails_clearly_and_recovers() {
     assert_eq!(signer.status().attempts, 4);
 
     // The vault returns; the next retry (4 s later) succeeds and signing resumes by itself.
-    managed.set(WORKING);
+    managed.set(Mode::Working);
     assert!(signer.sign(b"too early").await.is_err());
     clock.set(at(T0 + 3604));
     let b = signer.sign(b"recovered").await.unwrap();
@@ -310,18 +252,18 @@ async fn outage_keeps_signing_until_expiry_then_fails_clearly_and_recovers() {
 
 #[tokio::test]
 async fn a_garbled_managed_signature_never_puts_a_surrogate_in_use() {
-    let managed = TestSigner::new(KeyType::P256);
+    let managed = FaultySigner::local(KeyType::P256);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 5);
-    managed.set(GARBLED);
+    managed.set(Mode::Garbled);
     let err = signer.sign(b"m").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Signing);
     assert!(signer.status().current_id.is_none());
 
-    managed.set(WORKING);
+    managed.set(Mode::Working);
     clock.set(at(T0 + 1));
     let a = signer.sign(b"m").await.unwrap();
-    managed.set(GARBLED);
+    managed.set(Mode::Garbled);
     clock.set(at(T0 + 1 + 3000)); // rotation due
     let still_a = signer.sign(b"m").await.unwrap();
     signer.settled().await;
@@ -335,7 +277,7 @@ async fn a_garbled_managed_signature_never_puts_a_surrogate_in_use() {
 
 #[tokio::test]
 async fn seeded_randomness_makes_surrogates_reproducible() {
-    let managed = TestSigner::new(KeyType::P256);
+    let managed = FaultySigner::local(KeyType::P256);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let one = signer_with(&managed, &clock, 42).current().await.unwrap();
     let two = signer_with(&managed, &clock, 42).current().await.unwrap();
@@ -346,7 +288,7 @@ async fn seeded_randomness_makes_surrogates_reproducible() {
 
 #[tokio::test]
 async fn jitter_spreads_rotation_inside_the_margin() {
-    let managed = TestSigner::new(KeyType::P256);
+    let managed = FaultySigner::local(KeyType::P256);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let mut times = Vec::new();
     for seed in 0..8 {
@@ -368,7 +310,7 @@ async fn jitter_spreads_rotation_inside_the_margin() {
 
 #[test]
 fn bad_configuration_is_refused() {
-    let managed: Arc<dyn RemoteSigner> = TestSigner::new(KeyType::P256);
+    let managed: Arc<dyn RemoteSigner> = FaultySigner::local(KeyType::P256);
     let err = SurrogateSigner::builder(managed.clone(), "")
         .build()
         .unwrap_err();
@@ -405,7 +347,7 @@ struct Cnf {
 }
 
 async fn check_with_jsonwebtoken(key_type: KeyType, alg: jsonwebtoken::Algorithm) {
-    let managed = TestSigner::new(key_type);
+    let managed = FaultySigner::local(key_type);
     let signer = SurrogateSigner::builder(managed.clone(), "session")
         .purpose("csrf")
         .build()
@@ -485,14 +427,17 @@ async fn ec_certificates_verify_with_jsonwebtoken() {
 // ---- refusals ----
 
 struct Fixture {
-    managed: Arc<TestSigner>,
+    /// The managed key's own local key, for signing forgeries past the wrapper.
+    key: Arc<LocalSigner>,
+    managed: Arc<FaultySigner>,
     verifier: SurrogateVerifier,
     certificate: String,
     signature: Vec<u8>,
 }
 
 async fn fixture() -> Fixture {
-    let managed = TestSigner::new(KeyType::P256);
+    let key = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+    let managed = FaultySigner::new(key.clone());
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 9);
     let signed = signer.sign(b"message").await.unwrap();
@@ -502,6 +447,7 @@ async fn fixture() -> Fixture {
             .build(),
         certificate: signed.certificate().to_string(),
         signature: signed.signature().as_bytes().to_vec(),
+        key,
         managed,
     }
 }
@@ -520,7 +466,7 @@ fn refused(result: Result<impl Sized>, kind: ErrorKind, reason: &str) {
 /// certificate replaces it in the cache.
 #[tokio::test]
 async fn certificates_past_use_leave_the_cache() {
-    let managed = TestSigner::new(KeyType::P256);
+    let managed = FaultySigner::local(KeyType::P256);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = SurrogateSigner::builder(managed.clone(), "session")
         .period(HOUR)
@@ -694,8 +640,7 @@ fn resign(
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
     );
     let sig = f
-        .managed
-        .inner
+        .key
         .sign_blocking(Algorithm::ES256, input.as_bytes())
         .unwrap();
     format!("{input}.{}", sig.to_base64url())
@@ -724,7 +669,7 @@ async fn a_certificate_naming_another_managed_key_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_under_an_explicit_managed_kid_verifies_only_under_that_name() {
-    let managed = TestSigner::new(KeyType::P256);
+    let managed = FaultySigner::local(KeyType::P256);
     let signer = SurrogateSigner::builder(managed.clone(), "session")
         .managed_kid("cookies-2026")
         .build()
@@ -948,9 +893,6 @@ async fn errors_and_debug_output_hold_no_key_material() {
 }
 
 // ---- the Key Vault emulator as the managed key ----
-
-#[cfg(feature = "azure")]
-mod support;
 
 #[cfg(feature = "azure")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

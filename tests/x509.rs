@@ -15,8 +15,9 @@ use remote_signer::{
     Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Signature,
 };
 
-#[cfg(feature = "azure")]
 mod support;
+
+use support::faulty::{FaultySigner, Mode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 
@@ -285,42 +286,13 @@ async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
     assert!(format!("{:?}", cert).len() < 64, "Debug shows no bytes");
 }
 
-/// A signer whose service is down, or that returns garbage.
-#[derive(Debug)]
-struct Broken {
-    inner: LocalSigner,
-    garble: bool,
-}
-
-#[async_trait]
-impl RemoteSigner for Broken {
-    fn key_id(&self) -> &KeyId {
-        self.inner.key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        self.inner.public_key()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> remote_signer::Result<Signature> {
-        if self.garble {
-            let mut bytes = self.inner.sign(algorithm, message).await?.into_bytes();
-            bytes[10] ^= 1;
-            return Ok(Signature::new(algorithm, bytes));
-        }
-        Err(Error::with_context(
-            ErrorKind::Unavailable,
-            "vault unreachable",
-        ))
-    }
-}
-
 #[tokio::test]
 async fn signer_failures_come_through_with_their_kind() {
     let subject: Subject = "CN=app".parse().unwrap();
     for (garble, kind) in [(false, ErrorKind::Unavailable), (true, ErrorKind::Signing)] {
-        let signer: Arc<dyn RemoteSigner> = Arc::new(Broken {
-            inner: LocalSigner::generate(KeyType::P256).unwrap(),
-            garble,
-        });
+        let broken = FaultySigner::local(KeyType::P256);
+        broken.set(if garble { Mode::Garbled } else { Mode::Down });
+        let signer: Arc<dyn RemoteSigner> = broken;
         let err = SelfSigned::new(signer.clone(), &subject)
             .sign()
             .await
@@ -337,7 +309,7 @@ async fn signer_failures_come_through_with_their_kind() {
 #[cfg(feature = "azure")]
 #[tokio::test]
 async fn key_vault_keys_sign_certificates_and_requests() {
-    use support::keyvault::{Emulator, KeySpec};
+    use support::keyvault::{Emulator, EmulatorSigners as _, KeySpec};
     let emu = Emulator::start();
     let dir = tempfile::tempdir().unwrap();
     for (name, spec) in [

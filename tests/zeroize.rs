@@ -1,6 +1,6 @@
 //! Key buffers are zeroized before their memory goes back to the allocator.
 //!
-//! The global allocator here is the graveyard (`tests/graveyard/mod.rs`): while armed it keeps
+//! The global allocator here is the graveyard (`tests/support/graveyard.rs`): while armed it keeps
 //! a copy of every freed block. Each case loads a key file made by openssl, signs, drops the
 //! signer, and then searches what was freed for any 16 bytes in a row of the key's secret
 //! numbers, of the file's text where it encodes them, and of the passphrase.
@@ -13,14 +13,16 @@
 //! The in-memory surrogates (the `SurrogateSigner`'s, and the agent's certified keys) are
 //! checked the same way across rotations, with the signer or agent dropped at the end.
 
-mod graveyard;
+mod support;
 
 use std::fs;
 use std::path::Path;
 
-use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType, RemoteSigner as _};
+use support::graveyard::{
+    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+};
 
 #[global_allocator]
 static ALLOCATOR: Graveyard = Graveyard;

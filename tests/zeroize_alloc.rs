@@ -3,15 +3,17 @@
 //! crate's big-integer temporaries are wiped too, and loading, signing with and dropping an
 //! RSA key leaves no key material in freed memory at all.
 //!
-//! The graveyard (`tests/graveyard/mod.rs`) sits behind the zeroing allocator, so it sees
+//! The graveyard (`tests/support/graveyard.rs`) sits behind the zeroing allocator, so it sees
 //! blocks as the system allocator would get them back. `tests/zeroize.rs` shows the same run
 //! without it finding those temporaries.
 
-mod graveyard;
+mod support;
 
-use graveyard::{found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType};
+use support::graveyard::{
+    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+};
 use zeroizing_alloc::ZeroAlloc;
 
 #[global_allocator]

@@ -1,8 +1,7 @@
 //! What SoftHSM2 never does on its own (a locked PIN, a pulled token, a closed session, a
 //! forgotten login), injected through the [`ModuleCalls`] seam around the real module.
 
-#[path = "../../../tests/support/softhsm.rs"]
-mod softhsm;
+use softhsm_token as softhsm;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,7 +2,6 @@
 //! (`SOFTHSM2_CONF`), initialised with `softhsm2-util --init-token --free`, keys imported with
 //! SoftHSM's own tool. Independent of the crate, so the crate is tested against a token it
 //! did not set up.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

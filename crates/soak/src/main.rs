@@ -3,7 +3,7 @@
 //! Not part of the test suite; run it by hand:
 //!
 //! ```text
-//! cargo run --release --example soak --features azure,ssh-agent -- \
+//! cargo run --release -p soak -- \
 //!     [--minutes N (default 10)] [--seconds N] [--seed N] [--report-every SECS (default 30)]
 //! ```
 //!
@@ -41,9 +41,6 @@
 //! verification: a correctness bug), if the end peak RSS exceeds the start peak by more than
 //! 10 % + 8 MiB, if some workload never succeeded, or if one does not recover within 30 s.
 
-#[path = "../tests/support/keyvault.rs"]
-mod keyvault;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -52,7 +49,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keyvault::{Attributes, Emulator, Fault, KeySpec, RetryAfter, TlsFault};
+use keyvault_emulator::{
+    self as keyvault, Attributes, Emulator, Fault, KeySpec, RetryAfter, TlsFault,
+};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
