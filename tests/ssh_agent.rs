@@ -328,6 +328,61 @@ fn a_certificate_for_another_principal_is_refused_by_sshd() {
     );
 }
 
+#[test]
+fn minted_certificates_name_the_ca_by_its_thumbprint_not_where_its_key_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca-keys").join("ssh-ca.pem");
+    std::fs::create_dir(path.parent().unwrap()).unwrap();
+    let ca: Arc<dyn RemoteSigner> =
+        Arc::new(LocalSigner::generate_to_file(KeyType::P256, &path).unwrap());
+    // The CA's own key id says where it lives; that must not reach the certificate.
+    let ca_key_id = ca.key_id().to_string();
+    assert!(ca_key_id.contains("ssh-ca.pem"), "{ca_key_id}");
+    let agent = RunningAgent::start(
+        Agent::builder()
+            .certificate_authority(Arc::clone(&ca), CertificateOptions::new(["deploy"]))
+            .build()
+            .unwrap(),
+    );
+    let listed = agent.list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let certificate_file = dir.path().join("id-cert.pub");
+    std::fs::write(&certificate_file, format!("{}\n", listed[0])).unwrap();
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&certificate_file)
+        .output()
+        .expect("run ssh-keygen: install openssh-client (scripts/test does)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_id = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Key ID: "))
+        .unwrap_or_else(|| panic!("no key id in {text}"))
+        .trim_matches('"')
+        .to_string();
+    assert_eq!(
+        key_id,
+        format!("remote-signer:{}", ca.public_key().jwk_thumbprint())
+    );
+    for location in [
+        "file:",
+        "://",
+        "/",
+        "ssh-ca",
+        "ca-keys",
+        &*dir.path().to_string_lossy(),
+    ] {
+        assert!(!key_id.contains(location), "{key_id} contains {location}");
+    }
+    assert!(!text.contains(&ca_key_id), "{text}");
+}
+
 fn listed_certificate(agent: &RunningAgent) -> Option<ssh_key::Certificate> {
     let listed = agent.list();
     assert!(listed.len() <= 1, "{listed:?}");
@@ -339,26 +394,30 @@ fn listed_certificate(agent: &RunningAgent) -> Option<ssh_key::Certificate> {
 #[test]
 fn certificates_are_renewed_once_validity_ends_and_logins_go_on() {
     let ca = TestSigner::new(local(KeyType::Ed25519));
-    // Real time: sshd checks certificates against its own clock.
+    // The agent's clock is moved past the first certificate's end instead of waiting for it.
+    // sshd checks certificates against the real clock, so both certificates are backdated to
+    // cover the real present: the first ends 10 minutes from now, the second starts before now.
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let agent = RunningAgent::start(
         Agent::builder()
             .certificate_authority(
                 ca.clone(),
                 CertificateOptions::new([current_user()])
-                    .validity(Duration::from_secs(3))
-                    .backdate(Duration::ZERO),
+                    .validity(Duration::from_secs(600))
+                    .backdate(Duration::from_secs(3600)),
             )
+            .clock(clock.clone())
             .build()
             .unwrap(),
     );
     let sshd = Sshd::start(&[], &[openssh(&*ca)]);
     let first = listed_certificate(&agent).expect("a certificate");
     sshd.assert_login(&agent.socket, &[]);
-    let end = SystemTime::UNIX_EPOCH + Duration::from_secs(first.valid_before());
-    std::thread::sleep(
-        end.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(200),
-    );
-    let second = listed_certificate(&agent).expect("a renewed certificate");
+    clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(first.valid_before() + 1));
+    // Past its end the first certificate is never listed again; the renewal the listing
+    // starts lands in the background (polled: minting takes real time, not clock time).
+    let second = wait_for(|| listed_certificate(&agent).filter(|c| c.serial() != first.serial()))
+        .expect("a renewed certificate");
     assert!(second.serial() > first.serial());
     assert!(second.valid_before() > first.valid_before());
     sshd.assert_login(&agent.socket, &[]);
@@ -814,35 +873,88 @@ fn closed_by_agent(stream: &mut std::os::unix::net::UnixStream) -> bool {
     }
 }
 
-#[test]
-fn a_client_stalling_mid_message_is_disconnected_while_idle_and_other_clients_are_served() {
-    use std::io::Write;
-    use std::os::unix::net::UnixStream;
-    let agent = RunningAgent::start(
-        Agent::builder()
-            .key(local(KeyType::Ed25519))
-            .message_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap(),
-    );
-    let mut idle = agent.connect();
-    // Half a length prefix, then nothing.
-    let mut stalled = UnixStream::connect(&agent.socket).unwrap();
-    stalled.write_all(&[0, 0]).unwrap();
-    // A message that announces 100 bytes and sends 10.
-    let mut short = UnixStream::connect(&agent.socket).unwrap();
-    short.write_all(&[0, 0, 0, 100, 11, 0, 0, 0]).unwrap();
+/// One request over `stream`, in the agent's framing; the answer's body.
+async fn request_on(stream: &mut tokio::net::UnixStream, body: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut message = (body.len() as u32).to_be_bytes().to_vec();
+    message.extend_from_slice(body);
+    stream.write_all(&message).await.unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer).await.unwrap();
+    answer
+}
 
-    assert_eq!(agent.list().len(), 1, "others are served meanwhile");
-    assert!(closed_by_agent(&mut stalled), "a stalled prefix is cut off");
-    assert!(closed_by_agent(&mut short), "a stalled body is cut off");
-    // A connection idle between messages (as ssh holds one for a session) stays open.
-    std::thread::sleep(Duration::from_millis(600));
+/// Whether the agent closed `stream` (a read sees end of file or a reset).
+async fn closed_by_agent_async(stream: &mut tokio::net::UnixStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf).await {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+// Paused tokio time: the agent's message timeout runs on the virtual clock, which jumps ahead
+// whenever every task waits, so nothing here waits in real time.
+#[tokio::test(start_paused = true)]
+async fn a_client_stalling_mid_message_is_disconnected_while_idle_and_other_clients_are_served() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio::time::Instant;
+    let timeout = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let agent = Agent::builder()
+        .key(local(KeyType::Ed25519))
+        .message_timeout(timeout)
+        .build()
+        .unwrap();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let serving = agent.clone();
+    let server = tokio::spawn(async move { serving.serve(listener).await });
+
+    let begun = Instant::now();
+    let mut idle = UnixStream::connect(&socket).await.unwrap();
+    // Half a length prefix, then nothing.
+    let mut stalled = UnixStream::connect(&socket).await.unwrap();
+    stalled.write_all(&[0, 0]).await.unwrap();
+    // A message that announces 100 bytes and sends 10.
+    let mut short = UnixStream::connect(&socket).await.unwrap();
+    short.write_all(&[0, 0, 0, 100, 11, 0, 0, 0]).await.unwrap();
+
+    let mut other = UnixStream::connect(&socket).await.unwrap();
     assert_eq!(
-        idle.request(&[11])[0],
+        identity_count(&request_on(&mut other, &[11]).await),
+        1,
+        "others are served meanwhile"
+    );
+    assert!(
+        begun.elapsed() < timeout,
+        "served before the stalls time out"
+    );
+    assert!(
+        closed_by_agent_async(&mut stalled).await,
+        "a stalled prefix is cut off"
+    );
+    assert!(
+        closed_by_agent_async(&mut short).await,
+        "a stalled body is cut off"
+    );
+    assert!(
+        begun.elapsed() >= timeout,
+        "cut off only once the timeout has passed"
+    );
+    // A connection idle between messages (as ssh holds one for a session) stays open.
+    tokio::time::sleep(2 * timeout).await;
+    assert_eq!(
+        request_on(&mut idle, &[11]).await[0],
         12,
         "the idle connection still answers"
     );
+    server.abort();
 }
 
 #[test]

@@ -51,7 +51,8 @@ impl CertificateOptions {
     /// Defaults: valid for one hour, valid-after set 60 seconds in the past (for servers whose
     /// clocks run slightly behind), the default OpenSSH extensions (`permit-pty`,
     /// `permit-port-forwarding`, `permit-agent-forwarding`, `permit-X11-forwarding`,
-    /// `permit-user-rc`), and the CA's key id as the certificate's key id.
+    /// `permit-user-rc`), and `remote-signer:<CA public key's JWK thumbprint>` as the
+    /// certificate's key id (see [`CertificateOptions::key_id`]).
     pub fn new<S: Into<String>>(principals: impl IntoIterator<Item = S>) -> Self {
         CertificateOptions {
             principals: principals.into_iter().map(Into::into).collect(),
@@ -75,7 +76,9 @@ impl CertificateOptions {
         self
     }
 
-    /// The certificate's key id, which sshd logs (default: `remote-signer:` and the CA's key id).
+    /// The certificate's key id, which sshd logs. The default is `remote-signer:` followed by the
+    /// RFC 7638 JWK thumbprint of the CA's public key (SHA-256, base64url), which names the CA
+    /// without revealing where its key is kept (no file path, vault URL or key name).
     pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
         self.key_id = Some(key_id.into());
         self
@@ -190,7 +193,7 @@ pub(crate) async fn mint(
     let key_id = options
         .key_id
         .clone()
-        .unwrap_or_else(|| format!("remote-signer:{}", ca.key_id()));
+        .unwrap_or_else(|| format!("remote-signer:{}", ca.public_key().jwk_thumbprint()));
 
     // Called twice with the same inputs, so both builds encode the same bytes.
     let builder = || -> ssh_key::Result<Builder> {
