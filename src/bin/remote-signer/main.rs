@@ -75,7 +75,7 @@ fn init_logging(verbose: u8) {
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let default = match verbose {
-        0 => "warn,remote_signer=info",
+        0 => "remote_signer=info",
         1 => "warn,remote_signer=debug",
         2 => "info,remote_signer=debug",
         _ => "trace",
