@@ -145,9 +145,10 @@ impl Issuer for CertificateIssuer {
                 let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
                 recent[1] = recent[0].replace(Arc::clone(&minted));
                 log::info!(
-                    "minted certificate serial {serial} for {} from CA {}",
+                    "minted certificate serial {serial} for {} from the CA with JWK thumbprint {}",
                     self.options.principals.join(","),
-                    self.ca.key_id()
+                    // Its thumbprint, not its key id: a key id names where the key is kept.
+                    self.ca.public_key().jwk_thumbprint()
                 );
                 Ok(MintedCertificate {
                     minted,
