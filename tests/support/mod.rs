@@ -6,6 +6,7 @@ pub mod faulty;
 pub mod graveyard;
 #[cfg(feature = "azure")]
 pub mod keyvault;
+pub mod public_only;
 #[cfg(feature = "azure")]
 pub mod retry_timer;
 pub mod snowflake_sql_api;
