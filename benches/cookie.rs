@@ -26,7 +26,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::axum::{CookieOptions, SessionCookies};
-use remote_signer::cookie::{SessionSigner, SessionVerifier};
+use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::surrogate::TrustedKey;
 use remote_signer::{KeyId, KeyType, RemoteSigner};
 
@@ -66,14 +66,14 @@ fn setup() -> Setup {
         .build()
         .unwrap();
     let managed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
-    let surrogate = SessionSigner::surrogate(managed.clone(), NAME).unwrap();
+    let surrogate = SessionSigner::new(managed.clone(), NAME).unwrap();
     let token = runtime.block_on(surrogate.sign(&claims())).unwrap();
     let trusted = [TrustedKey::from_signer(&*managed)];
     let first_sight = SessionVerifier::builder(trusted.clone(), NAME)
         .token_cache_bytes(0)
         .build();
     let cookies = SessionCookies::new(
-        SessionSigner::surrogate(managed.clone(), NAME).unwrap(),
+        SessionSigner::new(managed.clone(), NAME).unwrap(),
         SessionVerifier::new(trusted, NAME),
         CookieOptions::new(),
     )
@@ -161,7 +161,10 @@ fn tokens(c: &mut Criterion) {
     group.bench_function("surrogate mode", |b| b.iter(|| surrogate_sign(&s)));
     for key_type in [KeyType::Rsa, KeyType::P256] {
         let managed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(key_type).unwrap());
-        let direct = SessionSigner::direct(managed, NAME);
+        let direct = SessionSigner::builder(managed, NAME)
+            .mode(SigningMode::Direct)
+            .build()
+            .unwrap();
         group.bench_function(format!("direct mode, local {key_type}"), |b| {
             b.iter(|| s.runtime.block_on(direct.sign(&claims())).unwrap())
         });
@@ -248,8 +251,11 @@ fn report() {
     println!("token size for a 64-byte claim set (surrogate mode / direct mode):");
     let runtime = &s.runtime;
     let size = |managed: Arc<dyn RemoteSigner>| {
-        let surrogate = SessionSigner::surrogate(managed.clone(), NAME).unwrap();
-        let direct = SessionSigner::direct(managed, NAME);
+        let surrogate = SessionSigner::new(managed.clone(), NAME).unwrap();
+        let direct = SessionSigner::builder(managed, NAME)
+            .mode(SigningMode::Direct)
+            .build()
+            .unwrap();
         (
             runtime.block_on(surrogate.sign(&claims())).unwrap().len(),
             runtime.block_on(direct.sign(&claims())).unwrap().len(),

@@ -29,7 +29,7 @@ const COOKIE: &str = "session";
 /// Session cookies signed through `managed`, trusted by its public key alone.
 pub fn session_cookies(managed: Arc<dyn RemoteSigner>) -> remote_signer::Result<SessionCookies> {
     let verifier = SessionVerifier::new([TrustedKey::from_signer(&*managed)], COOKIE);
-    let signer = SessionSigner::surrogate(managed, COOKIE)?;
+    let signer = SessionSigner::new(managed, COOKIE)?;
     SessionCookies::new(signer, verifier, CookieOptions::new())
 }
 

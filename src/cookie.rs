@@ -33,7 +33,7 @@
 //! The surrogate-mode header has no `kid` (it would repeat the thumbprint of `cnf.jwk`); a
 //! `kid` there, if present, must be that thumbprint. Nothing in a token tells where the
 //! managed key is kept: it is named by its thumbprint (or an explicit name,
-//! [`SessionSigner::kid`], [`SurrogateSignerBuilder::managed_kid`](crate::surrogate::SurrogateSignerBuilder::managed_kid)).
+//! [`SessionSignerBuilder::kid`], [`SurrogateSignerBuilder::managed_kid`](crate::surrogate::SurrogateSignerBuilder::managed_kid)).
 //! For a 64-byte claim set a surrogate-mode token is about 1,220 bytes with an RSA-2048
 //! managed key and 880 with P-256 (`cargo bench --bench cookie --features axum` prints them).
 //!
@@ -61,7 +61,8 @@ mod cache;
 mod token;
 
 pub use token::{
-    Session, SessionSigner, SessionVerifier, SessionVerifierBuilder, SigningMode,
-    DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TTL,
-    DIRECT_RESERVED_CLAIMS, SESSION_TYP, SURROGATE_RESERVED_CLAIMS,
+    Session, SessionSigner, SessionSignerBuilder, SessionVerifier, SessionVerifierBuilder,
+    SignedBy, SigningMode, DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_TOKEN_LEN,
+    DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TTL, DIRECT_RESERVED_CLAIMS, SESSION_TYP,
+    SURROGATE_RESERVED_CLAIMS,
 };

@@ -52,8 +52,8 @@ pub trait Issuer: fmt::Debug + Send + Sync + 'static {
 /// When to rotate and how to retry. Build with [`RotationOptions::new`] and the setters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationOptions {
-    refresh_margin: Duration,
-    jitter: Duration,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) jitter: Duration,
     retry_initial: Duration,
     retry_max: Duration,
 }
@@ -96,16 +96,6 @@ impl RotationOptions {
         self.retry_initial = initial;
         self.retry_max = max.max(initial);
         self
-    }
-
-    /// The refresh margin.
-    pub fn get_refresh_margin(&self) -> Duration {
-        self.refresh_margin
-    }
-
-    /// The jitter.
-    pub fn get_jitter(&self) -> Duration {
-        self.jitter
     }
 }
 

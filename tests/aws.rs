@@ -437,7 +437,7 @@ async fn a_tampered_signature_is_caught_before_it_is_returned() {
 /// managed signature per period (surrogates, token cache), one `GetPublicKey` per open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn surrogate_cookie_snowflake_and_agent_paths_cost_one_managed_operation() {
-    use remote_signer::cookie::{SessionSigner, SessionVerifier};
+    use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
     use remote_signer::snowflake::{KeyPairAuth, SqlApiTokens};
     use remote_signer::ssh::{Agent, CertificateOptions};
     use remote_signer::surrogate::TrustedKey;
@@ -445,7 +445,7 @@ async fn surrogate_cookie_snowflake_and_agent_paths_cost_one_managed_operation()
     // Session cookies on surrogates: one Sign for any number of cookies.
     let arn = key(KeySpec::P256);
     let managed = open(&arn).await;
-    let cookies = SessionSigner::surrogate(managed.clone(), "session").unwrap();
+    let cookies = SessionSigner::new(managed.clone(), "session").unwrap();
     let verifier = SessionVerifier::new([TrustedKey::from_signer(&*managed)], "session");
     for i in 0..20 {
         let token = cookies.sign(&json!({"user": i})).await.unwrap();
@@ -455,7 +455,10 @@ async fn surrogate_cookie_snowflake_and_agent_paths_cost_one_managed_operation()
     assert_eq!(kms().count(&arn, "GetPublicKey"), 1);
 
     // Direct cookies: one Sign each, as with Key Vault.
-    let direct = SessionSigner::direct(managed.clone(), "session");
+    let direct = SessionSigner::builder(managed.clone(), "session")
+        .mode(SigningMode::Direct)
+        .build()
+        .unwrap();
     for i in 0..3 {
         let token = direct.sign(&json!({"user": i})).await.unwrap();
         verifier.verify(&token).unwrap();

@@ -37,7 +37,9 @@ fn surrogate_signer(managed: &Arc<dyn RemoteSigner>, clock: &Arc<ManualClock>) -
         .rng(ChaCha20Rng::seed_from_u64(7))
         .build()
         .unwrap();
-    SessionSigner::with_surrogate(surrogates, "session").unwrap()
+    SessionSigner::builder(surrogates, "session")
+        .build()
+        .unwrap()
 }
 
 fn verifier(managed: &Arc<dyn RemoteSigner>) -> SessionVerifier {
@@ -68,13 +70,17 @@ async fn both_modes_round_trip_with_the_claims_iat_exp_and_aud() {
     let clock = clock();
     for key_type in [KeyType::Rsa, KeyType::P256] {
         let managed = managed(key_type);
-        let direct = SessionSigner::direct(managed.clone(), "session").clock(clock.clone());
+        let direct = SessionSigner::builder(managed.clone(), "session")
+            .mode(SigningMode::Direct)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
         for signer in [surrogate_signer(&managed, &clock), direct] {
             let token = signer
                 .sign(&json!({"user": "alice", "roles": ["admin"]}))
                 .await
                 .unwrap();
-            let session = verifier(&managed).verify_at(&token, at(T0 + 5)).unwrap();
+            let session = verifier(&managed).verify_at(at(T0 + 5), &token).unwrap();
             assert_eq!(session.mode(), signer.mode());
             assert_eq!(session.get("user"), Some(&json!("alice")));
             assert_eq!(session.get("roles"), Some(&json!(["admin"])));
@@ -109,7 +115,9 @@ async fn surrogate_mode_calls_the_managed_key_once_for_many_tokens() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let signer = SessionSigner::with_surrogate(surrogates.clone(), "session").unwrap();
+    let signer = SessionSigner::builder(surrogates.clone(), "session")
+        .build()
+        .unwrap();
     for i in 0..200 {
         signer.sign(&json!({ "n": i })).await.unwrap();
     }
@@ -117,10 +125,84 @@ async fn surrogate_mode_calls_the_managed_key_once_for_many_tokens() {
 }
 
 #[tokio::test]
+async fn the_builder_reports_what_does_not_fit_together() {
+    let managed = managed(KeyType::P256);
+    let clock = clock();
+    let shared = || {
+        SurrogateSigner::builder(managed.clone(), "session")
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let config = |result: remote_signer::Result<SessionSigner>, why: &str| {
+        let err = result.expect_err(why);
+        assert_eq!(err.kind(), ErrorKind::Config, "{why}: {err}");
+    };
+    config(
+        SessionSigner::builder(shared(), "session")
+            .mode(SigningMode::Direct)
+            .build(),
+        "direct mode with a surrogate signer",
+    );
+    config(
+        SessionSigner::builder(shared(), "other").build(),
+        "a surrogate signer not certified for the purpose",
+    );
+    config(
+        SessionSigner::builder(shared(), "session")
+            .clock(clock.clone())
+            .build(),
+        "a clock that could differ from the surrogate signer's",
+    );
+    config(
+        SessionSigner::builder(shared(), "session").kid("k").build(),
+        "a kid the surrogate signer would not use",
+    );
+    config(
+        SessionSigner::builder(managed.clone(), "session")
+            .ttl(Duration::from_secs(24 * 3600 + 1))
+            .build(),
+        "a lifetime past the surrogates' token-expiry bound",
+    );
+    config(
+        SessionSigner::builder(managed.clone(), "").build(),
+        "an empty purpose",
+    );
+
+    // What fits: the signer reads its surrogates' clock, and a `kid` names the managed key
+    // in the certificates of its own surrogates.
+    let signer = SessionSigner::builder(managed.clone(), "session")
+        .clock(clock.clone())
+        .kid("cookies-2026")
+        .ttl(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    assert_eq!(signer.ttl(), Duration::from_secs(600));
+    assert_eq!(unix(signer.clock().now()), T0);
+    let token = signer.sign(&json!({})).await.unwrap();
+    let (header, claims, _) = parts(&token);
+    assert_eq!(claims["iat"], T0);
+    let cert = header["cert"].as_str().unwrap();
+    let (cert_header, _, _) = parts(cert);
+    assert_eq!(cert_header["kid"], "cookies-2026");
+    let trusted = TrustedKey::from_signer(&*managed).kid("cookies-2026");
+    SessionVerifier::new([trusted], "session")
+        .verify_at(at(T0 + 5), &token)
+        .unwrap();
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
 async fn reserved_claims_and_non_objects_are_refused_when_signing() {
     let managed = managed(KeyType::P256);
-    let direct = SessionSigner::direct(managed.clone(), "session");
-    let surrogate = SessionSigner::surrogate(managed, "session").unwrap();
+    let direct = SessionSigner::builder(managed.clone(), "session")
+        .mode(SigningMode::Direct)
+        .build()
+        .unwrap();
+    let surrogate = SessionSigner::new(managed, "session").unwrap();
     // Direct mode: every registered claim, so the managed key's signature cannot be shaped
     // into another service's token; surrogate mode: the times and the audience.
     for (signer, reserved) in [
@@ -188,7 +270,7 @@ async fn tokens_from_both_modes_verify_with_jsonwebtoken() {
         let claims = json!({"user": "bob"});
 
         // Surrogate: the certificate with the managed key, then the token with `cnf.jwk`.
-        let token = SessionSigner::surrogate(managed.clone(), "session")
+        let token = SessionSigner::new(managed.clone(), "session")
             .unwrap()
             .sign(&claims)
             .await
@@ -220,7 +302,10 @@ async fn tokens_from_both_modes_verify_with_jsonwebtoken() {
         assert!(jsonwebtoken::decode::<Value>(&token, &surrogate, &validation).is_err());
 
         // Direct: the token with the managed key.
-        let token = SessionSigner::direct(managed.clone(), "session")
+        let token = SessionSigner::builder(managed.clone(), "session")
+            .mode(SigningMode::Direct)
+            .build()
+            .unwrap()
             .sign(&claims)
             .await
             .unwrap();
@@ -252,8 +337,11 @@ async fn fixture(key_type: KeyType) -> Fixture {
         .sign(&json!({"user": "alice"}))
         .await
         .unwrap();
-    let direct_token = SessionSigner::direct(managed.clone(), "session")
+    let direct_token = SessionSigner::builder(managed.clone(), "session")
+        .mode(SigningMode::Direct)
         .clock(clock.clone())
+        .build()
+        .unwrap()
         .sign(&json!({"user": "alice"}))
         .await
         .unwrap();
@@ -267,7 +355,7 @@ async fn fixture(key_type: KeyType) -> Fixture {
 
 impl Fixture {
     fn verify(&self, token: &str) -> remote_signer::Result<remote_signer::cookie::Session> {
-        verifier(&self.managed).verify_at(token, at(T0 + 5))
+        verifier(&self.managed).verify_at(at(T0 + 5), token)
     }
 }
 
@@ -395,12 +483,12 @@ async fn wrong_audience_and_wrong_purpose_certificates_are_refused() {
     let f = fixture(KeyType::P256).await;
     let other = SessionVerifier::new([TrustedKey::from_signer(&*f.managed)], "csrf");
     refused(
-        other.verify_at(&f.direct_token, at(T0 + 5)),
+        other.verify_at(at(T0 + 5), &f.direct_token),
         ErrorKind::InvalidToken,
         "audience",
     );
     refused(
-        other.verify_at(&f.surrogate_token, at(T0 + 5)),
+        other.verify_at(at(T0 + 5), &f.surrogate_token),
         ErrorKind::InvalidToken,
         "another purpose",
     );
@@ -424,15 +512,15 @@ async fn expired_and_not_yet_valid_tokens_are_refused_with_bounded_leeway() {
         let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
             .leeway(Duration::from_secs(30))
             .build();
-        v.verify_at(token, at(T0 + 3600 + 30)).unwrap();
+        v.verify_at(at(T0 + 3600 + 30), token).unwrap();
         refused(
-            v.verify_at(token, at(T0 + 3600 + 31)),
+            v.verify_at(at(T0 + 3600 + 31), token),
             ErrorKind::Expired,
             "expired",
         );
-        v.verify_at(token, at(T0 - 30)).unwrap();
+        v.verify_at(at(T0 - 30), token).unwrap();
         refused(
-            v.verify_at(token, at(T0 - 31)),
+            v.verify_at(at(T0 - 31), token),
             ErrorKind::Expired,
             "not yet valid",
         );
@@ -462,25 +550,25 @@ async fn tokens_signed_outside_the_certificate_window_or_past_its_bound_are_refu
     // The certificate's window is [T0, T0 + 1 h]; its bound T0 + 25 h.
     let late = surrogate_token_with_times(&f, T0 + 2 * 3600, T0 + 3 * 3600).await;
     refused(
-        v.verify_at(&late, at(T0 + 2 * 3600 + 5)),
+        v.verify_at(at(T0 + 2 * 3600 + 5), &late),
         ErrorKind::InvalidToken,
         "outside its certificate's window",
     );
     let early = surrogate_token_with_times(&f, T0 - 3600, T0 + 60).await;
     refused(
-        v.verify_at(&early, at(T0)),
+        v.verify_at(at(T0), &early),
         ErrorKind::InvalidToken,
         "outside its certificate's window",
     );
     let beyond = surrogate_token_with_times(&f, T0 + 10, T0 + 25 * 3600 + 1).await;
     refused(
-        v.verify_at(&beyond, at(T0 + 20)),
+        v.verify_at(at(T0 + 20), &beyond),
         ErrorKind::InvalidToken,
         "bound",
     );
     // Long sessions outlive the surrogate's window, up to the bound.
     let long = surrogate_token_with_times(&f, T0 + 10, T0 + 25 * 3600).await;
-    v.verify_at(&long, at(T0 + 20 * 3600)).unwrap();
+    v.verify_at(at(T0 + 20 * 3600), &long).unwrap();
 }
 
 #[tokio::test]
@@ -489,7 +577,7 @@ async fn oversized_input_is_refused_before_decoding() {
     let v = verifier(&f.managed);
     let huge = "A".repeat(8 * 1024 + 1);
     refused(
-        v.verify_at(&huge, at(T0)),
+        v.verify_at(at(T0), &huge),
         ErrorKind::InvalidToken,
         "larger",
     );
@@ -497,7 +585,7 @@ async fn oversized_input_is_refused_before_decoding() {
         .max_token_len(100)
         .build();
     refused(
-        v.verify_at(&f.surrogate_token, at(T0 + 5)),
+        v.verify_at(at(T0 + 5), &f.surrogate_token),
         ErrorKind::InvalidToken,
         "larger",
     );
@@ -540,7 +628,7 @@ async fn random_and_mutated_tokens_only_ever_produce_errors() {
             }
         }
         let text = String::from_utf8_lossy(&bytes);
-        if let Ok(session) = v.verify_at(&text, at(T0 + 5)) {
+        if let Ok(session) = v.verify_at(at(T0 + 5), &text) {
             // Only an unchanged token may pass.
             assert_eq!(&*text, base.as_str(), "a mutated token was accepted");
             assert_eq!(session.get("user"), Some(&json!("alice")));
@@ -922,12 +1010,12 @@ async fn tokens_an_independent_implementation_builds_in_the_same_format_are_acce
         let v = verifier(&key.managed);
         let cert = json!({"iat": T0, "exp": T0 + 3600, "pur": ["session"], "max_exp": T0 + 7200});
         let token = independent_surrogate_token(&key, cert, &session_claims(T0, T0 + 600));
-        let session = v.verify_at(&token, at(T0 + 5)).unwrap();
+        let session = v.verify_at(at(T0 + 5), &token).unwrap();
         assert_eq!(session.mode(), SigningMode::Surrogate);
         assert_eq!(session.get("user"), Some(&json!("alice")));
 
         let token = independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + 600));
-        let session = v.verify_at(&token, at(T0 + 5)).unwrap();
+        let session = v.verify_at(at(T0 + 5), &token).unwrap();
         assert_eq!(session.mode(), SigningMode::Direct);
     }
 }
@@ -941,7 +1029,7 @@ async fn jwts_of_another_type_signed_by_the_managed_key_are_refused() {
     for typ in ["JWT", "surrogate+jwt", "at+jwt"] {
         let token = independent_direct_token(&key, typ, &session_claims(T0, T0 + 600));
         refused(
-            v.verify_at(&token, at(T0 + 5)),
+            v.verify_at(at(T0 + 5), &token),
             ErrorKind::InvalidToken,
             "typ",
         );
@@ -953,7 +1041,7 @@ async fn jwts_of_another_type_signed_by_the_managed_key_are_refused() {
     let token =
         jsonwebtoken::encode(&untyped, &session_claims(T0, T0 + 600), &key.encoding).unwrap();
     refused(
-        v.verify_at(&token, at(T0 + 5)),
+        v.verify_at(at(T0 + 5), &token),
         ErrorKind::InvalidToken,
         "typ",
     );
@@ -965,7 +1053,7 @@ async fn jwts_of_another_type_signed_by_the_managed_key_are_refused() {
     )
     .unwrap();
     refused(
-        v.verify_at(&token, at(T0 + 5)),
+        v.verify_at(at(T0 + 5), &token),
         ErrorKind::InvalidToken,
         "kid",
     );
@@ -980,7 +1068,7 @@ async fn jwts_of_another_type_signed_by_the_managed_key_are_refused() {
     )
     .unwrap();
     refused(
-        v.verify_at(&token, at(T0 + 5)),
+        v.verify_at(at(T0 + 5), &token),
         ErrorKind::InvalidToken,
         "not trusted",
     );
@@ -1043,7 +1131,7 @@ async fn over_long_certificates_and_tokens_signed_by_the_real_managed_key_are_re
     ];
     for (token, reason) in &cases {
         refused(
-            v.verify_at(token, at(T0 + 5)),
+            v.verify_at(at(T0 + 5), token),
             ErrorKind::InvalidToken,
             reason,
         );
@@ -1061,7 +1149,7 @@ async fn over_long_certificates_and_tokens_signed_by_the_real_managed_key_are_re
         independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + day)),
     ];
     for token in &at_caps {
-        v.verify_at(token, at(T0 + 5)).unwrap();
+        v.verify_at(at(T0 + 5), token).unwrap();
     }
     let lenient = SessionVerifier::builder([TrustedKey::from_signer(&*key.managed)], "session")
         .max_certificate_window(Duration::from_secs(8 * day))
@@ -1069,15 +1157,15 @@ async fn over_long_certificates_and_tokens_signed_by_the_real_managed_key_are_re
         .max_token_lifetime(Duration::from_secs(2 * day))
         .build();
     for (token, _) in &cases[1..3] {
-        lenient.verify_at(token, at(T0 + 5)).unwrap();
+        lenient.verify_at(at(T0 + 5), token).unwrap();
     }
-    lenient.verify_at(&cases[4].0, at(T0 + 5)).unwrap();
+    lenient.verify_at(at(T0 + 5), &cases[4].0).unwrap();
     let strict = SessionVerifier::builder([TrustedKey::from_signer(&*key.managed)], "session")
         .max_token_lifetime(Duration::from_secs(60))
         .build();
     let direct = independent_direct_token(&key, "session+jwt", &session_claims(T0, T0 + 61));
     refused(
-        strict.verify_at(&direct, at(T0 + 5)),
+        strict.verify_at(at(T0 + 5), &direct),
         ErrorKind::InvalidToken,
         "lifetime",
     );
@@ -1095,14 +1183,14 @@ async fn a_token_before_its_nbf_is_refused_in_both_modes() {
         independent_direct_token(&key, "session+jwt", &claims),
     ] {
         refused(
-            v.verify_at(&token, at(T0 + 539)),
+            v.verify_at(at(T0 + 539), &token),
             ErrorKind::Expired,
             "not yet valid",
         );
         // The refusal is not remembered, nor is the acceptance served early.
-        v.verify_at(&token, at(T0 + 540)).unwrap();
+        v.verify_at(at(T0 + 540), &token).unwrap();
         refused(
-            v.verify_at(&token, at(T0 + 500)),
+            v.verify_at(at(T0 + 500), &token),
             ErrorKind::Expired,
             "not yet valid",
         );
@@ -1111,7 +1199,7 @@ async fn a_token_before_its_nbf_is_refused_in_both_modes() {
     bad["nbf"] = json!("soon");
     let token = independent_direct_token(&key, "session+jwt", &bad);
     refused(
-        v.verify_at(&token, at(T0 + 5)),
+        v.verify_at(at(T0 + 5), &token),
         ErrorKind::InvalidToken,
         "nbf",
     );
@@ -1126,19 +1214,19 @@ async fn a_cached_token_is_never_served_past_its_expiry() {
         let v = SessionVerifier::builder([TrustedKey::from_signer(&*f.managed)], "session")
             .leeway(Duration::ZERO)
             .build();
-        let first = v.verify_at(token, at(T0 + 5)).unwrap();
+        let first = v.verify_at(at(T0 + 5), token).unwrap();
         assert_eq!(v.cached_tokens(), 1);
-        assert_eq!(v.verify_at(token, at(T0 + 3599)).unwrap(), first);
+        assert_eq!(v.verify_at(at(T0 + 3599), token).unwrap(), first);
         assert_eq!(v.cached_tokens(), 1);
         // Expiry is T0 + 3600: verified in full there (still valid, no leeway), refused after.
-        v.verify_at(token, at(T0 + 3600)).unwrap();
+        v.verify_at(at(T0 + 3600), token).unwrap();
         refused(
-            v.verify_at(token, at(T0 + 3601)),
+            v.verify_at(at(T0 + 3601), token),
             ErrorKind::Expired,
             "expired",
         );
         refused(
-            v.verify_at(token, at(T0 + 90_000)),
+            v.verify_at(at(T0 + 90_000), token),
             ErrorKind::Expired,
             "expired",
         );
@@ -1152,19 +1240,19 @@ async fn a_different_token_never_hits_another_tokens_entry() {
     let f = fixture(KeyType::P256).await;
     let v = verifier(&f.managed);
     for token in [&f.surrogate_token, &f.direct_token] {
-        v.verify_at(token, at(T0 + 5)).unwrap();
+        v.verify_at(at(T0 + 5), token).unwrap();
         let (header, mut claims, sig) = parts(token);
         claims["user"] = "mallory".into();
         let forged = format!("{}.{}.{sig}", encode(&header), encode(&claims));
         refused(
-            v.verify_at(&forged, at(T0 + 6)),
+            v.verify_at(at(T0 + 6), &forged),
             ErrorKind::InvalidToken,
             "signature",
         );
         // A prefix or an extension of the cached token is no hit either.
-        assert!(v.verify_at(&token[..token.len() - 1], at(T0 + 6)).is_err());
-        assert!(v.verify_at(&format!("{token}A"), at(T0 + 6)).is_err());
-        assert!(v.verify_at(&format!("x{token}"), at(T0 + 6)).is_err());
+        assert!(v.verify_at(at(T0 + 6), &token[..token.len() - 1]).is_err());
+        assert!(v.verify_at(at(T0 + 6), &format!("{token}A")).is_err());
+        assert!(v.verify_at(at(T0 + 6), &format!("x{token}")).is_err());
     }
     assert_eq!(v.cached_tokens(), 2);
 }
@@ -1187,11 +1275,11 @@ async fn the_token_cache_stays_within_its_budget() {
         let token = signer.sign(&json!({ "n": n })).await.unwrap();
         for v in [&bounded, &off] {
             assert_eq!(
-                v.verify_at(&token, at(T0 + 5)).unwrap().get("n"),
+                v.verify_at(at(T0 + 5), &token).unwrap().get("n"),
                 Some(&json!(n))
             );
             assert_eq!(
-                v.verify_at(&token, at(T0 + 5)).unwrap().get("n"),
+                v.verify_at(at(T0 + 5), &token).unwrap().get("n"),
                 Some(&json!(n))
             );
         }

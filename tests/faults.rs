@@ -139,11 +139,13 @@ impl Rig {
             .clock(clock.clone())
             .build()
             .unwrap();
-        let cookies = SessionSigner::with_surrogate(surrogate.clone(), "session")
-            .unwrap()
-            .ttl(Duration::from_secs(600));
-        let verifier = SessionVerifier::new([TrustedKey::from_signer(&*cookie_key)], "session")
-            .clock(clock.clone());
+        let cookies = SessionSigner::builder(surrogate.clone(), "session")
+            .ttl(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let verifier = SessionVerifier::builder([TrustedKey::from_signer(&*cookie_key)], "session")
+            .clock(clock.clone())
+            .build();
 
         let ssh_clock = Arc::new(ManualClock::new(SystemTime::now()));
         let agent_clock = ssh_clock.clone();

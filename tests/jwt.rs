@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::cookie::{SessionSigner, SessionVerifier};
+use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::jwt::{ApnsToken, ClientAssertion, GitHubAppJwt};
 use remote_signer::surrogate::{Clock, ManualClock, TrustedKey};
 use remote_signer::{Counted, ErrorKind, KeyType, RemoteSigner};
@@ -702,7 +702,7 @@ mod entra {
         for purpose in ["session", assertion.audience()] {
             let verifier = SessionVerifier::new([TrustedKey::from_signer(&*signer)], purpose);
             assert!(
-                verifier.verify_at(token.as_str(), at(NOW + 1)).is_err(),
+                verifier.verify_at(at(NOW + 1), token.as_str()).is_err(),
                 "{purpose}"
             );
         }
@@ -735,7 +735,7 @@ async fn no_token_of_these_kinds_is_a_session_token() {
         .unwrap();
     for (signer, token) in [(&rsa, &github), (&p256, &apns)] {
         assert!(session_verifier(signer, "session")
-            .verify_at(token.as_str(), now)
+            .verify_at(now, token.as_str())
             .is_err());
     }
     // An assertion whose audience is a cookie purpose, with each key type and algorithm.
@@ -751,7 +751,7 @@ async fn no_token_of_these_kinds_is_a_session_token() {
                 .await
                 .unwrap();
             let err = session_verifier(signer, "session")
-                .verify_at(token.as_str(), now)
+                .verify_at(now, token.as_str())
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidToken, "{alg}");
         }
@@ -849,14 +849,18 @@ async fn no_session_token_or_surrogate_certificate_is_a_token_of_these_kinds() {
 
     for signer in [&rsa, &p256] {
         let claims = json!({"user": "bob"});
-        let direct = SessionSigner::direct(signer.clone(), "session")
+        let direct = SessionSigner::builder(signer.clone(), "session")
+            .mode(SigningMode::Direct)
             .clock(clock.clone())
+            .build()
+            .unwrap()
             .sign(&claims)
             .await
             .unwrap();
-        let surrogate = SessionSigner::surrogate(signer.clone(), "session")
-            .unwrap()
+        let surrogate = SessionSigner::builder(signer.clone(), "session")
             .clock(clock.clone())
+            .build()
+            .unwrap()
             .sign(&claims)
             .await
             .unwrap();

@@ -32,7 +32,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD
 use base64::Engine as _;
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
-use remote_signer::cookie::{SessionSigner, SessionVerifier};
+use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{SurrogateSigner, TrustedKey};
@@ -623,8 +623,11 @@ async fn cookie_pass(
     secrets: &mut Secrets,
 ) {
     let claims = serde_json::json!({"user": "alice", "role": "admin"});
-    let surrogate = SessionSigner::surrogate(ec.clone(), "web").unwrap();
-    let direct = SessionSigner::direct(rsa.clone(), "web");
+    let surrogate = SessionSigner::new(ec.clone(), "web").unwrap();
+    let direct = SessionSigner::builder(rsa.clone(), "web")
+        .mode(SigningMode::Direct)
+        .build()
+        .unwrap();
     texts.debug("surrogate session signer", &surrogate);
     texts.debug("direct session signer", &direct);
     let verifier = SessionVerifier::new(
@@ -647,7 +650,7 @@ async fn cookie_pass(
         let late = SystemTime::now() + Duration::from_secs(30 * 24 * 3600);
         texts.result(
             &format!("{mode} token, expired"),
-            &verifier.verify_at(&token, late),
+            &verifier.verify_at(late, &token),
         );
         let mut flipped = token.clone().into_bytes();
         let last = flipped.len() - 1;
@@ -672,7 +675,7 @@ async fn cookie_pass(
         "garbage token",
         &verifier.verify("not a token at all, just words"),
     );
-    let failing_surrogate = SessionSigner::surrogate(failing.clone(), "web").unwrap();
+    let failing_surrogate = SessionSigner::new(failing.clone(), "web").unwrap();
     let result = failing_surrogate.sign(&claims).await;
     assert!(result.is_err(), "a disabled key cannot certify a surrogate");
     texts.result("session token from a failing key", &result);

@@ -1190,7 +1190,10 @@ mod socket_oracle {
 
     /// Forges a session token for purpose `admin` signed directly by the managed key.
     pub async fn direct_session_token(oracle: Arc<SocketOracle>) -> remote_signer::Result<String> {
-        let signer = remote_signer::cookie::SessionSigner::direct(oracle, "admin");
+        let signer = remote_signer::cookie::SessionSigner::builder(oracle, "admin")
+            .mode(remote_signer::cookie::SigningMode::Direct)
+            .build()
+            .unwrap();
         signer.sign(&serde_json::json!({"user": "mallory"})).await
     }
 
@@ -1198,7 +1201,7 @@ mod socket_oracle {
     pub async fn surrogate_session_token(
         oracle: Arc<SocketOracle>,
     ) -> remote_signer::Result<String> {
-        let signer = remote_signer::cookie::SessionSigner::surrogate(oracle, "admin")?;
+        let signer = remote_signer::cookie::SessionSigner::new(oracle, "admin")?;
         signer.sign(&serde_json::json!({"user": "mallory"})).await
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::cookie::{SessionSigner, SessionVerifier};
+use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{KeyType, RemoteSigner};
 
@@ -30,8 +30,8 @@ fn fixture() -> &'static Fixture {
             .clock(clock.clone())
             .build()
             .unwrap();
-        let surrogate = SessionSigner::with_surrogate(surrogates, "session").unwrap();
-        let direct = SessionSigner::direct(managed.clone(), "session").clock(clock);
+        let surrogate = SessionSigner::builder(surrogates, "session").build().unwrap();
+        let direct = SessionSigner::builder(managed.clone(), "session").mode(SigningMode::Direct).clock(clock).build().unwrap();
         let claims = serde_json::json!({"user": "fuzz"});
         let tokens = [
             runtime.block_on(surrogate.sign(&claims)).unwrap(),
@@ -48,13 +48,13 @@ fuzz_target!(|data: &[u8]| {
     let f = fixture();
     let now = UNIX_EPOCH + Duration::from_secs(NOW);
     let text = String::from_utf8_lossy(data);
-    let _ = f.verifier.verify_at(&text, now);
+    let _ = f.verifier.verify_at(now, &text);
     for token in &f.tokens {
         let parts: Vec<&str> = token.split('.').collect();
         for i in 0..3 {
             let mut spliced: Vec<&str> = parts.clone();
             spliced[i] = &text;
-            let _ = f.verifier.verify_at(&spliced.join("."), now);
+            let _ = f.verifier.verify_at(now, &spliced.join("."));
         }
     }
 });

@@ -46,13 +46,16 @@ impl SessionSigner {
     #[pyo3(signature = (key, purpose, *, ttl = 3600, direct = false))]
     fn new(key: &Key, purpose: String, ttl: u64, direct: bool) -> PyResult<Self> {
         let managed = key.signer_here()?;
-        let inner = if direct {
-            cookie::SessionSigner::direct(managed, purpose)
+        let mode = if direct {
+            cookie::SigningMode::Direct
         } else {
-            enter(|| cookie::SessionSigner::surrogate(managed, purpose))?
+            cookie::SigningMode::Surrogate
         };
+        let builder = cookie::SessionSigner::builder(managed, purpose)
+            .mode(mode)
+            .ttl(time::seconds(ttl));
         Ok(SessionSigner {
-            inner: inner.ttl(time::seconds(ttl)),
+            inner: enter(|| builder.build())?,
             origin: Origin::here(),
         })
     }
@@ -80,7 +83,7 @@ impl SessionSigner {
         ttl: Option<u64>,
     ) -> PyResult<String> {
         let claims = to_json(claims)?;
-        let ttl = ttl.map_or(self.inner.get_ttl(), time::seconds);
+        let ttl = ttl.map_or(self.inner.ttl(), time::seconds);
         let inner = &self.inner;
         wait(py, self.origin, async move {
             inner.sign_with_ttl(&claims, ttl).await
@@ -165,7 +168,7 @@ impl SessionVerifier {
     ) -> PyResult<Bound<'py, PyAny>> {
         let session = self
             .inner
-            .verify_at(&token, time::at(now)?)
+            .verify_at(time::at(now)?, &token)
             .map_err(to_py)?;
         from_json(py, session.claims())
     }

@@ -189,7 +189,7 @@ impl SessionCookies {
     /// As [`SessionSigner::sign`].
     pub async fn issue<C: Serialize + ?Sized>(&self, claims: &C) -> Result<HeaderValue> {
         let token = self.inner.signer.sign(claims).await?;
-        let max_age = i64::try_from(self.inner.signer.get_ttl().as_secs()).unwrap_or(i64::MAX);
+        let max_age = i64::try_from(self.inner.signer.ttl().as_secs()).unwrap_or(i64::MAX);
         let mut cookie = self.inner.options.cookie(self.name(), &token);
         cookie.set_max_age(cookie::time::Duration::seconds(max_age));
         HeaderValue::from_str(&cookie.to_string())

@@ -94,7 +94,7 @@ enum Mode {
 /// use remote_signer::{KeyType, RemoteSigner};
 ///
 /// let managed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256)?);
-/// let signer = SessionSigner::surrogate(managed.clone(), "session")?;
+/// let signer = SessionSigner::new(managed.clone(), "session")?;
 /// let token = signer.sign(&serde_json::json!({"user": "alice"})).await?;
 ///
 /// let verifier = SessionVerifier::new([TrustedKey::from_signer(&*managed)], "session");
@@ -136,78 +136,29 @@ impl fmt::Debug for SessionSigner {
 }
 
 impl SessionSigner {
-    /// Surrogate mode (the default choice) with a new [`SurrogateSigner`] for `purpose` on the
-    /// defaults: the managed key signs once per hour.
+    /// Surrogate mode for `purpose` on the defaults: a [`SurrogateSigner`] of its own, the
+    /// managed key signing once per hour, tokens living one hour.
     ///
     /// # Errors
-    /// As [`SurrogateSigner::new`].
-    pub fn surrogate(managed: Arc<dyn RemoteSigner>, purpose: impl Into<String>) -> Result<Self> {
-        let purpose = purpose.into();
-        let signer = SurrogateSigner::new(managed, purpose.clone())?;
-        Self::with_surrogate(signer, purpose)
+    /// As [`SessionSignerBuilder::build`].
+    pub fn new(managed: Arc<dyn RemoteSigner>, purpose: impl Into<String>) -> Result<Self> {
+        Self::builder(managed, purpose).build()
     }
 
-    /// Surrogate mode with a configured [`SurrogateSigner`] (its clock is used too).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Config`] if the surrogates are not certified for `purpose`.
-    pub fn with_surrogate(signer: SurrogateSigner, purpose: impl Into<String>) -> Result<Self> {
-        let purpose = purpose.into();
-        if !signer.purposes().contains(&purpose) {
-            return Err(Error::with_context(
-                ErrorKind::Config,
-                format!("the surrogate signer is not certified for purpose {purpose:?}"),
-            ));
-        }
-        Ok(SessionSigner {
-            clock: signer.clock().clone(),
-            mode: Mode::Surrogate(signer),
-            header_cache: Default::default(),
-            purpose,
-            ttl: DEFAULT_TTL,
-        })
-    }
-
-    /// Direct mode: the managed key signs every token with its default algorithm, named in
-    /// the header `kid` by its RFC 7638 JWK thumbprint. For low volume only (each token is one
-    /// managed-key operation).
-    pub fn direct(managed: Arc<dyn RemoteSigner>, purpose: impl Into<String>) -> Self {
-        let algorithm = managed.default_algorithm();
-        let kid = managed.public_key().jwk_thumbprint();
-        SessionSigner {
-            mode: Mode::Direct {
-                managed,
-                algorithm,
-                kid,
-            },
-            header_cache: Default::default(),
+    /// Configures a signer of tokens for `purpose`, signed by a managed key (surrogate mode by
+    /// default, or direct) or by a shared, configured [`SurrogateSigner`].
+    pub fn builder(
+        signed_by: impl Into<SignedBy>,
+        purpose: impl Into<String>,
+    ) -> SessionSignerBuilder {
+        SessionSignerBuilder {
+            signed_by: signed_by.into(),
             purpose: purpose.into(),
+            mode: SigningMode::Surrogate,
             ttl: DEFAULT_TTL,
-            clock: Arc::new(SystemClock),
+            kid: None,
+            clock: None,
         }
-    }
-
-    /// The lifetime of tokens from [`sign`](Self::sign) (default one hour).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Direct mode: names the managed key `kid` instead of by its thumbprint (verifiers expect
-    /// it through [`TrustedKey::kid`]); it is readable by every client, so it should say
-    /// nothing about where the key is kept. No effect in surrogate mode, where the surrogate
-    /// signer names the key ([`SurrogateSignerBuilder::managed_kid`](crate::surrogate::SurrogateSignerBuilder::managed_kid)).
-    pub fn kid(mut self, name: impl Into<String>) -> Self {
-        if let Mode::Direct { kid, .. } = &mut self.mode {
-            *kid = name.into();
-        }
-        self
-    }
-
-    /// Where time comes from (default: the system clock, or the surrogate signer's).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The purpose: every token's `aud`.
@@ -223,9 +174,14 @@ impl SessionSigner {
         }
     }
 
-    /// The configured token lifetime.
-    pub fn get_ttl(&self) -> Duration {
+    /// The lifetime of tokens from [`sign`](Self::sign).
+    pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The clock the signer reads (in surrogate mode, its surrogate signer's).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs the application's `claims` (a JSON object) with the default lifetime.
@@ -305,6 +261,179 @@ impl SessionSigner {
                 Ok(format!("{input}.{}", signature.to_base64url()))
             }
         }
+    }
+}
+
+/// What signs a [`SessionSigner`]'s tokens: the managed key itself, or a configured
+/// [`SurrogateSigner`] to share. Made with `into()` from either, so
+/// [`SessionSigner::builder`] takes both.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SignedBy {
+    /// The managed key: in surrogate mode (the default) the session signer makes its own
+    /// [`SurrogateSigner`] for its purpose on the defaults; in direct mode the key signs
+    /// every token.
+    Managed(Arc<dyn RemoteSigner>),
+    /// Certified surrogates from this signer (surrogate mode only); its clock and its name
+    /// for the managed key are used.
+    Surrogates(SurrogateSigner),
+}
+
+impl From<Arc<dyn RemoteSigner>> for SignedBy {
+    fn from(managed: Arc<dyn RemoteSigner>) -> Self {
+        SignedBy::Managed(managed)
+    }
+}
+
+impl<S: RemoteSigner + 'static> From<Arc<S>> for SignedBy {
+    fn from(managed: Arc<S>) -> Self {
+        SignedBy::Managed(managed)
+    }
+}
+
+impl From<SurrogateSigner> for SignedBy {
+    fn from(signer: SurrogateSigner) -> Self {
+        SignedBy::Surrogates(signer)
+    }
+}
+
+/// Configures a [`SessionSigner`]; from [`SessionSigner::builder`]. Every setter documents
+/// its default; [`build`](Self::build) reports what does not fit together.
+pub struct SessionSignerBuilder {
+    signed_by: SignedBy,
+    purpose: String,
+    mode: SigningMode,
+    ttl: Duration,
+    kid: Option<String>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for SessionSignerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSignerBuilder")
+            .field("signed_by", &self.signed_by)
+            .field("purpose", &self.purpose)
+            .field("mode", &self.mode)
+            .field("ttl", &self.ttl)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionSignerBuilder {
+    /// How tokens are signed (default [`SigningMode::Surrogate`]: the managed key signs once
+    /// per surrogate period). [`SigningMode::Direct`] makes every token one managed-key
+    /// operation: for low volume only.
+    pub fn mode(mut self, mode: SigningMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The lifetime of tokens from [`SessionSigner::sign`] (default one hour,
+    /// [`DEFAULT_TTL`]).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Names the managed key `name` in tokens and certificates instead of by its RFC 7638 JWK
+    /// thumbprint (the default); verifiers then expect it through [`TrustedKey::kid`]. Every
+    /// client can read it, so it should say nothing about where the key is kept. With a
+    /// shared [`SurrogateSigner`], set it there
+    /// ([`SurrogateSignerBuilder::managed_kid`](crate::surrogate::SurrogateSignerBuilder::managed_kid)).
+    pub fn kid(mut self, name: impl Into<String>) -> Self {
+        self.kid = Some(name.into());
+        self
+    }
+
+    /// Where time comes from (default the system clock). With a shared [`SurrogateSigner`],
+    /// its clock is used: set it there.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Checks the configuration and makes the signer. Nothing is signed until first use.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an empty purpose; a shared [`SurrogateSigner`] in direct
+    /// mode, not certified for the purpose, or with a `kid` or clock set here; a `ttl` past
+    /// the surrogates' token-expiry bound; otherwise as [`SurrogateSignerBuilder::build`](crate::surrogate::SurrogateSignerBuilder::build).
+    pub fn build(self) -> Result<SessionSigner> {
+        let config = |what: String| Error::with_context(ErrorKind::Config, what);
+        let SessionSignerBuilder {
+            signed_by,
+            purpose,
+            mode,
+            ttl,
+            kid,
+            clock,
+        } = self;
+        if purpose.is_empty() {
+            return Err(config("the session purpose is empty".into()));
+        }
+        let (mode, clock) = match (mode, signed_by) {
+            (SigningMode::Direct, SignedBy::Managed(managed)) => {
+                let algorithm = managed.default_algorithm();
+                let kid = kid.unwrap_or_else(|| managed.public_key().jwk_thumbprint());
+                let clock = clock.unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
+                let mode = Mode::Direct {
+                    managed,
+                    algorithm,
+                    kid,
+                };
+                (mode, clock)
+            }
+            (SigningMode::Direct, SignedBy::Surrogates(_)) => {
+                return Err(config(
+                    "direct mode signs with the managed key: give the managed key, not a \
+                     surrogate signer"
+                        .into(),
+                ))
+            }
+            (SigningMode::Surrogate, SignedBy::Managed(managed)) => {
+                let mut surrogates = SurrogateSigner::builder(managed, purpose.clone());
+                if let Some(kid) = kid {
+                    surrogates = surrogates.managed_kid(kid);
+                }
+                if let Some(clock) = clock {
+                    surrogates = surrogates.clock(clock);
+                }
+                let surrogates = surrogates.build()?;
+                let clock = surrogates.clock().clone();
+                (Mode::Surrogate(surrogates), clock)
+            }
+            (SigningMode::Surrogate, SignedBy::Surrogates(surrogates)) => {
+                if !surrogates.purposes().contains(&purpose) {
+                    return Err(config(format!(
+                        "the surrogate signer is not certified for purpose {purpose:?}"
+                    )));
+                }
+                if kid.is_some() || clock.is_some() {
+                    return Err(config(
+                        "a shared surrogate signer names the managed key and keeps the time: \
+                         set kid and clock on its builder"
+                            .into(),
+                    ));
+                }
+                let clock = surrogates.clock().clone();
+                (Mode::Surrogate(surrogates), clock)
+            }
+        };
+        if let Mode::Surrogate(surrogates) = &mode {
+            if ttl > surrogates.max_token_lifetime() {
+                return Err(config(
+                    "the token lifetime exceeds the surrogates' token-expiry bound".into(),
+                ));
+            }
+        }
+        Ok(SessionSigner {
+            mode,
+            header_cache: Default::default(),
+            purpose,
+            ttl,
+            clock,
+        })
     }
 }
 
@@ -565,13 +694,6 @@ impl SessionVerifier {
         }
     }
 
-    /// Where time comes from (default the system clock; also
-    /// [`SessionVerifierBuilder::clock`]).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The purpose tokens must carry as `aud`.
     pub fn purpose(&self) -> &str {
         &self.purpose
@@ -587,7 +709,7 @@ impl SessionVerifier {
     /// # Errors
     /// As [`verify_at`](Self::verify_at).
     pub fn verify(&self, token: &str) -> Result<Session> {
-        self.verify_at(token, self.clock.now())
+        self.verify_at(self.clock.now(), token)
     }
 
     /// Verifies `token` at time `now`.
@@ -598,7 +720,7 @@ impl SessionVerifier {
     /// this purpose within the policy bounds), using an algorithm the key does not allow, for
     /// another audience, or living longer than allowed; [`ErrorKind::Expired`] for a token
     /// (or, in surrogate mode, one whose certificate) is expired or not yet valid.
-    pub fn verify_at(&self, token: &str, now: SystemTime) -> Result<Session> {
+    pub fn verify_at(&self, now: SystemTime, token: &str) -> Result<Session> {
         if token.len() > self.max_len {
             return Err(invalid("token is larger than allowed"));
         }

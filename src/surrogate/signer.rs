@@ -426,7 +426,7 @@ impl SurrogateSignerBuilder {
         if self.period < Duration::from_secs(1) {
             return Err(config("the surrogate period must be at least one second"));
         }
-        if self.rotation.get_refresh_margin() + self.rotation.get_jitter() >= self.period {
+        if self.rotation.refresh_margin + self.rotation.jitter >= self.period {
             return Err(config(
                 "refresh margin plus jitter must be shorter than the surrogate period",
             ));

@@ -767,9 +767,10 @@ async fn soak(args: Args) -> bool {
         .build()
         .expect("surrogate signer");
     let session_signer = Arc::new(
-        SessionSigner::with_surrogate(surrogate, PURPOSE)
-            .expect("session signer")
-            .ttl(Duration::from_secs(60)),
+        SessionSigner::builder(surrogate, PURPOSE)
+            .ttl(Duration::from_secs(60))
+            .build()
+            .expect("session signer"),
     );
     let verifier = Arc::new(SessionVerifier::new(
         [TrustedKey::new(cookie_public)],

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use remote_signer::cookie::{SessionSigner, SessionVerifier};
+use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::surrogate::TrustedKey;
 
 use crate::common::{read_input, write_stdout, KeyArgs};
@@ -67,9 +67,11 @@ async fn sign(args: SignArgs) -> anyhow::Result<Outcome> {
     let managed = args.key.open().await?;
     let ttl = Duration::from_secs(args.ttl);
     let signer = if args.direct {
-        SessionSigner::direct(managed, &args.purpose)
+        SessionSigner::builder(managed, &args.purpose)
+            .mode(SigningMode::Direct)
+            .build()?
     } else {
-        SessionSigner::surrogate(managed, &args.purpose)?
+        SessionSigner::new(managed, &args.purpose)?
     };
     let token = signer.sign_with_ttl(&claims, ttl).await?;
     write_stdout(format!("{token}\n").as_bytes())?;

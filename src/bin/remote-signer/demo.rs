@@ -124,7 +124,7 @@ async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
     use remote_signer::Counted;
 
     let managed = Arc::new(Counted::new(LocalSigner::open(dir.join("p256.pem"))?));
-    let signer = SessionSigner::surrogate(managed.clone(), "session")?;
+    let signer = SessionSigner::new(managed.clone(), "session")?;
     let verifier = SessionVerifier::new([TrustedKey::new(managed.public_key().clone())], "session");
     let mut token = String::new();
     for user in 0..1000 {
