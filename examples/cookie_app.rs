@@ -7,8 +7,10 @@
 //!
 //! ```sh
 //! cargo run --example cookie_app --features axum
-//! # then open http://127.0.0.1:3000/ (COOKIE_APP_ADDR changes the address)
+//! # then open http://127.0.0.1:3000/ (COOKIE_APP_ADDR changes the address; port 0 picks one)
 //! ```
+//!
+//! `tests/cookie.rs` starts it so, on a key file, then logs in, tampers and logs out over HTTP.
 
 use std::sync::Arc;
 
@@ -27,14 +29,14 @@ use remote_signer::{KeyRef, KeyType, OpenOptions, RemoteSigner};
 const COOKIE: &str = "session";
 
 /// Session cookies signed through `managed`, trusted by its public key alone.
-pub fn session_cookies(managed: Arc<dyn RemoteSigner>) -> remote_signer::Result<SessionCookies> {
+fn session_cookies(managed: Arc<dyn RemoteSigner>) -> remote_signer::Result<SessionCookies> {
     let verifier = SessionVerifier::new([TrustedKey::from_signer(&*managed)], COOKIE);
     let signer = SessionSigner::new(managed, COOKIE)?;
     SessionCookies::new(signer, verifier, CookieOptions::new())
 }
 
 /// The app's routes.
-pub fn app(cookies: SessionCookies) -> Router {
+fn app(cookies: SessionCookies) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -102,7 +104,6 @@ async fn logout(State(cookies): State<SessionCookies>) -> impl IntoResponse {
     ([(SET_COOKIE, cookies.clear())], Redirect::to("/"))
 }
 
-#[allow(dead_code)] // the end-to-end test includes this file and starts the app itself
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let managed: Arc<dyn RemoteSigner> = match std::env::var("COOKIE_APP_KEY") {

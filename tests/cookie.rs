@@ -17,6 +17,8 @@ use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
 
+mod support;
+
 const T0: u64 = 1_767_225_600;
 
 fn at(seconds: u64) -> SystemTime {
@@ -808,26 +810,35 @@ fn cli_signs_and_verifies_in_both_modes() {
 // ---- the example app, end to end ----
 
 #[cfg(feature = "axum")]
-#[allow(dead_code)]
-#[path = "../examples/cookie_app.rs"]
-mod cookie_app;
-
-#[cfg(feature = "axum")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out() {
     use reqwest::cookie::CookieStore as _;
+    use std::io::BufRead as _;
     // reqwest is built without a TLS provider of its own (the suite uses rustls with ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let managed = managed(KeyType::Rsa);
-    let cookies = cookie_app::session_cookies(managed).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, cookie_app::app(cookies))
-            .await
-            .unwrap();
-    });
+    // The app as a user starts it, on an RSA key file and a port of its own choosing.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("cookies.pem");
+    LocalSigner::generate_to_file(KeyType::Rsa, &key).unwrap();
+    let mut app = support::examples::Running(
+        Command::new(support::examples::path("cookie_app"))
+            .env("COOKIE_APP_KEY", &key)
+            .env("COOKIE_APP_ADDR", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufReader::new(app.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim_end()
+        .split_once("listening on ")
+        .map(|(_, url)| url.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| panic!("the app did not say where it listens: {first:?}"));
 
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let client = reqwest::Client::builder()
@@ -930,8 +941,6 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
     assert!(jar.cookies(&url("/").parse().unwrap()).is_none());
     let page = client.get(url("/account")).send().await.unwrap();
     assert_eq!(page.status(), 401);
-
-    server.abort();
 }
 
 // ---- tokens and certificates built by an independent JOSE library ----

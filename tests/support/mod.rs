@@ -2,6 +2,7 @@
 //! and uses the parts it needs.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod examples;
 pub mod faulty;
 pub mod graveyard;
 #[cfg(feature = "azure")]
