@@ -90,10 +90,10 @@ fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
 /// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an
 /// HTTP-date, read against the local clock; a date in the past means no wait).
 pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
-    retry_after_at(headers, azure_core::time::OffsetDateTime::now_utc())
+    retry_after_at(azure_core::time::OffsetDateTime::now_utc(), headers)
 }
 
-fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> Option<Duration> {
+fn retry_after_at(now: azure_core::time::OffsetDateTime, headers: &Headers) -> Option<Duration> {
     let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     ms("retry-after-ms")
         .or_else(|| ms("x-ms-retry-after-ms"))
@@ -388,12 +388,12 @@ mod tests {
         );
         let at = |s: &str| azure_core::time::parse_rfc7231(s).unwrap();
         assert_eq!(
-            retry_after_at(&headers, at("Sun, 06 Nov 1994 08:49:07 GMT")),
+            retry_after_at(at("Sun, 06 Nov 1994 08:49:07 GMT"), &headers),
             Some(Duration::from_secs(30))
         );
         // A date already past: retry without waiting on the service's account.
         assert_eq!(
-            retry_after_at(&headers, at("Sun, 06 Nov 1994 09:00:00 GMT")),
+            retry_after_at(at("Sun, 06 Nov 1994 09:00:00 GMT"), &headers),
             Some(Duration::ZERO)
         );
     }
