@@ -10,6 +10,9 @@
 //! `remote-signer snowflake alter-user --key KEYREF --user USER` prints. An encrypted key file's
 //! passphrase comes from `REMOTE_SIGNER_KEY_PASSPHRASE`. `--url` defaults to the account's own
 //! URL; `--ca-cert` trusts only the given CA (for a private endpoint or a test server).
+//!
+//! Prints each row of the result as a JSON array on stdout, and the SQL API's status code and
+//! message on stderr; exits with 1 when the statement fails and 2 for bad arguments.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -21,24 +24,24 @@ use remote_signer::{KeyRef, OpenOptions};
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// What to run, and where.
-pub struct Config {
+struct Config {
     /// The signing key (KEYREF).
-    pub key: String,
+    key: String,
     /// Account identifier, e.g. `myorg-myaccount`.
-    pub account: String,
+    account: String,
     /// User name.
-    pub user: String,
+    user: String,
     /// The account URL; `https://<account>.snowflakecomputing.com` when not given.
-    pub url: Option<String>,
+    url: Option<String>,
     /// A PEM CA certificate to trust instead of the system's roots.
-    pub ca_cert: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
     /// The statement.
-    pub statement: String,
+    statement: String,
 }
 
 impl Config {
     /// Reads `--key`, `--account`, `--user`, `--url`, `--ca-cert` and the statement.
-    pub fn from_args(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+    fn from_args(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let (mut key, mut account, mut user, mut url, mut ca_cert, mut statement) =
             (None, None, None, None, None, None);
         while let Some(arg) = args.next() {
@@ -65,7 +68,7 @@ impl Config {
 }
 
 /// Sends the statement and returns the SQL API's result set.
-pub async fn run(config: &Config) -> Result<serde_json::Value, BoxError> {
+async fn run(config: &Config) -> Result<serde_json::Value, BoxError> {
     let local = LocalKeyOptions::new().passphrase_from_env();
     let signer = config
         .key
@@ -138,6 +141,11 @@ async fn main() -> std::process::ExitCode {
             for row in answer["data"].as_array().into_iter().flatten() {
                 println!("{row}");
             }
+            eprintln!(
+                "snowflake_sql: {} {}",
+                answer["code"].as_str().unwrap_or("?"),
+                answer["message"].as_str().unwrap_or("")
+            );
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

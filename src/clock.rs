@@ -1,4 +1,5 @@
-//! Time as a parameter: the [`Clock`] trait, the system clock, and a clock tests can set.
+//! Time as a parameter: the [`Clock`] trait, the system clock, a clock tests can set, and the
+//! reading of Unix seconds ([`from_unix_seconds`]).
 
 use std::fmt;
 use std::sync::Mutex;
@@ -37,9 +38,9 @@ impl ManualClock {
         }
     }
 
-    /// A clock showing `seconds` after the Unix epoch.
+    /// A clock showing `seconds` after the Unix epoch, as [`from_unix_seconds`] reads them.
     pub fn at_unix(seconds: u64) -> Self {
-        Self::new(UNIX_EPOCH + Duration::from_secs(seconds))
+        Self::new(from_unix_seconds(seconds))
     }
 
     /// Sets the time.
@@ -100,8 +101,13 @@ pub(crate) fn check_window(
     Ok(())
 }
 
-/// The time `seconds` after the Unix epoch, saturating far in the future.
-pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
+/// The time `seconds` after the Unix epoch, as JWT claims and `--issued-at` count time.
+///
+/// Exact for every time up to `u32::MAX` seconds (2106-02-07T06:28:15Z) on every platform, and
+/// beyond that as far as the platform's [`SystemTime`] reaches; a time past its reach
+/// saturates to that instant in 2106 instead of panicking, so a claim from the wire can never
+/// crash a reader.
+pub fn from_unix_seconds(seconds: u64) -> SystemTime {
     UNIX_EPOCH
         .checked_add(Duration::from_secs(seconds))
         .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(u32::MAX.into()))

@@ -56,7 +56,7 @@ pub use assertion::{
 pub use entra::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
 pub use github::{GitHubAppJwt, GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME, GITHUB_MAX_LIFETIME};
 
-use crate::clock::{from_unix_seconds, unix_seconds, unix_seconds_strict as seconds};
+use crate::clock::{from_unix_seconds, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType};
 use crate::signer::RemoteSigner;

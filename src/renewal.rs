@@ -671,7 +671,7 @@ mod tests {
         let flaky = Arc::new(Flaky::default());
         let clock = Arc::new(ManualClock::at_unix(0));
         let rotation = rotation(&flaky, &clock);
-        let t0 = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t0 = crate::clock::from_unix_seconds(1_000_000);
         let first = rotation.get_at(t0).await.unwrap();
         // Due at 75 s (25 s margin); the service hangs: the finder waits on its own attempt,
         // everyone else gets the current credential at once.

@@ -1,16 +1,12 @@
 //! Snowflake key-pair JWTs: the official connector's vectors (library and CLI), the refusals,
-//! the SQL API token cache under load with a fixed clock, and the example against a local
-//! HTTPS stand-in for the SQL API.
+//! the SQL API token cache under load with a fixed clock, and the built example, run as a
+//! process against a local HTTPS stand-in for the SQL API.
 //!
 //! `check_connector_vectors` takes any `Arc<dyn RemoteSigner>` and `check_cli_vectors` any
 //! KEYREF, so the same checks run against the vectors' key held elsewhere (a Key Vault).
 
 mod support;
 use support::public_only::{k256_public, PublicOnly};
-
-#[allow(dead_code)] // its `main` is not called here
-#[path = "../examples/snowflake_sql.rs"]
-mod example;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -671,6 +667,21 @@ async fn callers_keep_the_current_token_while_a_renewal_is_in_flight() {
     assert_eq!(signer.signs(), 2);
 }
 
+/// Runs the example with `args` (without blocking the runtime that serves the stand-in);
+/// returns its exit code, stdout and stderr.
+async fn run_example(args: Vec<String>) -> (i32, String, String) {
+    let example = support::examples::path("snowflake_sql");
+    let out = tokio::task::spawn_blocking(move || Command::new(example).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn the_example_runs_a_statement_against_a_local_sql_api() {
     let (dir, key_path) = private_key_copy();
@@ -684,7 +695,7 @@ async fn the_example_runs_a_statement_against_a_local_sql_api() {
     .await;
     let ca_cert = dir.path().join("ca.pem");
     std::fs::write(&ca_cert, &server.ca_pem).unwrap();
-    let config = example::Config::from_args(
+    let args = |url: &str| -> Vec<String> {
         [
             "--key",
             key_path.to_str().unwrap(),
@@ -693,18 +704,20 @@ async fn the_example_runs_a_statement_against_a_local_sql_api() {
             "--user",
             "jdoe",
             "--url",
-            &server.url,
+            url,
             "--ca-cert",
             ca_cert.to_str().unwrap(),
             "SELECT 1",
         ]
         .into_iter()
-        .map(String::from),
-    )
-    .unwrap();
-    let answer = example::run(&config).await.unwrap();
-    assert_eq!(answer["data"], serde_json::json!([["1"]]));
-    assert_eq!(answer["code"], "090001");
+        .map(String::from)
+        .collect()
+    };
+    let (code, stdout, stderr) = run_example(args(&server.url)).await;
+    assert_eq!(code, 0, "{stderr}");
+    // One row, `["1"]`, and the SQL API's success code.
+    assert_eq!(stdout, "[\"1\"]\n");
+    assert!(stderr.contains("090001"), "{stderr}");
     assert_eq!((server.accepted(), server.rejected()), (1, 0));
 
     // A user whose registered keys do not include ours: the server refuses, the example says so.
@@ -714,12 +727,13 @@ async fn the_example_runs_a_statement_against_a_local_sql_api() {
     )
     .await;
     std::fs::write(&ca_cert, &stranger.ca_pem).unwrap();
-    let config = example::Config {
-        url: Some(stranger.url.clone()),
-        ..config
-    };
-    let err = example::run(&config).await.unwrap_err().to_string();
-    assert!(err.contains("401") && err.contains("390144"), "{err}");
+    let (code, stdout, stderr) = run_example(args(&stranger.url)).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("401") && stderr.contains("390144"),
+        "{stderr}"
+    );
     assert_eq!(
         stranger.rejections(),
         ["iss names a key that is not registered on the user"]

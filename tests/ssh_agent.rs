@@ -20,9 +20,7 @@ use remote_signer::backend::local::LocalSigner;
 use remote_signer::clock::ManualClock;
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{KeyType, RemoteSigner};
-use ssh_support::{
-    captured_log, current_user, key_blob, sign_request, RunningAgent, Sshd, TestSigner,
-};
+use ssh_support::{captured_log, current_user, key_blob, sign_request, RunningAgent, Sshd};
 
 const FAILURE: [u8; 1] = [5];
 
@@ -271,7 +269,7 @@ fn git_commit_signed_through_the_agent_passes_verify_commit() {
 
 #[test]
 fn certificate_mode_logs_in_through_the_trusted_ca_without_managed_key_calls() {
-    let ca = TestSigner::new(local(KeyType::Rsa));
+    let ca = FaultySigner::new(local(KeyType::Rsa));
     let agent = RunningAgent::start(
         Agent::builder()
             .certificate_authority(
@@ -393,7 +391,7 @@ fn listed_certificate(agent: &RunningAgent) -> Option<ssh_key::Certificate> {
 
 #[test]
 fn certificates_are_renewed_once_validity_ends_and_logins_go_on() {
-    let ca = TestSigner::new(local(KeyType::Ed25519));
+    let ca = FaultySigner::new(local(KeyType::Ed25519));
     // The agent's clock is moved past the first certificate's end instead of waiting for it.
     // sshd checks certificates against the real clock, so both certificates are backdated to
     // cover the real present: the first ends 10 minutes from now, the second starts before now.
@@ -431,7 +429,7 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     let start = 1_900_000_000u64;
     let clock = Arc::new(ManualClock::at_unix(start));
     let set = |unix: u64| clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(unix));
-    let ca = TestSigner::new(local(KeyType::P256));
+    let ca = FaultySigner::new(local(KeyType::P256));
     let agent = RunningAgent::start(
         Agent::builder()
             .certificate_authority(
@@ -469,7 +467,7 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     );
 
     // The CA goes down; after expiry the certificate is no longer listed nor used.
-    ca.set_down(true);
+    ca.set(Mode::Down);
     set(start + 750);
     assert!(listed_certificate(&agent).is_none());
     assert_eq!(
@@ -494,7 +492,7 @@ fn certificates_renew_ahead_of_expiry_are_never_listed_expired_and_recover_after
     let failed =
         wait_for(|| (agent.agent.certificate_status()[0].consecutive_failures >= 1).then_some(()));
     assert!(failed.is_some(), "{:?}", agent.agent.certificate_status());
-    ca.set_down(false);
+    ca.set(Mode::Working);
     set(start + 760);
     let renewed = wait_for(|| listed_certificate(&agent)).expect("a renewed certificate");
     assert!(renewed.serial() > second.serial());
@@ -582,7 +580,7 @@ fn malformed_unknown_and_oversized_messages_get_failure_and_the_connection_goes_
 #[test]
 fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
     captured_log();
-    let flaky = TestSigner::new(local(KeyType::P256));
+    let flaky = FaultySigner::new(local(KeyType::P256));
     let agent = RunningAgent::start(
         Agent::builder()
             .key_with_comment(flaky.clone(), "flaky")
@@ -591,7 +589,7 @@ fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
     );
     let blob = key_blob(&*flaky);
     let mut client = agent.connect();
-    flaky.set_down(true);
+    flaky.set(Mode::Down);
     let (login, _) = login_request(&blob, 0);
     assert_eq!(client.request(&login), FAILURE);
     let logged = captured_log();
@@ -600,7 +598,7 @@ fn a_failing_managed_key_is_logged_and_the_agent_keeps_serving() {
             && l.contains("service unavailable: test outage (HTTP 503)")),
         "{logged:?}"
     );
-    flaky.set_down(false);
+    flaky.set(Mode::Working);
     assert_eq!(client.request(&login)[0], 14);
 }
 

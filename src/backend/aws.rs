@@ -112,6 +112,7 @@ use aws_sdk_kms::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::check::SignatureCheck;
+use super::safe_text;
 use super::stats::Operation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType, PublicKey, Signature};
@@ -435,7 +436,7 @@ impl PublicKeyReply<'_> {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "the key's usage is {}, not SIGN_VERIFY",
-                    error::shown(other.as_str())
+                    safe_text(other.as_str(), 64)
                 )))
             }
             None => return Err(protocol("no key usage in reply")),
@@ -456,7 +457,7 @@ impl PublicKeyReply<'_> {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "key spec {} cannot sign here",
-                    error::shown(other.as_str())
+                    safe_text(other.as_str(), 64)
                 )))
             }
             None => None,

@@ -105,6 +105,7 @@
 //! [`OperationStats`] among signers with [`KeyVaultSignerBuilder::stats`].
 
 use super::check;
+use super::safe_text;
 mod credential;
 mod error;
 #[doc(hidden)]
@@ -465,7 +466,7 @@ impl ResolvedKey {
                     Some(other) => {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
-                            error::service_text(other.as_ref(), 16)
+                            safe_text(other.as_ref(), 16)
                         )))
                     }
                     None => return Err(protocol("EC key without a curve")),
@@ -479,7 +480,7 @@ impl ResolvedKey {
             Some(other) => {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
-                    error::service_text(other.as_ref(), 16)
+                    safe_text(other.as_ref(), 16)
                 )))
             }
             None => return Err(protocol("key without a type")),

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{add, check_text, require_key_type, rotation, seconds, sign_json, Jwt};
+use super::{add, check_text, require_key_type, rotation, sign_json, Jwt};
+use crate::clock::unix_seconds_strict;
 use crate::error::Result;
 use crate::key::{Algorithm, KeyType};
 use crate::signer::RemoteSigner;
@@ -107,7 +108,7 @@ impl ApnsToken {
     /// signer's errors; [`ErrorKind::Signing`](crate::ErrorKind::Signing) if the signature does
     /// not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Jwt> {
-        let iat = seconds(now)?;
+        let iat = unix_seconds_strict(now)?;
         let header = Header {
             alg: Algorithm::ES256.as_str(),
             kid: &self.key_id,

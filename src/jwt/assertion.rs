@@ -8,7 +8,8 @@ use serde::ser::SerializeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{add, check_lifetime, check_text, fresh_jti, seconds, sign_json, Jwt};
+use super::{add, check_lifetime, check_text, fresh_jti, sign_json, Jwt};
+use crate::clock::unix_seconds_strict;
 use crate::error::{Error, Result};
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;
@@ -189,7 +190,7 @@ impl ClientAssertion {
     /// signer's errors; [`ErrorKind::Signing`](crate::ErrorKind::Signing) if the signature does
     /// not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Jwt> {
-        let iat = seconds(now)?;
+        let iat = unix_seconds_strict(now)?;
         let exp = add(iat, self.lifetime)?;
         let jti = fresh_jti();
         let header = Header {

@@ -10,8 +10,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    add, check_lifetime, check_text, fresh_jti, require_key_type, rotation, seconds, sign_json, Jwt,
+    add, check_lifetime, check_text, fresh_jti, require_key_type, rotation, sign_json, Jwt,
 };
+use crate::clock::unix_seconds_strict;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType};
 use crate::signer::RemoteSigner;
@@ -162,7 +163,7 @@ impl EntraAssertion {
     /// [`ErrorKind::InvalidInput`] for a time before 1970; the signer's errors;
     /// [`ErrorKind::Signing`] if the signature does not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Jwt> {
-        let iat = seconds(now)?;
+        let iat = unix_seconds_strict(now)?;
         let exp = add(iat, self.lifetime)?;
         let jti = fresh_jti();
         let header = Header {

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{add, check_lifetime, check_text, require_key_type, rotation, seconds, sign_json, Jwt};
+use super::{add, check_lifetime, check_text, require_key_type, rotation, sign_json, Jwt};
+use crate::clock::unix_seconds_strict;
 use crate::error::Result;
 use crate::key::{Algorithm, KeyType};
 use crate::signer::RemoteSigner;
@@ -113,7 +114,7 @@ impl GitHubAppJwt {
     /// the signer's errors; [`ErrorKind::Signing`](crate::ErrorKind::Signing) if the signature
     /// does not verify.
     pub async fn sign_at(&self, now: SystemTime) -> Result<Jwt> {
-        let now = seconds(now)?;
+        let now = unix_seconds_strict(now)?;
         let iat = now
             .checked_sub(GITHUB_BACKDATE.as_secs())
             .ok_or_else(|| crate::Error::invalid_input("time before 1970"))?;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::token::{KeyPairAuth, Token, MAX_LIFETIME};
-use crate::clock::unix_seconds_strict as unix_seconds;
-use crate::clock::SystemClock;
+use crate::clock::{unix_seconds_strict, SystemClock};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
@@ -84,7 +83,10 @@ impl Issuer for TokenIssuer {
 
     async fn issue(&self, now: SystemTime) -> Result<CachedToken> {
         let token = self.auth.token_at(now, self.lifetime).await?;
-        let id = format!("token issued at {}", unix_seconds(token.issued_at())?);
+        let id = format!(
+            "token issued at {}",
+            unix_seconds_strict(token.issued_at())?
+        );
         Ok(CachedToken { token, id })
     }
 }
@@ -162,7 +164,7 @@ impl SqlApiTokens {
     /// # Errors
     /// As [`SqlApiTokens::bearer_token_at`].
     pub async fn bearer_token(&self) -> Result<Token> {
-        self.bearer_token_at(SystemTime::now()).await
+        self.bearer_token_at(self.tokens.clock().now()).await
     }
 
     /// A token valid at `now`, signing a new one only if the cached one is within the renewal
@@ -174,7 +176,7 @@ impl SqlApiTokens {
     /// (within the backoff after a failure, callers get an error of the same kind without a
     /// new attempt); [`ErrorKind::InvalidInput`] for a time before 1970.
     pub async fn bearer_token_at(&self, now: SystemTime) -> Result<Token> {
-        unix_seconds(now)?;
+        unix_seconds_strict(now)?;
         Ok(self.tokens.get_at(now).await?.token.clone())
     }
 }

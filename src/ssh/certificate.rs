@@ -309,7 +309,7 @@ mod tests {
     async fn minted_certificates_verify_with_the_ca_for_every_ca_type() {
         for key_type in [KeyType::Ed25519, KeyType::P256, KeyType::P384, KeyType::Rsa] {
             let ca = LocalSigner::generate(key_type).unwrap();
-            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+            let now = crate::clock::from_unix_seconds(1_800_000_000);
             let options = CertificateOptions::new(["alice", "bob"]);
             let minted = mint(&ca, &options, now, 7).await.unwrap();
             let cert = ssh_key::Certificate::from_bytes(&minted.certificate_blob).unwrap();
@@ -336,7 +336,7 @@ mod tests {
         let minted = mint(&ca, &options, now, 1).await.unwrap();
         assert_eq!(
             minted.valid_before,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_002)
+            crate::clock::from_unix_seconds(1_800_000_002)
         );
         assert!(minted.valid_before - options.renew_ahead() > now);
     }

@@ -19,7 +19,9 @@ pub fn path(name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("the test binary lives in target/<profile>/deps");
-    let path = profile.join("examples").join(name);
+    let path = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
         "the example {name} is not built at {}: run the tests with `cargo test --all-features` \

@@ -11,6 +11,7 @@ use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::RawResponse;
 use serde::Deserialize;
 
+use crate::backend::safe_text;
 use crate::error::ErrorKind;
 
 pub(crate) use crate::backend::stats::Operation;
@@ -72,7 +73,7 @@ struct Inner {
 
 /// Only the error codes of a Key Vault error body, each capped and limited to a safe alphabet.
 fn codes(raw: &RawResponse) -> (Option<String>, Option<String>) {
-    let safe = |code: String| service_text(&code, 64);
+    let safe = |code: String| safe_text(&code, 64);
     match serde_json::from_slice::<Body>(raw.body()) {
         Ok(Body { error: Some(e) }) => (
             e.code.map(safe),
@@ -82,18 +83,6 @@ fn codes(raw: &RawResponse) -> (Option<String>, Option<String>) {
     }
 }
 
-/// Text the service sent (an error code, a request id, a key attribute), fit for an error
-/// text or log line: at most `max` characters of a safe alphabet (ASCII letters and digits,
-/// `-`, `_`, `.`, `,`), so a reply can never smuggle its body, control characters or anything
-/// else into what the user sees. The one sanitiser of the Azure backend.
-pub(super) fn service_text(value: &str, max: usize) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ','))
-        .take(max)
-        .collect()
-}
-
 fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
     headers.get_optional_str(&HeaderName::from_static(name))
 }
@@ -101,10 +90,10 @@ fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
 /// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an
 /// HTTP-date, read against the local clock; a date in the past means no wait).
 pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
-    retry_after_at(headers, azure_core::time::OffsetDateTime::now_utc())
+    retry_after_at(azure_core::time::OffsetDateTime::now_utc(), headers)
 }
 
-fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> Option<Duration> {
+fn retry_after_at(now: azure_core::time::OffsetDateTime, headers: &Headers) -> Option<Duration> {
     let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     ms("retry-after-ms")
         .or_else(|| ms("x-ms-retry-after-ms"))
@@ -122,7 +111,7 @@ fn retry_after_at(headers: &Headers, now: azure_core::time::OffsetDateTime) -> O
 }
 
 fn request_id(headers: &Headers) -> Option<String> {
-    header(headers, "x-ms-request-id").map(|id| service_text(id, 64))
+    header(headers, "x-ms-request-id").map(|id| safe_text(id, 64))
 }
 
 /// Whether rustls refused the server's certificate somewhere in `error`'s causes.
@@ -163,7 +152,7 @@ pub(super) fn describe(source: &str, error: &azure_core::Error) -> CredentialFai
             status, error_code, ..
         } => {
             let status = u16::from(*status);
-            let codes = service_text(error_code.as_deref().unwrap_or_default(), 64);
+            let codes = safe_text(error_code.as_deref().unwrap_or_default(), 64);
             let mut text = format!("{source} credential: token endpoint answered HTTP {status}");
             if !codes.is_empty() {
                 text.push_str(&format!(" (Entra error codes {codes})"));
@@ -399,12 +388,12 @@ mod tests {
         );
         let at = |s: &str| azure_core::time::parse_rfc7231(s).unwrap();
         assert_eq!(
-            retry_after_at(&headers, at("Sun, 06 Nov 1994 08:49:07 GMT")),
+            retry_after_at(at("Sun, 06 Nov 1994 08:49:07 GMT"), &headers),
             Some(Duration::from_secs(30))
         );
         // A date already past: retry without waiting on the service's account.
         assert_eq!(
-            retry_after_at(&headers, at("Sun, 06 Nov 1994 09:00:00 GMT")),
+            retry_after_at(at("Sun, 06 Nov 1994 09:00:00 GMT"), &headers),
             Some(Duration::ZERO)
         );
     }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::backend::safe_text;
 use crate::error::{Error, ErrorKind, Result};
 
 /// URIs longer than this are refused before parsing (no real one comes close).
@@ -58,14 +59,6 @@ fn bad(why: impl Into<String>) -> Error {
     Error::with_context(ErrorKind::KeyRef, why.into())
 }
 
-/// The name of an attribute, fit for an error text.
-fn shown(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(32)
-        .collect()
-}
-
 fn decode(name: &str, value: &str) -> Result<Vec<u8>> {
     // Refuse malformed escapes rather than pass them through, as the decoder would.
     let bytes = value.as_bytes();
@@ -78,7 +71,7 @@ fn decode(name: &str, value: &str) -> Result<Vec<u8>> {
             if !ok {
                 return Err(bad(format!(
                     "PKCS#11 URI: bad %-escape in `{}`",
-                    shown(name)
+                    safe_text(name, 32)
                 )));
             }
             i += 3;
@@ -90,15 +83,19 @@ fn decode(name: &str, value: &str) -> Result<Vec<u8>> {
 }
 
 fn decode_text(name: &str, value: &str) -> Result<String> {
-    String::from_utf8(decode(name, value)?)
-        .map_err(|_| bad(format!("PKCS#11 URI: `{}` is not UTF-8", shown(name))))
+    String::from_utf8(decode(name, value)?).map_err(|_| {
+        bad(format!(
+            "PKCS#11 URI: `{}` is not UTF-8",
+            safe_text(name, 32)
+        ))
+    })
 }
 
 fn set<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<()> {
     if slot.replace(value).is_some() {
         return Err(bad(format!(
             "PKCS#11 URI: `{}` is given twice",
-            shown(name)
+            safe_text(name, 32)
         )));
     }
     Ok(())
@@ -172,7 +169,7 @@ impl Pkcs11Uri {
             let (name, value) = attr.split_once('=').ok_or_else(|| {
                 bad(format!(
                     "PKCS#11 URI: `{}` has no value (name=value)",
-                    shown(attr)
+                    safe_text(attr, 32)
                 ))
             })?;
             match name {
@@ -192,7 +189,7 @@ impl Pkcs11Uri {
                     return Err(bad(format!(
                         "PKCS#11 URI: path attribute `{}` is not supported (use token, \
                          serial, manufacturer, model, object, id, type)",
-                        shown(name)
+                        safe_text(name, 32)
                     )))
                 }
             }
@@ -219,7 +216,7 @@ impl Pkcs11Uri {
                     return Err(bad(format!(
                         "PKCS#11 URI: query attribute `{}` is not supported (use module-path, \
                          pin-source)",
-                        shown(name)
+                        safe_text(name, 32)
                     )))
                 }
             }

@@ -3,10 +3,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use clap::Args;
 use remote_signer::backend::local::{LocalKeyOptions, PASSPHRASE_ENV};
+use remote_signer::clock::{from_unix_seconds, Clock as _, SystemClock};
 use remote_signer::file::SmallFile;
 use remote_signer::{ErrorKind, KeyRef, OpenOptions, PublicKey, RemoteSigner};
 use zeroize::Zeroizing;
@@ -52,6 +54,29 @@ fn with_cli_hint(e: remote_signer::Error, passphrase_given: bool) -> anyhow::Err
         }
         // Everything else as it is, with its sources (`{:#}` prints them).
         _ => e.into(),
+    }
+}
+
+/// Where "now" comes from, for the subcommands that make a token. Every such subcommand
+/// flattens this.
+#[derive(Args, Debug, Clone)]
+pub struct TimeArgs {
+    /// Take "now" as UNIX_SECONDS, at most 4294967295 (for reproducible tokens; default: the
+    /// system clock)
+    #[arg(
+        long,
+        value_name = "UNIX_SECONDS",
+        value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX))
+    )]
+    issued_at: Option<u64>,
+}
+
+impl TimeArgs {
+    /// The time to sign at. The range limit keeps `--issued-at` within what
+    /// [`from_unix_seconds`] reads exactly on every platform.
+    pub fn now(&self) -> SystemTime {
+        self.issued_at
+            .map_or_else(|| SystemClock.now(), from_unix_seconds)
     }
 }
 

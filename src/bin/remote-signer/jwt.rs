@@ -1,7 +1,7 @@
 //! `jwt github-app`, `jwt entra`, `jwt apns`, `jwt assertion`: print one token on stdout.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -11,7 +11,7 @@ use remote_signer::jwt::{
 };
 use remote_signer::Algorithm;
 
-use crate::common::{write_stdout, KeyArgs};
+use crate::common::{write_stdout, KeyArgs, TimeArgs};
 use crate::Outcome;
 
 #[derive(Subcommand)]
@@ -27,24 +27,6 @@ pub enum JwtCommand {
 }
 
 #[derive(Args)]
-struct Time {
-    /// Take "now" as UNIX_SECONDS (for reproducible tokens; default: the system clock)
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    issued_at: Option<u64>,
-}
-
-impl Time {
-    fn now(&self) -> anyhow::Result<SystemTime> {
-        match self.issued_at {
-            Some(secs) => UNIX_EPOCH
-                .checked_add(Duration::from_secs(secs))
-                .context("--issued-at is out of range"),
-            None => Ok(SystemTime::now()),
-        }
-    }
-}
-
-#[derive(Args)]
 pub struct GitHubArgs {
     #[command(flatten)]
     key: KeyArgs,
@@ -55,7 +37,7 @@ pub struct GitHubArgs {
     #[arg(long, value_name = "SECS", default_value_t = GITHUB_DEFAULT_LIFETIME.as_secs())]
     lifetime: u64,
     #[command(flatten)]
-    time: Time,
+    time: TimeArgs,
 }
 
 #[derive(Args)]
@@ -75,7 +57,7 @@ pub struct EntraArgs {
     #[arg(long, value_name = "SECS", default_value_t = ENTRA_DEFAULT_LIFETIME.as_secs())]
     lifetime: u64,
     #[command(flatten)]
-    time: Time,
+    time: TimeArgs,
 }
 
 #[derive(Args)]
@@ -89,7 +71,7 @@ pub struct ApnsArgs {
     #[arg(long, value_name = "KID")]
     key_id: String,
     #[command(flatten)]
-    time: Time,
+    time: TimeArgs,
 }
 
 #[derive(Args)]
@@ -118,7 +100,7 @@ pub struct AssertionArgs {
     #[arg(long = "claim", value_name = "NAME=JSON")]
     claims: Vec<String>,
     #[command(flatten)]
-    time: Time,
+    time: TimeArgs,
 }
 
 pub async fn run(command: JwtCommand) -> anyhow::Result<Outcome> {
@@ -133,7 +115,7 @@ pub async fn run(command: JwtCommand) -> anyhow::Result<Outcome> {
 }
 
 async fn github(args: GitHubArgs) -> anyhow::Result<Jwt> {
-    let now = args.time.now()?;
+    let now = args.time.now();
     let signer = args.key.open().await?;
     let builder =
         GitHubAppJwt::new(signer, args.app_id)?.lifetime(Duration::from_secs(args.lifetime))?;
@@ -141,7 +123,7 @@ async fn github(args: GitHubArgs) -> anyhow::Result<Jwt> {
 }
 
 async fn entra(args: EntraArgs) -> anyhow::Result<Jwt> {
-    let now = args.time.now()?;
+    let now = args.time.now();
     let certificate = std::fs::read(&args.certificate)
         .with_context(|| format!("cannot read {}", args.certificate.display()))?;
     let signer = args.key.open().await?;
@@ -152,7 +134,7 @@ async fn entra(args: EntraArgs) -> anyhow::Result<Jwt> {
 }
 
 async fn apns(args: ApnsArgs) -> anyhow::Result<Jwt> {
-    let now = args.time.now()?;
+    let now = args.time.now();
     let signer = args.key.open().await?;
     Ok(ApnsToken::new(signer, args.team_id, args.key_id)?
         .sign_at(now)
@@ -160,7 +142,7 @@ async fn apns(args: ApnsArgs) -> anyhow::Result<Jwt> {
 }
 
 async fn assertion(args: AssertionArgs) -> anyhow::Result<Jwt> {
-    let now = args.time.now()?;
+    let now = args.time.now();
     let alg: Option<Algorithm> = args.alg.as_deref().map(str::parse).transpose()?;
     let mut extra = Vec::new();
     for claim in &args.claims {

@@ -1,12 +1,12 @@
 //! `snowflake jwt` and `snowflake alter-user`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, LOGIN_LIFETIME};
 use remote_signer::RemoteSigner as _;
 
-use crate::common::{write_stdout, KeyArgs};
+use crate::common::{write_stdout, KeyArgs, TimeArgs};
 use crate::Outcome;
 
 #[derive(Args)]
@@ -36,9 +36,8 @@ struct JwtArgs {
     /// Token lifetime in seconds, at most 3600
     #[arg(long, value_name = "SECS", default_value_t = LOGIN_LIFETIME.as_secs())]
     lifetime: u64,
-    /// Issue time (iat) in seconds since 1970 (default: now)
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    issued_at: Option<u64>,
+    #[command(flatten)]
+    time: TimeArgs,
 }
 
 #[derive(Args)]
@@ -61,12 +60,7 @@ pub async fn run(args: SnowflakeArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn jwt(args: JwtArgs) -> anyhow::Result<Outcome> {
-    let issued_at = match args.issued_at {
-        Some(secs) => UNIX_EPOCH
-            .checked_add(Duration::from_secs(secs))
-            .ok_or_else(|| anyhow::anyhow!("--issued-at is out of range"))?,
-        None => SystemTime::now(),
-    };
+    let issued_at = args.time.now();
     let signer = args.key.open().await?;
     let auth = KeyPairAuth::new(signer, &args.account, &args.user)?;
     let token = auth

@@ -1,5 +1,6 @@
 //! Real OpenSSH around the agent: a throwaway sshd on 127.0.0.1, the client tools, an
-//! in-process agent on its own runtime, and signers that count or fail on demand.
+//! in-process agent on its own runtime, and a capture of the log. Signers that count or fail
+//! on demand are [`FaultySigner`](super::faulty::FaultySigner).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -7,13 +8,12 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use remote_signer::ssh::Agent;
-use remote_signer::{Algorithm, Error, ErrorKind, KeyId, PublicKey, RemoteSigner, Signature};
+use remote_signer::RemoteSigner;
 use tempfile::TempDir;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -360,52 +360,6 @@ pub fn key_blob(signer: &dyn RemoteSigner) -> Vec<u8> {
         .unwrap()
         .to_bytes()
         .unwrap()
-}
-
-/// Wraps a signer, counting its signatures and failing while switched off.
-#[derive(Debug)]
-pub struct TestSigner {
-    inner: Arc<dyn RemoteSigner>,
-    pub calls: AtomicUsize,
-    pub down: AtomicBool,
-}
-
-impl TestSigner {
-    pub fn new(inner: Arc<dyn RemoteSigner>) -> Arc<TestSigner> {
-        Arc::new(TestSigner {
-            inner,
-            calls: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-        })
-    }
-
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl RemoteSigner for TestSigner {
-    fn key_id(&self) -> &KeyId {
-        self.inner.key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        self.inner.public_key()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> remote_signer::Result<Signature> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::with_context(
-                ErrorKind::Unavailable,
-                "test outage (HTTP 503)",
-            ));
-        }
-        self.inner.sign(algorithm, message).await
-    }
 }
 
 /// Collects this test binary's log lines, so tests can check what the agent logged.
