@@ -99,5 +99,4 @@ pub use verifier::{
     DEFAULT_MAX_CERTIFICATE_WINDOW, DEFAULT_MAX_TOKEN_BOUND,
 };
 
-pub(crate) use clock::{from_unix_seconds, unix_seconds};
 pub(crate) use verifier::make_room;

@@ -815,23 +815,23 @@ async fn a_token_whose_expiry_exceeds_the_bound_is_refused() {
     // A token issued inside the window and living up to the bound is fine, even long after
     // the certificate's own window.
     f.verifier
-        .check_token_times(&info, T0 + 3000, bound, at(bound - 10))
+        .check_token_times(at(bound - 10), &info, T0 + 3000, bound)
         .unwrap();
     refused(
         f.verifier
-            .check_token_times(&info, T0 + 3000, bound + 1, at(T0 + 3000)),
+            .check_token_times(at(T0 + 3000), &info, T0 + 3000, bound + 1),
         ErrorKind::InvalidToken,
         "exceeds",
     );
     refused(
         f.verifier
-            .check_token_times(&info, T0 + 3600 + 61, T0 + 7200, at(T0 + 3700)),
+            .check_token_times(at(T0 + 3700), &info, T0 + 3600 + 61, T0 + 7200),
         ErrorKind::InvalidToken,
         "outside",
     );
     refused(
         f.verifier
-            .check_token_times(&info, T0 + 10, T0 + 100, at(T0 + 200)),
+            .check_token_times(at(T0 + 200), &info, T0 + 10, T0 + 100),
         ErrorKind::Expired,
         "token has expired",
     );

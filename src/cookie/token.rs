@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::cache::{entry_cost, TokenCache};
-use crate::clock::check_window;
+use crate::clock::{check_window, from_unix_seconds, unix_seconds, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
 use crate::signer::RemoteSigner;
 use crate::surrogate::{
-    from_unix_seconds, unix_seconds, CertificateInfo, CertifiedKey, Clock, SurrogateSigner,
-    SurrogateVerifier, SurrogateVerifierBuilder, SystemClock, TrustedKey,
+    CertificateInfo, CertifiedKey, SurrogateSigner, SurrogateVerifier, SurrogateVerifierBuilder,
+    TrustedKey,
 };
 
 /// The default token lifetime (one hour).
@@ -859,7 +859,7 @@ impl SessionVerifier {
         let mut valid_from = iat.max(nbf.unwrap_or(0));
         match &certificate {
             Some(info) => {
-                self.surrogates.check_token_times(info, iat, exp, now)?;
+                self.surrogates.check_token_times(now, info, iat, exp)?;
                 valid_from = valid_from.max(unix_seconds(info.issued_at()));
             }
             None => check_window(now_secs, iat, exp, self.leeway, "token")?,

@@ -275,12 +275,12 @@ impl SurrogateVerifier {
     ///
     /// # Errors
     /// [`ErrorKind::Expired`] for an expired or not yet valid certificate.
-    pub fn check_signing_window(&self, info: &CertificateInfo, now: SystemTime) -> Result<()> {
+    pub fn check_signing_window(&self, now: SystemTime, info: &CertificateInfo) -> Result<()> {
         let (nbf, exp) = info.window_secs();
         check_window(unix_seconds(now), nbf, exp, self.leeway, "certificate")
     }
 
-    /// Checks a token's `iat` and `exp` (Unix seconds) against its certificate and `now`: it
+    /// Checks at `now` a token's `iat` and `exp` (Unix seconds) against its certificate: it
     /// was issued inside the signing window, its expiry is within the certificate's bound, and
     /// it is valid now (all with leeway). A token may outlive its certificate's window, up to
     /// the bound.
@@ -290,10 +290,10 @@ impl SurrogateVerifier {
     /// bound or before `iat`; [`ErrorKind::Expired`] for a token expired or not yet valid.
     pub fn check_token_times(
         &self,
+        now: SystemTime,
         info: &CertificateInfo,
         issued_at: u64,
         expires_at: u64,
-        now: SystemTime,
     ) -> Result<()> {
         let (nbf, exp) = info.window_secs();
         let leeway = self.leeway.as_secs();
@@ -332,7 +332,7 @@ impl SurrogateVerifier {
         signature: &[u8],
     ) -> Result<Arc<CertificateInfo>> {
         let info = self.verify_certificate_at(now, certificate, purpose)?;
-        self.check_signing_window(&info, now)?;
+        self.check_signing_window(now, &info)?;
         info.public_key()
             .verify(Algorithm::EdDSA, message, signature)?;
         Ok(info)
