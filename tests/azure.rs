@@ -333,6 +333,21 @@ async fn disabled_and_out_of_window_keys_are_key_disabled() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyDisabled, "{name}: {err}");
     }
+    // The window is read on the builder's clock: in 2100 the early key is usable, the late
+    // one still is not.
+    let in_2100: Arc<dyn remote_signer::clock::Clock> =
+        Arc::new(remote_signer::clock::ManualClock::at_unix(4_102_444_800 + 60));
+    builder(&emu, &emu.key_url("early", None))
+        .clock(in_2100.clone())
+        .build()
+        .await
+        .unwrap();
+    let err = builder(&emu, &emu.key_url("late", None))
+        .clock(in_2100)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyDisabled, "{err}");
     // Disabled after the signer started: the service's 403 KeyDisabled.
     emu.create_key("later", KeySpec::P256);
     let signer = open(&emu, &emu.key_url("later", None)).await;

@@ -127,6 +127,7 @@ use azure_security_keyvault_keys::models::{
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
@@ -250,6 +251,7 @@ pub struct KeyVaultSignerBuilder {
     extra_roots: Vec<Vec<u8>>,
     http_client: Option<reqwest::Client>,
     stats: Option<Arc<OperationStats>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for KeyVaultSignerBuilder {
@@ -275,6 +277,7 @@ impl KeyVaultSignerBuilder {
             extra_roots: Vec::new(),
             http_client: None,
             stats: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -312,6 +315,14 @@ impl KeyVaultSignerBuilder {
     /// run a whole retry policy at once.
     pub fn retry_timer(mut self, timer: Arc<dyn RetryTimer>) -> Self {
         self.retry_timer = timer;
+        self
+    }
+
+    /// Where the time of day comes from (default the system clock): for the key's
+    /// not-before and expiry attributes at [`build`](Self::build), and for a `Retry-After`
+    /// given as an HTTP date.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -375,7 +386,12 @@ impl KeyVaultSignerBuilder {
             Error::with_context(ErrorKind::Config, "cannot create Key Vault client")
         })?;
         let stats = self.stats.unwrap_or_default();
-        let caller = retry::Caller::new(self.retry, stats.clone(), self.retry_timer);
+        let caller = retry::Caller::new(
+            self.retry,
+            stats.clone(),
+            self.retry_timer,
+            self.clock.clone(),
+        );
 
         let what = url.display_id();
         let key: Key = caller
@@ -390,7 +406,7 @@ impl KeyVaultSignerBuilder {
             })
             .await?;
         let resolved = ResolvedKey::from_bundle(&url, &key, &what)?;
-        resolved.check_usable(SystemTime::now(), &what)?;
+        resolved.check_usable(self.clock.now(), &what)?;
         Ok(KeyVaultSigner {
             key_id: KeyId::new(resolved.kid),
             display: format!("{}/keys/{}/{}", host_of(&url), url.name, resolved.version),

@@ -4,7 +4,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use azure_core::error::ErrorKind as AzKind;
 use azure_core::http::headers::{HeaderName, Headers};
@@ -88,12 +88,8 @@ fn header<'a>(headers: &'a Headers, name: &'static str) -> Option<&'a str> {
 }
 
 /// `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an
-/// HTTP-date, read against the local clock; a date in the past means no wait).
-pub(super) fn retry_after(headers: &Headers) -> Option<Duration> {
-    retry_after_at(azure_core::time::OffsetDateTime::now_utc(), headers)
-}
-
-fn retry_after_at(now: azure_core::time::OffsetDateTime, headers: &Headers) -> Option<Duration> {
+/// HTTP-date, read against `now`; a date in the past means no wait).
+fn retry_after_at(now: SystemTime, headers: &Headers) -> Option<Duration> {
     let ms = |name| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     ms("retry-after-ms")
         .or_else(|| ms("x-ms-retry-after-ms"))
@@ -104,7 +100,11 @@ fn retry_after_at(now: azure_core::time::OffsetDateTime, headers: &Headers) -> O
                 Ok(secs) => Some(Duration::from_secs(secs)),
                 Err(_) => {
                     let at = azure_core::time::parse_rfc7231(value).ok()?;
-                    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+                    Some(
+                        SystemTime::from(at)
+                            .duration_since(now)
+                            .unwrap_or(Duration::ZERO),
+                    )
                 }
             }
         })
@@ -179,7 +179,7 @@ pub(super) fn describe(source: &str, error: &azure_core::Error) -> CredentialFai
 }
 
 /// Classifies one failed attempt.
-pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
+pub(super) fn classify(now: SystemTime, op: Operation, error: &azure_core::Error) -> Failure {
     let mut failure = Failure {
         kind: ErrorKind::Protocol,
         retryable: false,
@@ -213,7 +213,7 @@ pub(super) fn classify(op: Operation, error: &azure_core::Error) -> Failure {
                 _ => (ErrorKind::Protocol, false),
             };
             if failure.retryable {
-                failure.retry_after = headers.and_then(retry_after);
+                failure.retry_after = headers.and_then(|h| retry_after_at(now, h));
             }
             let mut detail = format!("HTTP {status}");
             match (code, inner) {
@@ -310,6 +310,7 @@ mod tests {
     fn statuses_map_to_kinds_with_codes_and_request_id_only() {
         let body = r#"{"error":{"code":"Forbidden","message":"Caller appid=secret-ish is not authorized","innererror":{"code":"ForbiddenByRbac"}}}"#;
         let f = classify(
+            SystemTime::now(),
             Operation::Sign,
             &http_error(403, &[("x-ms-request-id", "abc-123")], body),
         );
@@ -329,20 +330,36 @@ mod tests {
         let disabled =
             r#"{"error":{"code":"Forbidden","message":"x","innererror":{"code":"KeyDisabled"}}}"#;
         assert_eq!(
-            classify(Operation::Sign, &http_error(403, &[], disabled)).kind,
+            classify(
+                SystemTime::now(),
+                Operation::Sign,
+                &http_error(403, &[], disabled)
+            )
+            .kind,
             ErrorKind::KeyDisabled
         );
         let missing =
             r#"{"error":{"code":"KeyNotFound","message":"A key with (name/id) k was not found"}}"#;
         assert_eq!(
-            classify(Operation::GetKey, &http_error(404, &[], missing)).kind,
+            classify(
+                SystemTime::now(),
+                Operation::GetKey,
+                &http_error(404, &[], missing)
+            )
+            .kind,
             ErrorKind::KeyNotFound
         );
         assert_eq!(
-            classify(Operation::GetKey, &http_error(401, &[], "")).kind,
+            classify(
+                SystemTime::now(),
+                Operation::GetKey,
+                &http_error(401, &[], "")
+            )
+            .kind,
             ErrorKind::PermissionDenied
         );
         let f = classify(
+            SystemTime::now(),
             Operation::Sign,
             &http_error(503, &[("retry-after", "2")], "not json"),
         );
@@ -351,7 +368,12 @@ mod tests {
             (ErrorKind::Unavailable, true, Some(Duration::from_secs(2)))
         );
         assert_eq!(
-            classify(Operation::Sign, &http_error(400, &[], "{}")).kind,
+            classify(
+                SystemTime::now(),
+                Operation::Sign,
+                &http_error(400, &[], "{}")
+            )
+            .kind,
             ErrorKind::Protocol
         );
     }
@@ -359,7 +381,12 @@ mod tests {
     #[test]
     fn retry_after_headers_in_order_of_precision() {
         let f = |headers: &[(&'static str, &str)]| {
-            classify(Operation::Sign, &http_error(429, headers, "")).retry_after
+            classify(
+                SystemTime::now(),
+                Operation::Sign,
+                &http_error(429, headers, ""),
+            )
+            .retry_after
         };
         assert_eq!(f(&[]), None);
         assert_eq!(
@@ -386,7 +413,7 @@ mod tests {
             HeaderName::from_static("retry-after"),
             "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
         );
-        let at = |s: &str| azure_core::time::parse_rfc7231(s).unwrap();
+        let at = |s: &str| SystemTime::from(azure_core::time::parse_rfc7231(s).unwrap());
         assert_eq!(
             retry_after_at(at("Sun, 06 Nov 1994 08:49:07 GMT"), &headers),
             Some(Duration::from_secs(30))
@@ -404,7 +431,11 @@ mod tests {
             r#"{{"error":{{"code":"Bad\u001b[31m{}"}}}}"#,
             "x".repeat(500)
         );
-        let f = classify(Operation::Sign, &http_error(400, &[], &body));
+        let f = classify(
+            SystemTime::now(),
+            Operation::Sign,
+            &http_error(400, &[], &body),
+        );
         assert!(f.detail.len() < 100, "{}", f.detail);
         assert!(!f.detail.contains('\u{1b}'));
     }

@@ -47,6 +47,6 @@ pub fn service_reply(status: u16, retry_after: &str, body: &[u8]) -> Result<()> 
         },
         "fuzzed reply",
     );
-    let failure = classify(Operation::Sign, &error);
+    let failure = classify(std::time::SystemTime::now(), Operation::Sign, &error);
     Err(Error::with_context(failure.kind, failure.detail))
 }

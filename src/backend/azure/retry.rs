@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::error::{classify, Failure, Operation};
 use super::stats::OperationStats;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How remote operations are retried and bounded in time.
@@ -143,6 +144,7 @@ pub(super) struct Caller {
     policy: RetryPolicy,
     stats: Arc<OperationStats>,
     timer: Arc<dyn RetryTimer>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Caller {
@@ -150,11 +152,13 @@ impl Caller {
         policy: RetryPolicy,
         stats: Arc<OperationStats>,
         timer: Arc<dyn RetryTimer>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Caller {
             policy,
             stats,
             timer,
+            clock,
         }
     }
 
@@ -186,7 +190,7 @@ impl Caller {
                     self.stats.succeeded(op);
                     return Ok(value);
                 }
-                Ok(Err(error)) => classify(op, &error),
+                Ok(Err(error)) => classify(self.clock.now(), op, &error),
                 Err(_) => Failure::timeout(timeout),
             };
             if failure.kind == ErrorKind::Throttled {
@@ -279,7 +283,12 @@ mod tests {
             .initial_backoff(Duration::from_millis(100))
             .max_backoff(Duration::from_millis(400))
             .max_elapsed(Duration::from_secs(1));
-        let caller = Caller::new(policy, Arc::default(), timer.clone());
+        let caller = Caller::new(
+            policy,
+            Arc::default(),
+            timer.clone(),
+            Arc::new(crate::clock::SystemClock),
+        );
         let mut attempts = 0;
         let error = caller
             .call(Operation::Sign, "k", || {
