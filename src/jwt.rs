@@ -28,7 +28,8 @@
 //! use std::time::Duration;
 //! use remote_signer::jwt::ClientAssertion;
 //!
-//! let assertion = ClientAssertion::builder(signer, "my-client", "my-client", "https://login.example/token")
+//! let token_endpoint = "https://login.example/oauth2/token";
+//! let assertion = ClientAssertion::builder(signer, "my-client", "my-client", token_endpoint)
 //!     .lifetime(Duration::from_secs(60))
 //!     .claim("scope", serde_json::json!("read"))
 //!     .build()?;
@@ -40,9 +41,10 @@
 //! Each type reads "now" from its [`Clock`] (the system clock unless the builder's `clock`,
 //! such as [`GitHubAppJwtBuilder::clock`], sets another) in `sign()`, or takes it as a
 //! parameter in `sign_at(now)`. Each type that makes reusable tokens is an [`Issuer`], so the
-//! crate's one renewal engine, [`Rotation`], caches its tokens and renews them ahead of expiry, once however
-//! many tasks ask (single flight); `cached()` gives a rotation with the timing the service
-//! needs. RFC 7523 assertions are not cached: servers may refuse a `jti` seen before.
+//! crate's one renewal engine, [`Rotation`], caches its tokens and renews them ahead of
+//! expiry, once however many tasks ask (single flight); `cached()` gives a rotation with the
+//! timing the service needs. RFC 7523 assertions are not cached: servers may refuse a `jti`
+//! seen before.
 //!
 //! ```no_run
 //! # async fn demo() -> remote_signer::Result<()> {
