@@ -5,7 +5,7 @@
 //! the managed key signs only signing inputs this crate wrote (the domain-separation rule of
 //! the crate: none of these tokens is a session token, and no session token is one of these).
 //!
-//! | service (its name for the token) | builder | header | claims, in this order | limit enforced |
+//! | service (its name for the token) | type | header | claims, in this order | limit enforced |
 //! |---|---|---|---|---|
 //! | GitHub App JWT | [`GitHubAppJwt`] | `{"alg":"RS256","typ":"JWT"}` | `iat` = now - 60, `exp` = now + lifetime, `iss` = app or client id | RSA only; lifetime 540 s by default, 600 s at most |
 //! | Entra ID certificate client assertion | [`EntraAssertion`] (feature `x509`) | `{"alg":"PS256","typ":"JWT","x5t#S256":...}` | `aud` = token endpoint, `iss` = `sub` = client id, `jti`, `nbf` = `iat` = now, `exp` | RSA only; the certificate must hold the key; lifetime 600 s by default, 3600 s at most |
@@ -16,13 +16,35 @@
 //! `jti` is a fresh UUID v4. Every token's signature is checked with the public key before it
 //! is returned.
 //!
+//! # Configuration
+//! Each type is made from its required inputs: `new(..)` on the defaults, or `builder(..)`,
+//! whose setters (lifetime, clock, and for [`ClientAssertion`] the algorithm, `kid` and extra
+//! claims) each document their default, then `build()`, which reports what does not fit (a key
+//! of the wrong type, an empty id, a lifetime over the service's cap). A built value is not
+//! changed afterwards; its getters read back what it was built with.
+//!
+//! ```no_run
+//! # async fn demo(signer: std::sync::Arc<dyn remote_signer::RemoteSigner>) -> remote_signer::Result<()> {
+//! use std::time::Duration;
+//! use remote_signer::jwt::ClientAssertion;
+//!
+//! let token_endpoint = "https://login.example/oauth2/token";
+//! let assertion = ClientAssertion::builder(signer, "my-client", "my-client", token_endpoint)
+//!     .lifetime(Duration::from_secs(60))
+//!     .claim("scope", serde_json::json!("read"))
+//!     .build()?;
+//! let token = assertion.sign().await?;
+//! # let _ = token; Ok(()) }
+//! ```
+//!
 //! # Time and caching
-//! Each builder reads "now" from its [`Clock`] (the system clock unless
-//! [`clock`](GitHubAppJwt::clock) sets another) in `sign()`, or takes it as a parameter in
-//! `sign_at(now)`. Each builder that makes reusable tokens is an [`Issuer`], so the crate's one
-//! renewal engine, [`Rotation`], caches its tokens and renews them ahead of expiry, once however
-//! many tasks ask (single flight); `cached()` gives a rotation with the timing the service
-//! needs. RFC 7523 assertions are not cached: servers may refuse a `jti` seen before.
+//! Each type reads "now" from its [`Clock`] (the system clock unless the builder's `clock`,
+//! such as [`GitHubAppJwtBuilder::clock`], sets another) in `sign()`, or takes it as a
+//! parameter in `sign_at(now)`. Each type that makes reusable tokens is an [`Issuer`], so the
+//! crate's one renewal engine, [`Rotation`], caches its tokens and renews them ahead of
+//! expiry, once however many tasks ask (single flight); `cached()` gives a rotation with the
+//! timing the service needs. RFC 7523 assertions are not cached: servers may refuse a `jti`
+//! seen before.
 //!
 //! ```no_run
 //! # async fn demo() -> remote_signer::Result<()> {
@@ -48,13 +70,19 @@ use std::time::{Duration, SystemTime};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 
-pub use apns::{ApnsToken, APNS_MAX_AGE};
+pub use apns::{ApnsToken, ApnsTokenBuilder, APNS_MAX_AGE};
 pub use assertion::{
-    ClientAssertion, ASSERTION_DEFAULT_LIFETIME, ASSERTION_MAX_LIFETIME, REGISTERED_CLAIMS,
+    ClientAssertion, ClientAssertionBuilder, ASSERTION_DEFAULT_LIFETIME, ASSERTION_MAX_LIFETIME,
+    REGISTERED_CLAIMS,
 };
 #[cfg(feature = "x509")]
-pub use entra::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
-pub use github::{GitHubAppJwt, GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME, GITHUB_MAX_LIFETIME};
+pub use entra::{
+    EntraAssertion, EntraAssertionBuilder, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME,
+};
+pub use github::{
+    GitHubAppJwt, GitHubAppJwtBuilder, GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME,
+    GITHUB_MAX_LIFETIME,
+};
 
 use crate::clock::{from_unix_seconds, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};

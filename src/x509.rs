@@ -181,12 +181,18 @@ der_document!(
     "PKCS#10 certificate request"
 );
 
-/// A self-signed certificate for a managed key.
+/// A self-signed certificate for a managed key: [`new`](SelfSigned::new) on the defaults
+/// (valid [`DEFAULT_DAYS`] from now by the system clock), or [`builder`](SelfSigned::builder)
+/// to set the validity or the clock.
 ///
 /// ```no_run
 /// # async fn demo(signer: std::sync::Arc<dyn remote_signer::RemoteSigner>) -> Result<(), Box<dyn std::error::Error>> {
 /// use remote_signer::x509::SelfSigned;
-/// let cert = SelfSigned::new(signer, &"CN=my-app,O=Example".parse()?).days(730)?.sign().await?;
+/// let cert = SelfSigned::builder(signer, &"CN=my-app,O=Example".parse()?)
+///     .days(730)
+///     .build()?
+///     .sign()
+///     .await?;
 /// std::fs::write("my-app.pem", cert.to_pem())?;
 /// # Ok(()) }
 /// ```
@@ -199,7 +205,8 @@ pub struct SelfSigned {
 }
 
 impl SelfSigned {
-    /// A certificate for `signer`'s key naming `subject`, valid [`DEFAULT_DAYS`] from now.
+    /// A certificate for `signer`'s key naming `subject`, valid [`DEFAULT_DAYS`] from now by
+    /// the system clock.
     pub fn new(signer: Arc<dyn RemoteSigner>, subject: &Subject) -> Self {
         SelfSigned {
             signer,
@@ -209,24 +216,29 @@ impl SelfSigned {
         }
     }
 
-    /// Sets the validity in days (default [`DEFAULT_DAYS`]).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for 0 or more than [`MAX_DAYS`].
-    pub fn days(mut self, days: u32) -> Result<Self> {
-        if days == 0 || days > MAX_DAYS {
-            return Err(Error::invalid_input(format!(
-                "certificate validity must be 1 to {MAX_DAYS} days"
-            )));
+    /// Configures a certificate for `signer`'s key naming `subject`.
+    pub fn builder(signer: Arc<dyn RemoteSigner>, subject: &Subject) -> SelfSignedBuilder {
+        SelfSignedBuilder {
+            signer,
+            subject: subject.clone(),
+            days: DEFAULT_DAYS,
+            clock: Arc::new(SystemClock),
         }
-        self.days = days;
-        Ok(self)
     }
 
-    /// Sets where [`sign`](SelfSigned::sign) reads the time (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    /// The subject (and issuer).
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// The validity in days.
+    pub fn days(&self) -> u32 {
+        self.days
+    }
+
+    /// The clock [`sign`](Self::sign) reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs the certificate, valid from now.
@@ -276,6 +288,65 @@ impl SelfSigned {
 impl fmt::Debug for SelfSigned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SelfSigned")
+            .field("subject", &self.subject.to_string())
+            .field("days", &self.days)
+            .field("key_id", self.signer.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`SelfSigned`] certificate; from [`SelfSigned::builder`]. Every setter
+/// documents its default; [`build`](Self::build) reports what does not fit.
+#[must_use]
+pub struct SelfSignedBuilder {
+    signer: Arc<dyn RemoteSigner>,
+    subject: Subject,
+    days: u32,
+    clock: Arc<dyn Clock>,
+}
+
+impl SelfSignedBuilder {
+    /// The validity in days from the signing time (default [`DEFAULT_DAYS`], 365): 1 to
+    /// [`MAX_DAYS`].
+    pub fn days(mut self, days: u32) -> Self {
+        self.days = days;
+        self
+    }
+
+    /// Where [`sign`](SelfSigned::sign) reads the time (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration. Nothing is signed until [`SelfSigned::sign`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a validity of 0 or more than [`MAX_DAYS`] days.
+    pub fn build(self) -> Result<SelfSigned> {
+        let SelfSignedBuilder {
+            signer,
+            subject,
+            days,
+            clock,
+        } = self;
+        if days == 0 || days > MAX_DAYS {
+            return Err(Error::invalid_input(format!(
+                "certificate validity must be 1 to {MAX_DAYS} days"
+            )));
+        }
+        Ok(SelfSigned {
+            signer,
+            subject,
+            days,
+            clock,
+        })
+    }
+}
+
+impl fmt::Debug for SelfSignedBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelfSignedBuilder")
             .field("subject", &self.subject.to_string())
             .field("days", &self.days)
             .field("key_id", self.signer.key_id())

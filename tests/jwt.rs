@@ -13,9 +13,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
-use remote_signer::jwt::{ApnsToken, ClientAssertion, GitHubAppJwt};
+use remote_signer::jwt::{
+    ApnsToken, ClientAssertion, GitHubAppJwt, ASSERTION_DEFAULT_LIFETIME, GITHUB_DEFAULT_LIFETIME,
+    GITHUB_MAX_LIFETIME,
+};
 use remote_signer::surrogate::{Clock, ManualClock, TrustedKey};
-use remote_signer::{Counted, ErrorKind, KeyType, RemoteSigner};
+use remote_signer::{Algorithm, Counted, ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
@@ -216,9 +219,10 @@ fn github_app_token_from_the_cli() {
 async fn github_app_cache_signs_once_per_period_and_renews_ahead_of_expiry() {
     let counted = Arc::new(Counted::new(LocalSigner::generate(KeyType::Rsa).unwrap()));
     let clock = Arc::new(ManualClock::at_unix(NOW));
-    let tokens = GitHubAppJwt::new(counted.clone(), "42")
-        .unwrap()
+    let tokens = GitHubAppJwt::builder(counted.clone(), "42")
         .clock(clock.clone())
+        .build()
+        .unwrap()
         .cached();
     let gets: Vec<_> = (0..16)
         .map(|_| {
@@ -247,6 +251,41 @@ async fn github_app_cache_signs_once_per_period_and_renews_ahead_of_expiry() {
     let renewed = tokens.get().await.unwrap();
     assert_eq!(renewed.issued_at(), at(NOW + 481 - 60));
     assert_ne!(renewed.as_str(), first[0].as_str());
+}
+
+#[test]
+fn github_app_builder_reports_what_does_not_fit() {
+    let rsa: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    for (lifetime, reason) in [
+        (
+            Duration::from_secs(601),
+            "lifetime of 601 s is over the 600 s",
+        ),
+        (Duration::ZERO, "whole number of seconds"),
+        (Duration::from_millis(1500), "whole number of seconds"),
+    ] {
+        let err = GitHubAppJwt::builder(rsa.clone(), "42")
+            .lifetime(lifetime)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{lifetime:?}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+    let err = GitHubAppJwt::builder(rsa.clone(), "").build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let p256: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+    let err = GitHubAppJwt::builder(p256, "42").build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+
+    // The getters read back what was built; `new` is the defaults.
+    let built = GitHubAppJwt::builder(rsa.clone(), "42")
+        .lifetime(GITHUB_MAX_LIFETIME)
+        .build()
+        .unwrap();
+    assert_eq!(built.lifetime(), GITHUB_MAX_LIFETIME);
+    assert_eq!(built.app_id(), "42");
+    let defaults = GitHubAppJwt::new(rsa, "42").unwrap();
+    assert_eq!(defaults.lifetime(), GITHUB_DEFAULT_LIFETIME);
 }
 
 // ---- APNs ----
@@ -317,9 +356,10 @@ async fn apns_cache_reuses_each_token_for_20_to_50_minutes() {
     for round in 0..24u64 {
         let start = NOW + round * 7_200;
         let clock = Arc::new(ManualClock::at_unix(start));
-        let tokens = ApnsToken::new(counted.clone(), "TEAM", "KEY")
-            .unwrap()
+        let tokens = ApnsToken::builder(counted.clone(), "TEAM", "KEY")
             .clock(clock.clone())
+            .build()
+            .unwrap()
             .cached();
         let token = tokens.get().await.unwrap();
         assert_eq!(token.issued_at(), at(start));
@@ -339,6 +379,26 @@ async fn apns_cache_reuses_each_token_for_20_to_50_minutes() {
         tokens.settled().await;
         assert_eq!(tokens.status().issued, 2, "renewed by 50 minutes");
     }
+}
+
+#[test]
+fn apns_builder_reports_what_does_not_fit() {
+    let p256: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+    for (team, key) in [("", "KEY"), ("TEAM", "K\u{7}")] {
+        let err = ApnsToken::builder(p256.clone(), team, key)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{team:?} {key:?}");
+    }
+    let ed25519: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Ed25519).unwrap());
+    let err = ApnsToken::builder(ed25519, "TEAM", "KEY")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedKey);
+    assert!(err.to_string().contains("needs an EC P-256 key"), "{err}");
+
+    let built = ApnsToken::new(p256, "TEAM", "KEY").unwrap();
+    assert_eq!((built.team_id(), built.key_id()), ("TEAM", "KEY"));
 }
 
 // ---- RFC 7523 client assertion ----
@@ -491,11 +551,11 @@ fn client_assertion_from_the_cli() {
 async fn client_assertion_library_reads_its_clock() {
     let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Ed25519).unwrap());
     let clock = Arc::new(ManualClock::at_unix(NOW));
-    let assertion = ClientAssertion::new(signer.clone(), "i", "s", "a")
-        .unwrap()
+    let assertion = ClientAssertion::builder(signer.clone(), "i", "s", "a")
         .claim("scope", json!("x"))
-        .unwrap()
-        .clock(clock.clone());
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let token = assertion.sign().await.unwrap();
     assert_eq!(token.issued_at(), at(NOW));
     assert_eq!(token.expires_at(), at(NOW + 300));
@@ -509,11 +569,66 @@ async fn client_assertion_library_reads_its_clock() {
     assert_eq!(assertion.sign().await.unwrap().issued_at(), at(NOW + 10));
     // No secret in Debug.
     assert!(!format!("{token:?}").contains(token.as_str()));
-    let err = ClientAssertion::new(signer, "i", "s", "a")
-        .unwrap()
+    let err = ClientAssertion::builder(signer, "i", "s", "a")
         .lifetime(Duration::from_millis(1500))
+        .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn client_assertion_builder_reports_what_does_not_fit() {
+    let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Ed25519).unwrap());
+    let builder = || ClientAssertion::builder(signer.clone(), "i", "s", "a");
+    let refusals = [
+        (
+            builder().lifetime(Duration::from_secs(3601)),
+            ErrorKind::InvalidInput,
+            "lifetime of 3601 s is over the 3600 s",
+        ),
+        (
+            builder().algorithm(Algorithm::ES256),
+            ErrorKind::Algorithm,
+            "cannot be used with an",
+        ),
+        (builder().kid(""), ErrorKind::InvalidInput, "key id"),
+        (
+            builder().claim("exp", json!(1)),
+            ErrorKind::InvalidInput,
+            "set by the assertion itself",
+        ),
+        (
+            builder().claim("a", json!(1)).claim("a", json!(2)),
+            ErrorKind::InvalidInput,
+            "given twice",
+        ),
+        (
+            ClientAssertion::builder(signer.clone(), "i", "s", ""),
+            ErrorKind::InvalidInput,
+            "audience",
+        ),
+    ];
+    for (builder, kind, reason) in refusals {
+        let shown = format!("{builder:?}");
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), kind, "{shown}: {err}");
+        assert!(err.to_string().contains(reason), "{shown}: {err}");
+    }
+
+    // The getters read back what was built; `new` is the defaults.
+    let built = builder()
+        .algorithm(Algorithm::EdDSA)
+        .kid("k1")
+        .lifetime(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(built.algorithm(), Algorithm::EdDSA);
+    assert_eq!(built.kid(), Some("k1"));
+    assert_eq!(built.lifetime(), Duration::from_secs(60));
+    let defaults = ClientAssertion::new(signer.clone(), "i", "s", "a").unwrap();
+    assert_eq!(defaults.algorithm(), signer.default_algorithm());
+    assert_eq!(defaults.kid(), None);
+    assert_eq!(defaults.lifetime(), ASSERTION_DEFAULT_LIFETIME);
 }
 
 // ---- Entra ID ----
@@ -741,11 +856,10 @@ async fn no_token_of_these_kinds_is_a_session_token() {
     // An assertion whose audience is a cookie purpose, with each key type and algorithm.
     for signer in [&rsa, &p256] {
         for alg in signer.key_type().algorithms() {
-            let token = ClientAssertion::new(signer.clone(), "session", "session", "session")
-                .unwrap()
+            let token = ClientAssertion::builder(signer.clone(), "session", "session", "session")
                 .algorithm(*alg)
-                .unwrap()
                 .kid(signer.key_id().as_str())
+                .build()
                 .unwrap()
                 .sign_at(at(NOW))
                 .await
@@ -919,9 +1033,9 @@ async fn jwks_lists_each_key_once_and_verifies_its_tokens() {
         assert_eq!(member("alg"), alg);
         assert_eq!(member("use"), "sig");
         // A server holding only the JWKS verifies the client's assertion.
-        let token = ClientAssertion::new(signer.clone(), "c", "c", "a")
-            .unwrap()
+        let token = ClientAssertion::builder(signer.clone(), "c", "c", "a")
             .kid(public.jwk_thumbprint())
+            .build()
             .unwrap()
             .sign_at(at(NOW))
             .await

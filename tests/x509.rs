@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use remote_signer::backend::local::LocalSigner;
-use remote_signer::jwt::EntraAssertion;
+use remote_signer::jwt::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
 use remote_signer::surrogate::ManualClock;
-use remote_signer::x509::{certificate_request, SelfSigned, Subject};
+use remote_signer::x509::{certificate_request, SelfSigned, Subject, DEFAULT_DAYS, MAX_DAYS};
 use remote_signer::{ErrorKind, KeyId, KeyType, RemoteSigner};
 
 mod support;
@@ -211,10 +212,11 @@ async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
     let subject: Subject = "CN=app".parse().unwrap();
     assert_eq!(subject.to_string(), "CN=app");
-    let cert = SelfSigned::new(signer.clone(), &subject)
+    let cert = SelfSigned::builder(signer.clone(), &subject)
         .days(2)
-        .unwrap()
         .clock(clock)
+        .build()
+        .unwrap()
         .sign()
         .await
         .unwrap();
@@ -245,6 +247,74 @@ async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
     let err = EntraAssertion::new(other, "contoso.com", "app", cert.der()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(format!("{:?}", cert).len() < 64, "Debug shows no bytes");
+}
+
+#[tokio::test]
+async fn the_builders_report_what_does_not_fit() {
+    let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let subject: Subject = "CN=app".parse().unwrap();
+    for days in [0, MAX_DAYS + 1] {
+        let err = SelfSigned::builder(signer.clone(), &subject)
+            .days(days)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{days}");
+        assert!(err.to_string().contains("1 to 3650 days"), "{err}");
+    }
+    assert_eq!(
+        SelfSigned::new(signer.clone(), &subject).days(),
+        DEFAULT_DAYS
+    );
+    let longest = SelfSigned::builder(signer.clone(), &subject)
+        .days(MAX_DAYS)
+        .build()
+        .unwrap();
+    assert_eq!(longest.days(), MAX_DAYS);
+    assert_eq!(longest.subject(), &subject);
+
+    // An Entra assertion naming the certificate: a lifetime over the cap is refused by build().
+    let cert = longest.sign().await.unwrap();
+    for (lifetime, reason) in [
+        (
+            Duration::from_secs(3601),
+            "lifetime of 3601 s is over the 3600 s",
+        ),
+        (Duration::ZERO, "whole number of seconds"),
+    ] {
+        let err = EntraAssertion::builder(signer.clone(), "contoso.com", "app", cert.der())
+            .lifetime(lifetime)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{lifetime:?}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+    let err = EntraAssertion::builder(signer.clone(), "contoso com", "app", cert.der())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let builder = EntraAssertion::builder(signer.clone(), "contoso.com", "app", cert.der());
+    assert!(
+        !format!("{builder:?}").contains("CERTIFICATE"),
+        "Debug shows no bytes"
+    );
+    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+    let assertions = builder
+        .lifetime(ENTRA_MAX_LIFETIME)
+        .clock(clock)
+        .build()
+        .unwrap();
+    assert_eq!(assertions.lifetime(), ENTRA_MAX_LIFETIME);
+    let token = assertions.sign().await.unwrap();
+    assert_eq!(
+        token.expires_at(),
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 3600)
+    );
+    assert_eq!(
+        EntraAssertion::new(signer, "contoso.com", "app", cert.der())
+            .unwrap()
+            .lifetime(),
+        ENTRA_DEFAULT_LIFETIME
+    );
 }
 
 #[tokio::test]

@@ -49,6 +49,7 @@ struct Claims<'a> {
 /// when a provider changes tokens more often than every 20 minutes, so
 /// [`cached`](ApnsToken::cached) reuses each token for 20 to 50 minutes (chosen at random per
 /// token) and signs once per period however many notifications are sent.
+/// [`new`](ApnsToken::new) takes the defaults; [`builder`](ApnsToken::builder) sets the clock.
 #[derive(Clone)]
 pub struct ApnsToken {
     signer: Arc<dyn RemoteSigner>,
@@ -59,38 +60,46 @@ pub struct ApnsToken {
 
 impl ApnsToken {
     /// Tokens for team `team_id` with the APNs key `key_id` (the key's id in the Apple
-    /// developer account), signed by `signer`.
+    /// developer account), signed by `signer`, reading the system clock.
     ///
     /// # Errors
-    /// [`ErrorKind::UnsupportedKey`](crate::ErrorKind::UnsupportedKey) unless the key is P-256;
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty id or one with
-    /// control characters.
+    /// As [`ApnsTokenBuilder::build`].
     pub fn new(
         signer: Arc<dyn RemoteSigner>,
         team_id: impl Into<String>,
         key_id: impl Into<String>,
     ) -> Result<Self> {
-        require_key_type(
-            &*signer,
-            KeyType::P256,
-            "an APNs provider token (ES256 only)",
-        )?;
-        let (team_id, key_id) = (team_id.into(), key_id.into());
-        check_text(&team_id, "the APNs team id")?;
-        check_text(&key_id, "the APNs key id")?;
-        Ok(ApnsToken {
-            signer,
-            team_id,
-            key_id,
-            clock: Arc::new(SystemClock),
-        })
+        Self::builder(signer, team_id, key_id).build()
     }
 
-    /// Sets where [`sign`](ApnsToken::sign) and the cache read the time (default: the system
-    /// clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    /// Configures tokens for team `team_id` with the APNs key `key_id` (as in
+    /// [`new`](Self::new)), signed by `signer`.
+    pub fn builder(
+        signer: Arc<dyn RemoteSigner>,
+        team_id: impl Into<String>,
+        key_id: impl Into<String>,
+    ) -> ApnsTokenBuilder {
+        ApnsTokenBuilder {
+            signer,
+            team_id: team_id.into(),
+            key_id: key_id.into(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The `iss` claim: the team id.
+    pub fn team_id(&self) -> &str {
+        &self.team_id
+    }
+
+    /// The header's `kid`: the APNs key id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The clock [`sign`](Self::sign) and the cache read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs a token for now.
@@ -140,6 +149,63 @@ impl Issuer for ApnsToken {
 
     async fn issue(&self, now: SystemTime) -> Result<Jwt> {
         self.sign_at(now).await
+    }
+}
+
+/// Configures an [`ApnsToken`]; from [`ApnsToken::builder`]. Every setter documents its
+/// default; [`build`](Self::build) reports what does not fit.
+#[must_use]
+pub struct ApnsTokenBuilder {
+    signer: Arc<dyn RemoteSigner>,
+    team_id: String,
+    key_id: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl ApnsTokenBuilder {
+    /// Where [`sign`](ApnsToken::sign) and the cache read the time (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and makes the token source. Nothing is signed until first use.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedKey`](crate::ErrorKind::UnsupportedKey) unless the key is P-256;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty id or one with
+    /// control characters.
+    pub fn build(self) -> Result<ApnsToken> {
+        let ApnsTokenBuilder {
+            signer,
+            team_id,
+            key_id,
+            clock,
+        } = self;
+        require_key_type(
+            &*signer,
+            KeyType::P256,
+            "an APNs provider token (ES256 only)",
+        )?;
+        check_text(&team_id, "the APNs team id")?;
+        check_text(&key_id, "the APNs key id")?;
+        Ok(ApnsToken {
+            signer,
+            team_id,
+            key_id,
+            clock,
+        })
+    }
+}
+
+impl fmt::Debug for ApnsTokenBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApnsTokenBuilder")
+            .field("team_id", &self.team_id)
+            .field("key_id", &self.key_id)
+            .field("signer", self.signer.key_id())
+            .finish_non_exhaustive()
     }
 }
 

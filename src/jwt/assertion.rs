@@ -69,6 +69,8 @@ impl Serialize for Claims<'_> {
 /// The header carries no `typ` (RFC 7523 defines none), so no assertion is ever mistaken for a
 /// session token of this crate, which requires its own. Every call signs a fresh assertion
 /// with a fresh `jti`: servers may refuse a `jti` they have seen, so assertions are not cached.
+/// [`new`](ClientAssertion::new) takes the defaults; [`builder`](ClientAssertion::builder) sets
+/// the algorithm, a `kid`, the lifetime, extra claims or the clock.
 #[derive(Clone)]
 pub struct ClientAssertion {
     signer: Arc<dyn RemoteSigner>,
@@ -85,94 +87,73 @@ pub struct ClientAssertion {
 impl ClientAssertion {
     /// Assertions from `issuer` about `subject` (for a client: both the client id) for
     /// `audience` (usually the token endpoint), signed by `signer` with its default algorithm,
-    /// valid for [`ASSERTION_DEFAULT_LIFETIME`].
+    /// valid for [`ASSERTION_DEFAULT_LIFETIME`], with no `kid` and no extra claims.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty value or one
-    /// with control characters.
+    /// As [`ClientAssertionBuilder::build`].
     pub fn new(
         signer: Arc<dyn RemoteSigner>,
         issuer: impl Into<String>,
         subject: impl Into<String>,
         audience: impl Into<String>,
     ) -> Result<Self> {
-        let (issuer, subject, audience) = (issuer.into(), subject.into(), audience.into());
-        check_text(&issuer, "the assertion issuer")?;
-        check_text(&subject, "the assertion subject")?;
-        check_text(&audience, "the assertion audience")?;
-        Ok(ClientAssertion {
-            algorithm: signer.default_algorithm(),
+        Self::builder(signer, issuer, subject, audience).build()
+    }
+
+    /// Configures assertions from `issuer` about `subject` for `audience` (as in
+    /// [`new`](Self::new)), signed by `signer`.
+    pub fn builder(
+        signer: Arc<dyn RemoteSigner>,
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> ClientAssertionBuilder {
+        ClientAssertionBuilder {
             signer,
-            issuer,
-            subject,
-            audience,
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audience: audience.into(),
+            algorithm: None,
             kid: None,
-            lifetime: ASSERTION_DEFAULT_LIFETIME.as_secs(),
+            lifetime: ASSERTION_DEFAULT_LIFETIME,
             extra: Vec::new(),
             clock: Arc::new(SystemClock),
-        })
-    }
-
-    /// Sets the algorithm (default: the key's own, RS256 for RSA keys; an RSA key may also
-    /// use RS384, RS512 or PS256 to PS512).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Algorithm`](crate::ErrorKind::Algorithm) if it does not fit the key.
-    pub fn algorithm(mut self, algorithm: Algorithm) -> Result<Self> {
-        algorithm.check_key_type(self.signer.key_type())?;
-        self.algorithm = algorithm;
-        Ok(self)
-    }
-
-    /// Puts `kid` in the header (default: none), for servers that pick the client's key by it.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty value or one
-    /// with control characters.
-    pub fn kid(mut self, kid: impl Into<String>) -> Result<Self> {
-        let kid = kid.into();
-        check_text(&kid, "the key id")?;
-        self.kid = Some(kid);
-        Ok(self)
-    }
-
-    /// Sets how long an assertion lives (default [`ASSERTION_DEFAULT_LIFETIME`]).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a zero or fractional
-    /// lifetime, or one over [`ASSERTION_MAX_LIFETIME`].
-    pub fn lifetime(mut self, lifetime: Duration) -> Result<Self> {
-        self.lifetime = check_lifetime(lifetime, ASSERTION_MAX_LIFETIME, "client assertion")?;
-        Ok(self)
-    }
-
-    /// Adds a claim after the registered ones, in the order added (`scope` for Google, for
-    /// example).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for one of
-    /// [`REGISTERED_CLAIMS`], a name given twice, or an empty name.
-    pub fn claim(mut self, name: impl Into<String>, value: Value) -> Result<Self> {
-        let name = name.into();
-        check_text(&name, "a claim name")?;
-        if REGISTERED_CLAIMS.contains(&name.as_str()) {
-            return Err(Error::invalid_input(format!(
-                "the claim {name:?} is set by the assertion itself and cannot be given"
-            )));
         }
-        if self.extra.iter().any(|(n, _)| *n == name) {
-            return Err(Error::invalid_input(format!(
-                "the claim {name:?} is given twice"
-            )));
-        }
-        self.extra.push((name, value));
-        Ok(self)
     }
 
-    /// Sets where [`sign`](ClientAssertion::sign) reads the time (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    /// The `iss` claim.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The `sub` claim.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The `aud` claim.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The algorithm assertions are signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The header's `kid`, if one is set.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// How long an assertion lives.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetime)
+    }
+
+    /// The clock [`sign`](Self::sign) reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs a fresh assertion for now.
@@ -208,6 +189,130 @@ impl ClientAssertion {
         };
         let text = sign_json(&*self.signer, self.algorithm, &header, &claims).await?;
         Ok(Jwt::new("assertion", text, iat, exp))
+    }
+}
+
+/// Configures a [`ClientAssertion`]; from [`ClientAssertion::builder`]. Every setter
+/// documents its default; [`build`](Self::build) reports what does not fit.
+#[must_use]
+pub struct ClientAssertionBuilder {
+    signer: Arc<dyn RemoteSigner>,
+    issuer: String,
+    subject: String,
+    audience: String,
+    algorithm: Option<Algorithm>,
+    kid: Option<String>,
+    lifetime: Duration,
+    extra: Vec<(String, Value)>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ClientAssertionBuilder {
+    /// The algorithm (default: the key's own, RS256 for RSA keys; an RSA key may also use
+    /// RS384, RS512 or PS256 to PS512).
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// Puts `kid` in the header (default: none), for servers that pick the client's key by it.
+    pub fn kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// How long an assertion lives (default [`ASSERTION_DEFAULT_LIFETIME`], 300 s): whole
+    /// seconds, at most [`ASSERTION_MAX_LIFETIME`].
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Adds a claim after the registered ones, in the order added (default: none; `scope`
+    /// for Google, for example). It may not be one of [`REGISTERED_CLAIMS`] or given twice.
+    pub fn claim(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.extra.push((name.into(), value));
+        self
+    }
+
+    /// Where [`sign`](ClientAssertion::sign) reads the time (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and makes the assertion source.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty issuer,
+    /// subject, audience or `kid` or one with control characters, a zero or fractional
+    /// lifetime or one over [`ASSERTION_MAX_LIFETIME`], and an extra claim that is one of
+    /// [`REGISTERED_CLAIMS`], given twice, or has an empty name;
+    /// [`ErrorKind::Algorithm`](crate::ErrorKind::Algorithm) for an algorithm that does not fit
+    /// the key.
+    pub fn build(self) -> Result<ClientAssertion> {
+        let ClientAssertionBuilder {
+            signer,
+            issuer,
+            subject,
+            audience,
+            algorithm,
+            kid,
+            lifetime,
+            extra,
+            clock,
+        } = self;
+        check_text(&issuer, "the assertion issuer")?;
+        check_text(&subject, "the assertion subject")?;
+        check_text(&audience, "the assertion audience")?;
+        let lifetime = check_lifetime(lifetime, ASSERTION_MAX_LIFETIME, "client assertion")?;
+        let algorithm = match algorithm {
+            Some(algorithm) => {
+                algorithm.check_key_type(signer.key_type())?;
+                algorithm
+            }
+            None => signer.default_algorithm(),
+        };
+        if let Some(kid) = &kid {
+            check_text(kid, "the key id")?;
+        }
+        for (i, (name, _)) in extra.iter().enumerate() {
+            check_text(name, "a claim name")?;
+            if REGISTERED_CLAIMS.contains(&name.as_str()) {
+                return Err(Error::invalid_input(format!(
+                    "the claim {name:?} is set by the assertion itself and cannot be given"
+                )));
+            }
+            if extra[..i].iter().any(|(n, _)| n == name) {
+                return Err(Error::invalid_input(format!(
+                    "the claim {name:?} is given twice"
+                )));
+            }
+        }
+        Ok(ClientAssertion {
+            signer,
+            issuer,
+            subject,
+            audience,
+            algorithm,
+            kid,
+            lifetime,
+            extra,
+            clock,
+        })
+    }
+}
+
+impl fmt::Debug for ClientAssertionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionBuilder")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("audience", &self.audience)
+            .field("algorithm", &self.algorithm)
+            .field("lifetime", &self.lifetime)
+            .field("key_id", self.signer.key_id())
+            .finish_non_exhaustive()
     }
 }
 

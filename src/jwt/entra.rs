@@ -58,7 +58,8 @@ struct Claims<'a> {
 /// Entra asks for PS256, so only RSA keys are taken, and the certificate must hold the
 /// signing key's public key (Entra finds the key by the certificate's thumbprint).
 /// [`cached`](EntraAssertion::cached) reuses an assertion until two to three minutes before it
-/// expires, as MSAL does.
+/// expires, as MSAL does. [`new`](EntraAssertion::new) takes the defaults;
+/// [`builder`](EntraAssertion::builder) sets the lifetime or the clock.
 #[derive(Clone)]
 pub struct EntraAssertion {
     signer: Arc<dyn RemoteSigner>,
@@ -71,72 +72,36 @@ pub struct EntraAssertion {
 
 impl EntraAssertion {
     /// Assertions for the application `client_id` in `tenant` (a tenant id or domain),
-    /// naming `certificate` (PEM or DER), signed by `signer`.
+    /// naming `certificate` (PEM or DER), signed by `signer`, with the default lifetime
+    /// (600 s) and the system clock.
     ///
     /// # Errors
-    /// [`ErrorKind::UnsupportedKey`] unless the key is RSA; [`ErrorKind::InvalidInput`] for a
-    /// tenant that is not a tenant id or domain name, an empty client id, a certificate that
-    /// cannot be read, or one that holds another public key than the signer's.
+    /// As [`EntraAssertionBuilder::build`].
     pub fn new(
         signer: Arc<dyn RemoteSigner>,
         tenant: &str,
         client_id: impl Into<String>,
         certificate: &[u8],
     ) -> Result<Self> {
-        require_key_type(
-            &*signer,
-            KeyType::Rsa,
-            "an Entra ID client assertion (PS256)",
-        )?;
-        if tenant.is_empty()
-            || tenant.len() > 253
-            || !tenant
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(Error::invalid_input(
-                "the tenant must be a tenant id (GUID) or a domain name such as contoso.onmicrosoft.com",
-            ));
-        }
-        let client_id = client_id.into();
-        check_text(&client_id, "the client id")?;
-        let der = certificate_der(certificate)?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|_| Error::invalid_input("the certificate is not an X.509 certificate"))?;
-        if parsed.public_key().raw != signer.public_key().to_spki_der().as_slice() {
-            return Err(Error::with_context(
-                ErrorKind::InvalidInput,
-                format!(
-                    "the certificate holds another public key than {}",
-                    signer.key_id()
-                ),
-            ));
-        }
-        Ok(EntraAssertion {
+        Self::builder(signer, tenant, client_id, certificate).build()
+    }
+
+    /// Configures assertions for the application `client_id` in `tenant`, naming
+    /// `certificate` (as in [`new`](Self::new)), signed by `signer`.
+    pub fn builder(
+        signer: Arc<dyn RemoteSigner>,
+        tenant: &str,
+        client_id: impl Into<String>,
+        certificate: &[u8],
+    ) -> EntraAssertionBuilder {
+        EntraAssertionBuilder {
             signer,
-            audience: format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-            client_id,
-            thumbprint: crate::jws::encode_part(&Sha256::digest(&der)),
-            lifetime: ENTRA_DEFAULT_LIFETIME.as_secs(),
+            tenant: tenant.to_string(),
+            client_id: client_id.into(),
+            certificate: certificate.to_vec(),
+            lifetime: ENTRA_DEFAULT_LIFETIME,
             clock: Arc::new(SystemClock),
-        })
-    }
-
-    /// Sets how long an assertion lives (default [`ENTRA_DEFAULT_LIFETIME`]).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a zero or fractional lifetime, or one over
-    /// [`ENTRA_MAX_LIFETIME`].
-    pub fn lifetime(mut self, lifetime: Duration) -> Result<Self> {
-        self.lifetime = check_lifetime(lifetime, ENTRA_MAX_LIFETIME, "Entra ID client assertion")?;
-        Ok(self)
-    }
-
-    /// Sets where [`sign`](EntraAssertion::sign) and the cache read the time (default: the
-    /// system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+        }
     }
 
     /// The `aud` claim: the tenant's v2.0 token endpoint.
@@ -147,6 +112,16 @@ impl EntraAssertion {
     /// The header's `x5t#S256`: base64url of the SHA-256 of the certificate's DER.
     pub fn certificate_thumbprint(&self) -> &str {
         &self.thumbprint
+    }
+
+    /// How long an assertion lives.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetime)
+    }
+
+    /// The clock [`sign`](Self::sign) and the cache read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs an assertion for now.
@@ -194,6 +169,101 @@ impl EntraAssertion {
             Duration::from_secs(120),
             Duration::from_secs(60),
         )
+    }
+}
+
+/// Configures an [`EntraAssertion`]; from [`EntraAssertion::builder`]. Every setter documents
+/// its default; [`build`](Self::build) reports what does not fit.
+#[must_use]
+pub struct EntraAssertionBuilder {
+    signer: Arc<dyn RemoteSigner>,
+    tenant: String,
+    client_id: String,
+    certificate: Vec<u8>,
+    lifetime: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl EntraAssertionBuilder {
+    /// How long an assertion lives (default [`ENTRA_DEFAULT_LIFETIME`], 600 s): whole seconds,
+    /// at most [`ENTRA_MAX_LIFETIME`].
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Where [`sign`](EntraAssertion::sign) and the cache read the time (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and reads the certificate. Nothing is signed until first use.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedKey`] unless the key is RSA; [`ErrorKind::InvalidInput`] for a
+    /// tenant that is not a tenant id or domain name, an empty client id, a certificate that
+    /// cannot be read, one that holds another public key than the signer's, and a zero or
+    /// fractional lifetime or one over [`ENTRA_MAX_LIFETIME`].
+    pub fn build(self) -> Result<EntraAssertion> {
+        let EntraAssertionBuilder {
+            signer,
+            tenant,
+            client_id,
+            certificate,
+            lifetime,
+            clock,
+        } = self;
+        require_key_type(
+            &*signer,
+            KeyType::Rsa,
+            "an Entra ID client assertion (PS256)",
+        )?;
+        if tenant.is_empty()
+            || tenant.len() > 253
+            || !tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(Error::invalid_input(
+                "the tenant must be a tenant id (GUID) or a domain name such as contoso.onmicrosoft.com",
+            ));
+        }
+        check_text(&client_id, "the client id")?;
+        let der = certificate_der(&certificate)?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|_| Error::invalid_input("the certificate is not an X.509 certificate"))?;
+        if parsed.public_key().raw != signer.public_key().to_spki_der().as_slice() {
+            return Err(Error::with_context(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the certificate holds another public key than {}",
+                    signer.key_id()
+                ),
+            ));
+        }
+        let lifetime = check_lifetime(lifetime, ENTRA_MAX_LIFETIME, "Entra ID client assertion")?;
+        Ok(EntraAssertion {
+            signer,
+            audience: format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+            client_id,
+            thumbprint: crate::jws::encode_part(&Sha256::digest(&der)),
+            lifetime,
+            clock,
+        })
+    }
+}
+
+impl fmt::Debug for EntraAssertionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntraAssertionBuilder")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("certificate_len", &self.certificate.len())
+            .field("lifetime", &self.lifetime)
+            .field("key_id", self.signer.key_id())
+            .finish_non_exhaustive()
     }
 }
 

@@ -48,7 +48,8 @@ struct Claims<'a> {
 /// GitHub accepts RS256 only, so only RSA keys are taken, and refuses tokens that expire more
 /// than ten minutes ahead, so the lifetime (counted from now, not from the back-dated `iat`)
 /// is at most 600 s. [`cached`](GitHubAppJwt::cached) reuses a token until one to two minutes
-/// before it expires.
+/// before it expires. [`new`](GitHubAppJwt::new) takes the defaults;
+/// [`builder`](GitHubAppJwt::builder) sets the lifetime or the clock.
 #[derive(Clone)]
 pub struct GitHubAppJwt {
     signer: Arc<dyn RemoteSigner>,
@@ -59,44 +60,41 @@ pub struct GitHubAppJwt {
 
 impl GitHubAppJwt {
     /// Tokens for the app `app_id` (the numeric app id or the app's client id, put in `iss`
-    /// as a string, as given), signed by `signer`, with the default lifetime (540 s).
+    /// as a string, as given), signed by `signer`, with the default lifetime (540 s) and the
+    /// system clock.
     ///
     /// # Errors
-    /// [`ErrorKind::UnsupportedKey`](crate::ErrorKind::UnsupportedKey) unless the key is RSA;
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty id or one with
-    /// control characters.
+    /// As [`GitHubAppJwtBuilder::build`].
     pub fn new(signer: Arc<dyn RemoteSigner>, app_id: impl Into<String>) -> Result<Self> {
-        require_key_type(&*signer, KeyType::Rsa, "a GitHub App JWT (RS256 only)")?;
-        let issuer = app_id.into();
-        check_text(&issuer, "the GitHub App id")?;
-        Ok(GitHubAppJwt {
+        Self::builder(signer, app_id).build()
+    }
+
+    /// Configures tokens for the app `app_id` (as in [`new`](Self::new)), signed by `signer`.
+    pub fn builder(
+        signer: Arc<dyn RemoteSigner>,
+        app_id: impl Into<String>,
+    ) -> GitHubAppJwtBuilder {
+        GitHubAppJwtBuilder {
             signer,
-            issuer,
-            lifetime: GITHUB_DEFAULT_LIFETIME.as_secs(),
+            app_id: app_id.into(),
+            lifetime: GITHUB_DEFAULT_LIFETIME,
             clock: Arc::new(SystemClock),
-        })
-    }
-
-    /// Sets how long a token lives from now (default [`GITHUB_DEFAULT_LIFETIME`]).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a zero or fractional
-    /// lifetime, or one over [`GITHUB_MAX_LIFETIME`].
-    pub fn lifetime(mut self, lifetime: Duration) -> Result<Self> {
-        self.lifetime = check_lifetime(lifetime, GITHUB_MAX_LIFETIME, "GitHub App")?;
-        Ok(self)
-    }
-
-    /// Sets where [`sign`](GitHubAppJwt::sign) and the cache read the time (default: the
-    /// system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+        }
     }
 
     /// The `iss` claim.
     pub fn app_id(&self) -> &str {
         &self.issuer
+    }
+
+    /// How long a token lives from now.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetime)
+    }
+
+    /// The clock [`sign`](Self::sign) and the cache read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Signs a token for now.
@@ -152,6 +150,67 @@ impl Issuer for GitHubAppJwt {
 
     async fn issue(&self, now: SystemTime) -> Result<Jwt> {
         self.sign_at(now).await
+    }
+}
+
+/// Configures a [`GitHubAppJwt`]; from [`GitHubAppJwt::builder`]. Every setter documents its
+/// default; [`build`](Self::build) reports what does not fit.
+#[must_use]
+pub struct GitHubAppJwtBuilder {
+    signer: Arc<dyn RemoteSigner>,
+    app_id: String,
+    lifetime: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl GitHubAppJwtBuilder {
+    /// How long a token lives from now (default [`GITHUB_DEFAULT_LIFETIME`], 540 s): whole
+    /// seconds, at most [`GITHUB_MAX_LIFETIME`].
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Where [`sign`](GitHubAppJwt::sign) and the cache read the time (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and makes the token source. Nothing is signed until first use.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedKey`](crate::ErrorKind::UnsupportedKey) unless the key is RSA;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty app id or one
+    /// with control characters, and for a zero or fractional lifetime or one over
+    /// [`GITHUB_MAX_LIFETIME`].
+    pub fn build(self) -> Result<GitHubAppJwt> {
+        let GitHubAppJwtBuilder {
+            signer,
+            app_id,
+            lifetime,
+            clock,
+        } = self;
+        require_key_type(&*signer, KeyType::Rsa, "a GitHub App JWT (RS256 only)")?;
+        check_text(&app_id, "the GitHub App id")?;
+        let lifetime = check_lifetime(lifetime, GITHUB_MAX_LIFETIME, "GitHub App")?;
+        Ok(GitHubAppJwt {
+            signer,
+            issuer: app_id,
+            lifetime,
+            clock,
+        })
+    }
+}
+
+impl fmt::Debug for GitHubAppJwtBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubAppJwtBuilder")
+            .field("app_id", &self.app_id)
+            .field("lifetime", &self.lifetime)
+            .field("key_id", self.signer.key_id())
+            .finish_non_exhaustive()
     }
 }
 

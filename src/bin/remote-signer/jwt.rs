@@ -117,9 +117,10 @@ pub async fn run(command: JwtCommand) -> anyhow::Result<Outcome> {
 async fn github(args: GitHubArgs) -> anyhow::Result<Jwt> {
     let now = args.time.now();
     let signer = args.key.open().await?;
-    let builder =
-        GitHubAppJwt::new(signer, args.app_id)?.lifetime(Duration::from_secs(args.lifetime))?;
-    Ok(builder.sign_at(now).await?)
+    let tokens = GitHubAppJwt::builder(signer, args.app_id)
+        .lifetime(Duration::from_secs(args.lifetime))
+        .build()?;
+    Ok(tokens.sign_at(now).await?)
 }
 
 async fn entra(args: EntraArgs) -> anyhow::Result<Jwt> {
@@ -127,10 +128,19 @@ async fn entra(args: EntraArgs) -> anyhow::Result<Jwt> {
     let certificate = std::fs::read(&args.certificate)
         .with_context(|| format!("cannot read {}", args.certificate.display()))?;
     let signer = args.key.open().await?;
-    let builder = EntraAssertion::new(signer, &args.tenant, args.client_id, &certificate)
-        .with_context(|| args.certificate.display().to_string())?
-        .lifetime(Duration::from_secs(args.lifetime))?;
-    Ok(builder.sign_at(now).await?)
+    // What is wrong with the inputs is reported with the certificate's path, as it always was;
+    // a --lifetime over the cap without it.
+    EntraAssertion::new(
+        signer.clone(),
+        &args.tenant,
+        args.client_id.clone(),
+        &certificate,
+    )
+    .with_context(|| args.certificate.display().to_string())?;
+    let assertions = EntraAssertion::builder(signer, &args.tenant, args.client_id, &certificate)
+        .lifetime(Duration::from_secs(args.lifetime))
+        .build()?;
+    Ok(assertions.sign_at(now).await?)
 }
 
 async fn apns(args: ApnsArgs) -> anyhow::Result<Jwt> {
@@ -155,16 +165,16 @@ async fn assertion(args: AssertionArgs) -> anyhow::Result<Jwt> {
         extra.push((name.to_string(), value));
     }
     let signer = args.key.open().await?;
-    let mut builder = ClientAssertion::new(signer, args.issuer, args.subject, args.audience)?
-        .lifetime(Duration::from_secs(args.lifetime))?;
+    let mut builder = ClientAssertion::builder(signer, args.issuer, args.subject, args.audience)
+        .lifetime(Duration::from_secs(args.lifetime));
     if let Some(alg) = alg {
-        builder = builder.algorithm(alg)?;
+        builder = builder.algorithm(alg);
     }
     if let Some(kid) = args.kid {
-        builder = builder.kid(kid)?;
+        builder = builder.kid(kid);
     }
     for (name, value) in extra {
-        builder = builder.claim(name, value)?;
+        builder = builder.claim(name, value);
     }
-    Ok(builder.sign_at(now).await?)
+    Ok(builder.build()?.sign_at(now).await?)
 }

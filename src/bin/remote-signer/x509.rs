@@ -40,8 +40,9 @@ pub async fn run(command: X509Command) -> anyhow::Result<Outcome> {
         X509Command::SelfSigned(args) => {
             let subject: Subject = args.subject.parse()?;
             let signer = args.key.open().await?;
-            SelfSigned::new(signer, &subject)
-                .days(args.days)?
+            SelfSigned::builder(signer, &subject)
+                .days(args.days)
+                .build()?
                 .sign()
                 .await?
                 .to_pem()
