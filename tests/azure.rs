@@ -335,8 +335,9 @@ async fn disabled_and_out_of_window_keys_are_key_disabled() {
     }
     // The window is read on the builder's clock: in 2100 the early key is usable, the late
     // one still is not.
-    let in_2100: Arc<dyn remote_signer::clock::Clock> =
-        Arc::new(remote_signer::clock::ManualClock::at_unix(4_102_444_800 + 60));
+    let in_2100: Arc<dyn remote_signer::clock::Clock> = Arc::new(
+        remote_signer::clock::ManualClock::at_unix(4_102_444_800 + 60),
+    );
     builder(&emu, &emu.key_url("early", None))
         .clock(in_2100.clone())
         .build()
