@@ -590,10 +590,6 @@ async fn a_certificate_from_an_untrusted_managed_key_is_refused() {
         SurrogateVerifier::new([
             TrustedKey::new(f.managed.public_key().clone()).kid("cookies-2026")
         ]),
-        // The right key, but only for an algorithm the certificate does not use.
-        SurrogateVerifier::new([
-            TrustedKey::new(f.managed.public_key().clone()).algorithms([Algorithm::ES384])
-        ]),
         SurrogateVerifier::new([]),
     ] {
         refused(
@@ -608,6 +604,30 @@ async fn a_certificate_from_an_untrusted_managed_key_is_refused() {
             "trusted managed key",
         );
     }
+    // An algorithm that does not fit the key is an error, not a key that trusts nothing.
+    let err = TrustedKey::with_algorithms(f.managed.public_key().clone(), [Algorithm::ES384])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Algorithm, "{err}");
+    let err = TrustedKey::with_algorithms(f.managed.public_key().clone(), []).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Algorithm, "{err}");
+    // The right key, but only for an algorithm the certificate does not use (RS256).
+    let rsa = FaultySigner::new(Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap()));
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let signed = signer_with(&rsa, &clock, 9).sign(b"message").await.unwrap();
+    let verify = |trusted: TrustedKey| {
+        SurrogateVerifier::new([trusted]).verify_at(
+            at(T0 + 10),
+            signed.certificate(),
+            "session",
+            b"message",
+            signed.signature().as_bytes(),
+        )
+    };
+    let pss = TrustedKey::with_algorithms(rsa.public_key().clone(), [Algorithm::PS256]).unwrap();
+    assert_eq!(pss.algorithms(), [Algorithm::PS256]);
+    refused(verify(pss), ErrorKind::InvalidToken, "trusted managed key");
+    let both = [Algorithm::PS256, Algorithm::RS256];
+    verify(TrustedKey::with_algorithms(rsa.public_key().clone(), both).unwrap()).unwrap();
     // A set of trusted keys: the stranger and the real one.
     SurrogateVerifier::new([
         TrustedKey::new(stranger.public_key().clone()),

@@ -49,15 +49,34 @@ impl TrustedKey {
         self
     }
 
-    /// The algorithms accepted for this key (default: the key type's default one). Algorithms
-    /// that do not fit the key are dropped.
-    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        let key_type = self.public.key_type();
-        self.algorithms = algorithms
-            .into_iter()
-            .filter(|a| key_type.supports(*a))
-            .collect();
-        self
+    /// Trusts `public` for `algorithms` instead of its key type's default one (an RSA key may
+    /// sign with RS256 to RS512 and PS256 to PS512), named by its RFC 7638 JWK thumbprint.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Algorithm`] for an algorithm that does not fit the key, or none at all.
+    pub fn with_algorithms(
+        public: PublicKey,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Result<Self> {
+        let key_type = public.key_type();
+        let algorithms: Vec<Algorithm> = algorithms.into_iter().collect();
+        if algorithms.is_empty() {
+            return Err(Error::algorithm(format!(
+                "no algorithm is trusted for the {key_type} key"
+            )));
+        }
+        for algorithm in &algorithms {
+            algorithm.check_key_type(key_type)?;
+        }
+        Ok(TrustedKey {
+            algorithms,
+            ..Self::new(public)
+        })
+    }
+
+    /// The algorithms accepted for this key.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
     }
 
     /// The public key.
