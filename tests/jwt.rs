@@ -828,8 +828,8 @@ mod entra {
 
 /// A verifier for session tokens of `signer`'s key that takes every algorithm of its family.
 fn session_verifier(signer: &Arc<dyn RemoteSigner>, purpose: &str) -> SessionVerifier {
-    let key =
-        TrustedKey::from_signer(&**signer).algorithms(signer.key_type().algorithms().to_vec());
+    let every = signer.key_type().algorithms().iter().copied();
+    let key = TrustedKey::with_algorithms(signer.public_key().clone(), every).unwrap();
     SessionVerifier::new([key], purpose)
 }
 
