@@ -46,23 +46,21 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod apps;
 pub mod backend;
-pub mod clock;
-pub mod cookie;
-mod error;
-pub mod file;
-mod jws;
-pub mod jwt;
-pub mod key;
-pub mod keyref;
-pub mod renewal;
-mod signer;
-pub mod snowflake;
+mod foundation;
+mod shared;
+
 #[cfg(feature = "ssh-agent")]
-pub mod ssh;
-pub mod surrogate;
+pub use apps::ssh;
 #[cfg(feature = "x509")]
-pub mod x509;
+pub use apps::x509;
+pub use apps::{cookie, jwt, snowflake};
+pub use foundation::{key, keyref};
+pub use shared::{clock, file, renewal, surrogate};
+
+use foundation::{error, signer};
+use shared::jws;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, Jwk, KeyType, PublicKey, Signature};

@@ -16,6 +16,9 @@ use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::signer::RemoteSigner;
 
+/// Where this module logs: the module's public path, whatever the source layout.
+const LOG_TARGET: &str = "remote_signer::ssh::agent";
+
 /// The default cap on one message (OpenSSH's agent uses the same).
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 256 * 1024;
 
@@ -218,6 +221,7 @@ impl AgentBuilder {
         }
         if self.sign_any_data {
             log::warn!(
+                target: LOG_TARGET,
                 "the agent signs any data it is sent, not only SSH logins and SSHSIG blobs: \
                  every process that reaches its socket can forge other protocols' credentials \
                  with these keys"
@@ -280,13 +284,14 @@ impl Agent {
             }) => self.sign(key_blob, data, flags).await,
             Ok(Request::Unsupported(kind)) => {
                 log::debug!(
+                    target: LOG_TARGET,
                     "refused agent message {} ({kind}): this agent only lists and signs",
                     protocol::message_name(kind)
                 );
                 protocol::failure()
             }
             Err(why) => {
-                log::debug!("refused malformed agent message: {why}");
+                log::debug!(target: LOG_TARGET, "refused malformed agent message: {why}");
                 protocol::failure()
             }
         }
@@ -329,9 +334,14 @@ impl Agent {
                 Ok(signature) => protocol::sign_response(&signature),
                 Err(e) => {
                     if e.kind() == ErrorKind::Algorithm {
-                        log::info!("refused sign request for {}: {e}", key.signer().key_id());
+                        log::info!(
+                            target: LOG_TARGET,
+                            "refused sign request for {}: {e}",
+                            key.signer().key_id(),
+                        );
                     } else {
                         log::error!(
+                            target: LOG_TARGET,
                             "managed key {} failed to sign: {}",
                             key.signer().key_id(),
                             with_causes(&e)
@@ -351,13 +361,17 @@ impl Agent {
                 return match minted.sign(data) {
                     Ok(signature) => protocol::sign_response(&signature),
                     Err(e) => {
-                        log::error!("surrogate of CA {} failed: {e}", certified.ca().key_id());
+                        log::error!(
+                            target: LOG_TARGET,
+                            "surrogate of CA {} failed: {e}",
+                            certified.ca().key_id(),
+                        );
                         protocol::failure()
                     }
                 };
             }
         }
-        log::debug!("sign request for a key this agent does not hold");
+        log::debug!(target: LOG_TARGET, "sign request for a key this agent does not hold");
         protocol::failure()
     }
 
@@ -366,12 +380,12 @@ impl Agent {
     fn may_sign(&self, data: &[u8], key_blob: &[u8], key_id: &crate::KeyId) -> bool {
         match signed_data::check(data, key_blob) {
             Ok(kind) => {
-                log::debug!("signing {kind} with {key_id}");
+                log::debug!(target: LOG_TARGET, "signing {kind} with {key_id}");
                 true
             }
             Err(_) if self.inner.sign_any_data => true,
             Err(reason) => {
-                log::warn!("refused to sign with {key_id}: {reason}");
+                log::warn!(target: LOG_TARGET, "refused to sign with {key_id}: {reason}");
                 false
             }
         }
@@ -439,7 +453,7 @@ impl Agent {
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Ok(Err(e)) => return Err(io(e)),
                 Ok(Ok(None)) => {
-                    log::debug!("refused oversized agent message");
+                    log::debug!(target: LOG_TARGET, "refused oversized agent message");
                     protocol::failure()
                 }
                 Ok(Ok(Some(()))) => self.respond(&message).await,
@@ -496,7 +510,7 @@ impl Agent {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Usually out of file descriptors: wait for some to be released.
-                    log::warn!("agent cannot accept a connection: {e}");
+                    log::warn!(target: LOG_TARGET, "agent cannot accept a connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -504,11 +518,16 @@ impl Agent {
             match stream.peer_cred() {
                 Ok(peer) if peer.uid() == own_uid || peer.uid() == 0 => {}
                 Ok(peer) => {
-                    log::warn!("refused agent connection from uid {}", peer.uid());
+                    log::warn!(
+                        target: LOG_TARGET,
+                        "refused agent connection from uid {}",
+                        peer.uid(),
+                    );
                     continue;
                 }
                 Err(e) => {
                     log::warn!(
+                        target: LOG_TARGET,
                         "refused agent connection: the peer's credentials cannot be read ({})",
                         e.kind()
                     );
@@ -531,7 +550,7 @@ impl Agent {
             let handle = background.spawn(async move {
                 let _forget = forget;
                 if let Err(e) = agent.serve_tracked(stream, &served).await {
-                    log::debug!("{e}");
+                    log::debug!(target: LOG_TARGET, "{e}");
                 }
             });
             open.by_id.insert(id, (handle, activity));
@@ -598,6 +617,7 @@ impl Connections {
                 handle.abort();
             }
             log::info!(
+                target: LOG_TARGET,
                 "{cap} agent connections are open: closed the one idle longest ({} s) to admit a new one",
                 idle.as_secs()
             );

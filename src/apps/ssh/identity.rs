@@ -14,6 +14,9 @@ use crate::key::{Algorithm, KeyType};
 use crate::renewal::{Credential, Issuer, Rotation, RotationOptions};
 use crate::signer::RemoteSigner;
 
+/// Where this module logs: the module's public path, whatever the source layout.
+const LOG_TARGET: &str = "remote_signer::ssh::identity";
+
 /// The background renewer looks at least this often, so a changed clock is noticed...
 const RENEWER_MAX_SLEEP: Duration = Duration::from_secs(30);
 /// ... and at most this often, whatever the clock says.
@@ -145,6 +148,7 @@ impl Issuer for CertificateIssuer {
                 let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
                 recent[1] = recent[0].replace(Arc::clone(&minted));
                 log::info!(
+                    target: LOG_TARGET,
                     "minted certificate serial {serial} for {} from the CA with JWK thumbprint {}",
                     self.options.principals.join(","),
                     // Its thumbprint, not its key id: a key id names where the key is kept.
@@ -157,6 +161,7 @@ impl Issuer for CertificateIssuer {
             }
             Err(e) => {
                 log::error!(
+                    target: LOG_TARGET,
                     "cannot renew the certificate from CA {}: {}",
                     self.ca.key_id(),
                     super::with_causes(&e)
