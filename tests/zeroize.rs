@@ -45,16 +45,19 @@ fn assert_leaves_nothing(
     if file.starts_with(b"-----") && pem_rfc7468::decode_vec(&file).is_ok() {
         text.extend(secret_text(&file, secrets));
     }
-    let text = needles(text.iter().map(Vec::as_slice));
     // Big-endian as in DER, and little-endian as big integers hold them in memory.
     let reversed: Vec<Vec<u8>> = secrets
         .iter()
         .map(|s| s.iter().rev().copied().collect())
         .collect();
-    let all: graveyard::Needles = needles(secrets.iter().chain(&reversed).map(Vec::as_slice))
-        .union(&text)
-        .copied()
-        .collect();
+    let all = needles(
+        secrets
+            .iter()
+            .chain(&reversed)
+            .chain(&text)
+            .map(Vec::as_slice),
+    );
+    let text = needles(text.iter().map(Vec::as_slice));
 
     let (opened, freed) = freed_while(Some(&all), || {
         match LocalKeyOptions::new().passphrase(passphrase).open(path) {
@@ -616,10 +619,8 @@ fn a_private_key_read_for_its_public_half_leaves_nothing_behind() {
         let der = fx.generate(&pem, args);
         let secrets = secret_fields(&der);
         let file = fs::read(fx.path(&pem)).unwrap();
-        let mut all = needles(secrets.iter().map(Vec::as_slice));
-        all.extend(needles(
-            secret_text(&file, &secrets).iter().map(Vec::as_slice),
-        ));
+        let text = secret_text(&file, &secrets);
+        let all = needles(secrets.iter().chain(&text).map(Vec::as_slice));
         let (public, freed) = freed_while(Some(&all), || {
             LocalKeyOptions::new().public_key(fx.path(&pem)).unwrap()
         });
