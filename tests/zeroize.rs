@@ -45,16 +45,19 @@ fn assert_leaves_nothing(
     if file.starts_with(b"-----") && pem_rfc7468::decode_vec(&file).is_ok() {
         text.extend(secret_text(&file, secrets));
     }
-    let text = needles(text.iter().map(Vec::as_slice));
     // Big-endian as in DER, and little-endian as big integers hold them in memory.
     let reversed: Vec<Vec<u8>> = secrets
         .iter()
         .map(|s| s.iter().rev().copied().collect())
         .collect();
-    let all: graveyard::Needles = needles(secrets.iter().chain(&reversed).map(Vec::as_slice))
-        .union(&text)
-        .copied()
-        .collect();
+    let all = needles(
+        secrets
+            .iter()
+            .chain(&reversed)
+            .chain(&text)
+            .map(Vec::as_slice),
+    );
+    let text = needles(text.iter().map(Vec::as_slice));
 
     let (opened, freed) = freed_while(Some(&all), || {
         match LocalKeyOptions::new().passphrase(passphrase).open(path) {
@@ -522,10 +525,21 @@ fn a_key_opened_through_a_keyref_in_a_task_leaves_nothing_behind() {
 
 /// OpenSSH private keys (`ssh-keygen`'s format), plain and encrypted, and a wrong passphrase:
 /// nothing of the key or the passphrase is left in freed memory. The secret numbers come from
-/// the file itself, parsed before the check is armed.
+/// the plain file itself, parsed before the check is armed; the encrypted file is the same key
+/// encrypted by `ssh-keygen -p` (one key generation, and no bcrypt decryption, per type).
 #[test]
 fn openssh_key_files_leave_nothing_behind() {
     use ssh_key::private::{EcdsaKeypair, KeypairData};
+    let ssh_keygen = |args: &[&str], path: &Path| {
+        let status = std::process::Command::new("ssh-keygen")
+            .args(args)
+            .arg("-f")
+            .arg(path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "ssh-keygen {args:?}");
+    };
     let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fx = Fixture::new();
     let cases: [(&str, &[&str], Algorithm); 4] = [
@@ -535,40 +549,42 @@ fn openssh_key_files_leave_nothing_behind() {
         ("ed25519", &["-t", "ed25519"], Algorithm::EdDSA),
     ];
     for (name, args, algorithm) in cases {
-        for passphrase in ["", PASSPHRASE] {
-            let path = fx.path(&format!("id_{name}_{}", passphrase.len()));
-            let status = std::process::Command::new("ssh-keygen")
-                .args(args)
-                .args(["-q", "-N", passphrase, "-C", "", "-f"])
-                .arg(&path)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let pem = fs::read_to_string(&path).unwrap();
-            let mut key = ssh_key::PrivateKey::from_openssh(&pem).unwrap();
-            if key.is_encrypted() {
-                key = key.decrypt(passphrase).unwrap();
+        let plain = fx.path(&format!("id_{name}"));
+        ssh_keygen(&[args, &["-q", "-N", "", "-C", ""]].concat(), &plain);
+        let encrypted = fx.path(&format!("id_{name}_encrypted"));
+        fs::copy(&plain, &encrypted).unwrap();
+        ssh_keygen(&["-q", "-p", "-P", "", "-N", PASSPHRASE], &encrypted);
+
+        let key = ssh_key::PrivateKey::from_openssh(fs::read_to_string(&plain).unwrap()).unwrap();
+        let locked =
+            ssh_key::PrivateKey::from_openssh(fs::read_to_string(&encrypted).unwrap()).unwrap();
+        assert!(!key.is_encrypted() && locked.is_encrypted());
+        assert_eq!(
+            locked.public_key(),
+            key.public_key(),
+            "{name}: the same key"
+        );
+        let secrets: Vec<Vec<u8>> = match key.key_data() {
+            KeypairData::Rsa(pair) => [
+                &pair.private.d,
+                &pair.private.p,
+                &pair.private.q,
+                &pair.private.iqmp,
+            ]
+            .iter()
+            .map(|m| m.as_positive_bytes().unwrap().to_vec())
+            .collect(),
+            KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {
+                vec![private.as_slice().to_vec()]
             }
-            let secrets: Vec<Vec<u8>> = match key.key_data() {
-                KeypairData::Rsa(pair) => [
-                    &pair.private.d,
-                    &pair.private.p,
-                    &pair.private.q,
-                    &pair.private.iqmp,
-                ]
-                .iter()
-                .map(|m| m.as_positive_bytes().unwrap().to_vec())
-                .collect(),
-                KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {
-                    vec![private.as_slice().to_vec()]
-                }
-                KeypairData::Ecdsa(EcdsaKeypair::NistP384 { private, .. }) => {
-                    vec![private.as_slice().to_vec()]
-                }
-                KeypairData::Ed25519(pair) => vec![pair.private.to_bytes().to_vec()],
-                _ => unreachable!(),
-            };
-            drop(key);
+            KeypairData::Ecdsa(EcdsaKeypair::NistP384 { private, .. }) => {
+                vec![private.as_slice().to_vec()]
+            }
+            KeypairData::Ed25519(pair) => vec![pair.private.to_bytes().to_vec()],
+            _ => unreachable!(),
+        };
+        drop(key);
+        for (path, passphrase) in [(&plain, ""), (&encrypted, PASSPHRASE)] {
             let label = format!("OpenSSH {name}, passphrase {:?}", !passphrase.is_empty());
             let given = if passphrase.is_empty() {
                 "unused"
@@ -577,7 +593,7 @@ fn openssh_key_files_leave_nothing_behind() {
             };
             assert!(assert_leaves_nothing(
                 &label,
-                &path,
+                path,
                 given,
                 algorithm,
                 &secrets,
@@ -587,7 +603,7 @@ fn openssh_key_files_leave_nothing_behind() {
                 let wrong = format!("{PASSPHRASE} but wrong");
                 assert!(!assert_leaves_nothing(
                     &format!("{label}, wrong passphrase"),
-                    &path,
+                    path,
                     &wrong,
                     algorithm,
                     &secrets,
@@ -616,10 +632,8 @@ fn a_private_key_read_for_its_public_half_leaves_nothing_behind() {
         let der = fx.generate(&pem, args);
         let secrets = secret_fields(&der);
         let file = fs::read(fx.path(&pem)).unwrap();
-        let mut all = needles(secrets.iter().map(Vec::as_slice));
-        all.extend(needles(
-            secret_text(&file, &secrets).iter().map(Vec::as_slice),
-        ));
+        let text = secret_text(&file, &secrets);
+        let all = needles(secrets.iter().chain(&text).map(Vec::as_slice));
         let (public, freed) = freed_while(Some(&all), || {
             LocalKeyOptions::new().public_key(fx.path(&pem)).unwrap()
         });

@@ -9,11 +9,16 @@
 //!
 //! Key fixtures are made by `openssl`, and their secret fields are taken from openssl's own
 //! DER output, so the needles do not depend on this crate's parsing.
+//!
+//! The search is an Aho-Corasick automaton over every needle: built optimised as a dependency,
+//! it scans a freed block in one pass where hashing each window in unoptimised test code took
+//! seconds per RSA case, and it does not allocate, so it can run inside `dealloc` (checked:
+//! an allocation made while it runs fails the case).
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::UnsafeCell;
-use std::collections::HashSet;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,7 +30,11 @@ const ARENA_BYTES: usize = 64 << 20;
 /// A needle: this many secret bytes (or encoded characters) in a row.
 pub const WINDOW: usize = 16;
 
-pub type Needles = HashSet<[u8; WINDOW]>;
+/// Every `WINDOW`-long run of some secrets (made by [`needles`]), ready to be searched for.
+#[derive(Clone, Debug)]
+pub struct Needles {
+    searcher: aho_corasick::AhoCorasick,
+}
 
 struct Arena(UnsafeCell<[u8; ARENA_BYTES]>);
 // SAFETY: writers reserve disjoint ranges with `USED.fetch_add`; the arena is read only while
@@ -38,6 +47,12 @@ static OVERFLOWED: AtomicBool = AtomicBool::new(false);
 static ARMED: AtomicBool = AtomicBool::new(false);
 static WATCH: AtomicPtr<Needles> = AtomicPtr::new(std::ptr::null_mut());
 static LEAKS: Mutex<Vec<Leak>> = Mutex::new(Vec::new());
+/// Allocations made by the search inside `dealloc`; there must be none.
+static SEARCH_ALLOCATED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static SEARCHING: Cell<bool> = const { Cell::new(false) };
+}
 
 /// One case at a time: the graveyard is global.
 pub static SERIAL: Mutex<()> = Mutex::new(());
@@ -69,10 +84,13 @@ unsafe impl GlobalAlloc for Graveyard {
         // Zeroed, so a block's unused capacity never carries stale bytes of an earlier block
         // into the search: whatever is found in a freed block was written there while it
         // was allocated, by the code that freed it.
-        System.alloc_zeroed(layout)
+        self.alloc_zeroed(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if SEARCHING.get() {
+            SEARCH_ALLOCATED.store(true, Ordering::SeqCst);
+        }
         System.alloc_zeroed(layout)
     }
 
@@ -80,8 +98,7 @@ unsafe impl GlobalAlloc for Graveyard {
         if ARMED.load(Ordering::SeqCst) {
             let size = layout.size();
             let watch = WATCH.load(Ordering::SeqCst);
-            if !watch.is_null() && !found(std::slice::from_raw_parts(ptr, size), &*watch).is_empty()
-            {
+            if !watch.is_null() && held_in(std::slice::from_raw_parts(ptr, size), &*watch) {
                 // Disarmed while the attribution allocates.
                 ARMED.store(false, Ordering::SeqCst);
                 let leak = Leak {
@@ -100,6 +117,14 @@ unsafe impl GlobalAlloc for Graveyard {
         }
         System.dealloc(ptr, layout)
     }
+}
+
+/// Whether `block` holds a needle, searched without allocating.
+fn held_in(block: &[u8], watch: &Needles) -> bool {
+    SEARCHING.set(true);
+    let held = watch.searcher.is_match(block);
+    SEARCHING.set(false);
+    held
 }
 
 /// The function names on the stack above the allocator, skipping the standard library.
@@ -138,22 +163,33 @@ pub struct Freed {
 
 /// Runs `f` with the graveyard armed.
 pub fn freed_while<T>(watch: Option<&Needles>, f: impl FnOnce() -> T) -> (T, Freed) {
-    let watch = watch.map(|w| Box::into_raw(Box::new(w.clone())));
+    /// Disarms on the way out, a panic in `f` included: `WATCH` borrows from the caller.
+    struct Armed;
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            ARMED.store(false, Ordering::SeqCst);
+            WATCH.store(std::ptr::null_mut(), Ordering::SeqCst);
+        }
+    }
     LEAKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     USED.store(0, Ordering::SeqCst);
     OVERFLOWED.store(false, Ordering::SeqCst);
-    WATCH.store(watch.unwrap_or(std::ptr::null_mut()), Ordering::SeqCst);
+    SEARCH_ALLOCATED.store(false, Ordering::SeqCst);
+    let watch = watch.map_or(std::ptr::null_mut(), |w| {
+        w as *const Needles as *mut Needles
+    });
+    WATCH.store(watch, Ordering::SeqCst);
+    let armed = Armed;
     ARMED.store(true, Ordering::SeqCst);
     let value = f();
-    ARMED.store(false, Ordering::SeqCst);
-    WATCH.store(std::ptr::null_mut(), Ordering::SeqCst);
-    if let Some(watch) = watch {
-        // SAFETY: made by `Box::into_raw` above; disarmed, so `dealloc` no longer reads it.
-        drop(unsafe { Box::from_raw(watch) });
-    }
+    drop(armed);
     assert!(
         !OVERFLOWED.load(Ordering::SeqCst),
         "graveyard arena too small"
+    );
+    assert!(
+        !SEARCH_ALLOCATED.load(Ordering::SeqCst),
+        "the search in dealloc allocated"
     );
     let used = USED.load(Ordering::SeqCst);
     // SAFETY: disarmed, so nothing writes to the arena any more; `used` bytes were written.
@@ -164,22 +200,22 @@ pub fn freed_while<T>(watch: Option<&Needles>, f: impl FnOnce() -> T) -> (T, Fre
 
 /// Every `WINDOW`-long run of each secret.
 pub fn needles<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Needles {
-    let mut set = HashSet::new();
-    for secret in secrets {
-        for window in secret.windows(WINDOW) {
-            set.insert(window.try_into().unwrap());
-        }
+    let windows: BTreeSet<&[u8]> = secrets
+        .into_iter()
+        .flat_map(|secret| secret.windows(WINDOW))
+        .collect();
+    Needles {
+        searcher: aho_corasick::AhoCorasick::new(windows).unwrap(),
     }
-    set
 }
 
 /// Where in `haystack` any needle occurs.
 pub fn found(haystack: &[u8], needles: &Needles) -> Vec<usize> {
-    haystack
-        .windows(WINDOW)
-        .enumerate()
-        .filter(|(_, w)| needles.contains(<&[u8; WINDOW]>::try_from(*w).unwrap()))
-        .map(|(at, _)| at)
+    // Overlapping, so every window that is a needle counts, as when each one was looked up.
+    needles
+        .searcher
+        .find_overlapping_iter(haystack)
+        .map(|m| m.start())
         .collect()
 }
 
