@@ -240,9 +240,24 @@ fn report() {
         "  baseline, bare Ed25519 verify (nothing shared): 1 thread {one:.0}/s, 8 threads {eight:.0}/s, {:.2} times",
         eight / one
     );
-    let one = throughput(&s, 1, repeat_verify, 200_000);
-    let eight = throughput(&s, 8, repeat_verify, 200_000);
-    println!("  repeat verify, one shared verifier: 1 thread {one:.0}/s, 8 threads {eight:.0}/s");
+    // Interleaved rounds, median of each: one slow round (another process taking a core)
+    // does not decide the ratio.
+    let (mut ones, mut eights): (Vec<f64>, Vec<f64>) = (0..5)
+        .map(|_| {
+            (
+                throughput(&s, 1, repeat_verify, 200_000),
+                throughput(&s, 8, repeat_verify, 200_000),
+            )
+        })
+        .unzip();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (one, eight) = (median(&mut ones), median(&mut eights));
+    println!(
+        "  repeat verify, one shared verifier (median of 5 rounds): 1 thread {one:.0}/s, 8 threads {eight:.0}/s"
+    );
     println!(
         "repeat verify, 8 threads vs 1: {:.2} times the throughput (target >= 1.6)",
         eight / one
