@@ -855,19 +855,27 @@ fn without_a_managed_identity_the_cli_uses_the_az_login() {
             cmd.env("AZ_FAIL", secret);
         }
         let started = Instant::now();
-        let out = cmd
+        let child = cmd
             .args([
                 "public-key",
                 "--key",
                 &url,
                 "--no-verify-challenge-resource",
             ])
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        (out, started.elapsed())
+        move || {
+            let out = child.wait_with_output().unwrap();
+            (out, started.elapsed())
+        }
     };
 
-    let (out, elapsed) = run(None);
+    // Signed in and signed out side by side: each waits out the managed-identity probe.
+    let sentinel = "az-stderr-sentinel-7f3a";
+    let (signed_in, signed_out) = (run(None), run(Some(sentinel)));
+    let (out, elapsed) = signed_in();
     assert!(
         out.status.success(),
         "{}",
@@ -892,8 +900,7 @@ fn without_a_managed_identity_the_cli_uses_the_az_login() {
     assert_eq!(emu.count("token"), 0);
     assert!(emu.served().iter().any(|s| s.authorized && s.status == 200));
 
-    let sentinel = "az-stderr-sentinel-7f3a";
-    let (out, _) = run(Some(sentinel));
+    let (out, _) = signed_out();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
