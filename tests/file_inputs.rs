@@ -192,9 +192,9 @@ const FLAGS: [&str; 5] = [
     "--in",
 ];
 
-/// A FIFO that nobody writes to (waited for 10 s, then refused), `/dev/zero`, a directory and
-/// a missing file: each refused with the reason, for every file input. The inputs run in
-/// parallel, so the FIFO waits overlap.
+/// A FIFO that nobody writes to (waited for `--pipe-wait`, then refused), `/dev/zero`, a
+/// directory and a missing file: each refused with the reason, for every file input. The
+/// inputs run in parallel, so the FIFO waits overlap.
 #[test]
 fn every_file_input_refuses_fifos_without_writers_devices_and_directories() {
     let setup = Setup::new();
@@ -205,14 +205,23 @@ fn every_file_input_refuses_fifos_without_writers_devices_and_directories() {
     std::thread::scope(|scope| {
         for flag in FLAGS {
             for (input, needle) in [
-                (fifo, "nothing arrived within 10 s"),
+                (fifo, "nothing arrived within 2 s"),
                 ("/dev/zero", "it is a device"),
                 (dir, "it is a directory"),
                 (missing, "no such file"),
             ] {
-                let args = setup.args(flag, input);
+                let mut args = setup.args(flag, input);
+                // The wait, not its length, is what is checked; the 10 s default is below.
+                args.extend(["--pipe-wait", "2"]);
                 scope.spawn(move || {
+                    let started = std::time::Instant::now();
                     let out = cli(&args);
+                    if input == fifo {
+                        assert!(
+                            started.elapsed() >= std::time::Duration::from_secs(2),
+                            "{flag}: waited for the writer"
+                        );
+                    }
                     let err = one_line_failure(&out, needle);
                     assert_eq!(
                         err.matches(input).count(),
@@ -223,6 +232,25 @@ fn every_file_input_refuses_fifos_without_writers_devices_and_directories() {
             }
         }
     });
+}
+
+/// The pipe wait is 10 s unless `--pipe-wait` says otherwise, in the library and the CLI.
+#[test]
+fn a_pipe_is_waited_for_ten_seconds_by_default() {
+    assert_eq!(
+        remote_signer::file::DEFAULT_WAIT,
+        std::time::Duration::from_secs(10)
+    );
+    let help = String::from_utf8(cli(&["--help"]).stdout).unwrap();
+    let line = help
+        .lines()
+        .find(|l| l.contains("--pipe-wait <SECONDS>"))
+        .unwrap_or_else(|| panic!("no --pipe-wait in {help}"));
+    assert!(line.ends_with("[default: 10]"), "{line}");
+    for bad in ["0", "3601", "x"] {
+        let out = cli(&["fingerprint", "--key", "k.pem", "--pipe-wait", bad]);
+        assert_eq!(out.status.code(), Some(2), "--pipe-wait {bad}");
+    }
 }
 
 /// A pipe with a writer works for every file input, as `<(pass show key)` does; a private key

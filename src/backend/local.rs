@@ -33,6 +33,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pkcs8::DecodePrivateKey;
@@ -74,10 +75,20 @@ const OID_P384: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1
 /// let signer = LocalKeyOptions::new().passphrase_from_env().open("key.p8")?;
 /// # Ok(()) }
 /// ```
-#[derive(Default)]
 pub struct LocalKeyOptions {
     passphrase: Option<Zeroizing<Vec<u8>>>,
     allow_readable: bool,
+    pipe_wait: Duration,
+}
+
+impl Default for LocalKeyOptions {
+    fn default() -> Self {
+        LocalKeyOptions {
+            passphrase: None,
+            allow_readable: false,
+            pipe_wait: crate::file::DEFAULT_WAIT,
+        }
+    }
 }
 
 impl fmt::Debug for LocalKeyOptions {
@@ -88,14 +99,25 @@ impl fmt::Debug for LocalKeyOptions {
                 &self.passphrase.as_ref().map(|_| "<redacted>"),
             )
             .field("allow_readable", &self.allow_readable)
+            .field("pipe_wait", &self.pipe_wait)
             .finish()
     }
 }
 
 impl LocalKeyOptions {
-    /// No passphrase; files readable by group or others are refused.
+    /// No passphrase; files readable by group or others are refused; a pipe is waited for
+    /// 10 s.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How long a key or passphrase file that is a pipe (`<(pass show key)`) may take to
+    /// deliver in all (default 10 s, [`file::DEFAULT_WAIT`](crate::file::DEFAULT_WAIT)): longer
+    /// for a password manager that asks for its own passphrase first. Set it before
+    /// [`passphrase_file`](Self::passphrase_file), which reads at once.
+    pub fn pipe_wait(mut self, wait: Duration) -> Self {
+        self.pipe_wait = wait;
+        self
     }
 
     /// The passphrase of an encrypted key. Kept zeroized.
@@ -119,13 +141,16 @@ impl LocalKeyOptions {
 
     /// Reads the passphrase from the first line of a file (a trailing newline is dropped). The
     /// file is read as [`SmallFile`] reads it: at most 64 KiB, a pipe (`<(pass show key)`)
-    /// waited for at most 10 s, devices and directories refused.
+    /// waited for at most [`pipe_wait`](Self::pipe_wait), devices and directories refused.
     ///
     /// # Errors
     /// [`ErrorKind::Io`] naming the file and why it cannot be read ([`ErrorKind::Timeout`] for a
     /// pipe that stays silent).
     pub fn passphrase_file(self, path: impl AsRef<Path>) -> Result<Self> {
-        let bytes = SmallFile::new("passphrase file").read(path)?.into_bytes();
+        let bytes = SmallFile::new("passphrase file")
+            .wait(self.pipe_wait)
+            .read(path)?
+            .into_bytes();
         let end = bytes
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
@@ -144,6 +169,7 @@ impl LocalKeyOptions {
         let path = path.as_ref();
         let file = SmallFile::new("key file")
             .kind(ErrorKind::KeyFile)
+            .wait(self.pipe_wait)
             .read(path)?;
         if !looks_private(file.bytes()) {
             return PublicKey::from_any(file.bytes()).map_err(|e| about_file(e, path));
@@ -169,7 +195,7 @@ impl LocalKeyOptions {
     /// passphrase; [`ErrorKind::UnsupportedKey`] for other key types or sizes.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<LocalSigner> {
         let path = path.as_ref();
-        let bytes = read_key_file(path, self.allow_readable)?;
+        let bytes = read_key_file(path, self.allow_readable, self.pipe_wait)?;
         let secret = parse_private_key(&bytes, self.passphrase.as_deref().map(|p| &p[..]))
             .map_err(|e| about_file(e, path))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -182,9 +208,14 @@ impl LocalKeyOptions {
 
 /// Reads a key file once, bounded and without blocking ([`SmallFile`]), and refuses it if group
 /// or others may read it (unless allowed).
-pub(crate) fn read_key_file(path: &Path, allow_readable: bool) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_key_file(
+    path: &Path,
+    allow_readable: bool,
+    pipe_wait: Duration,
+) -> Result<Zeroizing<Vec<u8>>> {
     let file = SmallFile::new("key file")
         .kind(ErrorKind::KeyFile)
+        .wait(pipe_wait)
         .read(path)?;
     check_private_mode(path, &file, allow_readable)?;
     let bytes = file.into_bytes();

@@ -497,7 +497,7 @@ impl Pkcs11SignerBuilder {
 fn pin_from(uri: &Pkcs11Uri) -> Result<Option<AuthPin>> {
     if let Some(path) = uri.pin_source() {
         // The same checks as key files: private, regular, small, not empty.
-        let bytes = crate::backend::local::read_key_file(path, false)
+        let bytes = crate::backend::local::read_key_file(path, false, crate::file::DEFAULT_WAIT)
             .map_err(|e| e.prefixed("PIN file (pin-source)"))?;
         let end = bytes
             .iter()

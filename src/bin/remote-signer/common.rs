@@ -57,6 +57,21 @@ fn with_cli_hint(e: remote_signer::Error, passphrase_given: bool) -> anyhow::Err
     }
 }
 
+/// How long a file input that is a pipe may take (`--pipe-wait`), set once from the command
+/// line before any input is read.
+static PIPE_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+pub fn set_pipe_wait(wait: std::time::Duration) {
+    let _ = PIPE_WAIT.set(wait);
+}
+
+fn pipe_wait() -> std::time::Duration {
+    PIPE_WAIT
+        .get()
+        .copied()
+        .unwrap_or(remote_signer::file::DEFAULT_WAIT)
+}
+
 /// Where "now" comes from, for the subcommands that make a token. Every such subcommand
 /// flattens this.
 #[derive(Args, Debug, Clone)]
@@ -109,8 +124,9 @@ impl KeyArgs {
     }
 
     fn local_options(&self) -> anyhow::Result<LocalKeyOptions> {
-        let mut local =
-            LocalKeyOptions::new().dangerous_allow_readable_file(self.allow_readable_key_file);
+        let mut local = LocalKeyOptions::new()
+            .pipe_wait(pipe_wait())
+            .dangerous_allow_readable_file(self.allow_readable_key_file);
         if let Some(passphrase) = env_passphrase() {
             local = local.passphrase(passphrase);
         }
@@ -171,6 +187,7 @@ pub fn read_input(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
         Some(path) => {
             let read = SmallFile::new("input file")
                 .max_bytes(MAX_INPUT as usize)
+                .wait(pipe_wait())
                 .read(path)?;
             bytes.extend_from_slice(read.bytes());
         }

@@ -30,6 +30,12 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// How long a file input that is a pipe (`--key <(pass show key)`) may take to deliver,
+    /// in seconds: longer for a password manager that first asks for its own passphrase
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pipe_wait: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
     common::take_env_passphrase();
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    common::set_pipe_wait(std::time::Duration::from_secs(cli.pipe_wait));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
