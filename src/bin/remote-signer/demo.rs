@@ -66,8 +66,8 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
          `remote-signer public-key --key key.pem --format openssh`"
     );
     crate::say!(
-        "  - a Key Vault key: `cargo run --example keyvault_emulator --features azure` prints the \
-         environment and key URLs to use as --key"
+        "  - a Key Vault key: `cargo run -p keyvault-emulator` prints the environment and key \
+         URLs to use as --key"
     );
     Ok(Outcome::Done)
 }
