@@ -6,24 +6,22 @@
 //! KEYREF, so the same checks run against the vectors' key held elsewhere (a Key Vault).
 
 mod support;
+use support::faulty::{FaultySigner, Mode};
 use support::public_only::{k256_public, PublicOnly};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::snowflake::{
     alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens, Token, KEYPAIR_JWT, TOKEN_TYPE_HEADER,
 };
-use remote_signer::{
-    Algorithm, Error, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner, Signature,
-};
+use remote_signer::{Algorithm, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner};
 use serde::Deserialize;
 use support::snowflake_sql_api::{fixed_clock, system_clock, FakeSnowflake, Registration};
 
@@ -408,61 +406,11 @@ fn tokens_and_auth_do_not_show_secrets_in_debug() {
     assert_eq!(TOKEN_TYPE_HEADER, "X-Snowflake-Authorization-Token-Type");
 }
 
-/// Counts signatures and how many run at once; each signature takes a little while so that
-/// concurrent callers really overlap.
-#[derive(Debug)]
-struct CountingSigner {
-    inner: Arc<dyn RemoteSigner>,
-    signs: AtomicU64,
-    in_flight: AtomicU64,
-    max_in_flight: AtomicU64,
-    failing: AtomicBool,
-    /// Signing waits while a test holds this.
-    hold: tokio::sync::Mutex<()>,
-}
-
-impl CountingSigner {
-    fn new(inner: Arc<dyn RemoteSigner>) -> Arc<Self> {
-        Arc::new(CountingSigner {
-            inner,
-            signs: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            max_in_flight: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-            hold: tokio::sync::Mutex::new(()),
-        })
-    }
-    fn signs(&self) -> u64 {
-        self.signs.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl RemoteSigner for CountingSigner {
-    fn key_id(&self) -> &KeyId {
-        self.inner.key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        self.inner.public_key()
-    }
-    async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> remote_signer::Result<Signature> {
-        self.signs.fetch_add(1, Ordering::SeqCst);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        // Stand-in for a round trip to the key service.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        drop(self.hold.lock().await);
-        let result = if self.failing.load(Ordering::SeqCst) {
-            Err(Error::with_context(
-                ErrorKind::Unavailable,
-                "key service down (test)",
-            ))
-        } else {
-            self.inner.sign(algorithm, message).await
-        };
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
+/// A signer over `key` that counts its calls and how many run at once; each signature takes
+/// a little while (a stand-in for a round trip to the key service), so that concurrent
+/// callers really overlap.
+fn counting(key: Arc<dyn RemoteSigner>) -> Arc<FaultySigner> {
+    FaultySigner::with_delay(key, Duration::from_millis(5))
 }
 
 fn client_trusting(server: &FakeSnowflake) -> reqwest::Client {
@@ -510,7 +458,7 @@ async fn an_hour_of_sql_api_requests_signs_once_per_token_lifetime() {
     const START: u64 = 1_700_000_000;
 
     let (_dir, key) = vector_signer();
-    let signer = CountingSigner::new(key.clone());
+    let signer = counting(key.clone());
     let clock = Arc::new(AtomicU64::new(START));
     let server = FakeSnowflake::start(
         registration(vec![key.public_key().clone()]),
@@ -563,15 +511,15 @@ async fn an_hour_of_sql_api_requests_signs_once_per_token_lifetime() {
     // A token serves LIFETIME - RENEW_BEFORE seconds, so an hour needs ceil(3600 / 540) = 7.
     let periods = HOUR.div_ceil(LIFETIME - RENEW_BEFORE);
     assert_eq!(periods, 7);
-    assert_eq!(signer.signs(), periods);
+    assert_eq!(signer.calls(), periods);
     assert_eq!(server.distinct_tokens() as u64, periods);
-    assert_eq!(signer.max_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(signer.max_in_flight(), 1);
 }
 
 #[tokio::test]
 async fn the_default_cache_signs_twice_an_hour_and_the_login_method_every_call() {
     let (_dir, key) = vector_signer();
-    let signer = CountingSigner::new(key);
+    let signer = counting(key);
     let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
     let tokens = SqlApiTokens::new(auth.clone());
     let start = 1_700_000_000;
@@ -586,22 +534,22 @@ async fn the_default_cache_signs_twice_an_hour_and_the_login_method_every_call()
         }
         last = Some(token);
     }
-    assert_eq!((signer.signs(), changes), (2, 2));
+    assert_eq!((signer.calls(), changes), (2, 2));
 
-    let before = signer.signs();
+    let before = signer.calls();
     for i in 0..20 {
         let token = auth.login_token_at(at(start + i)).await.unwrap();
         assert_eq!(token.expires_at(), at(start + i + 60));
     }
     // Same time twice: still a fresh signature each call.
     auth.login_token_at(at(start)).await.unwrap();
-    assert_eq!(signer.signs() - before, 21);
+    assert_eq!(signer.calls() - before, 21);
 }
 
 #[tokio::test]
 async fn a_failed_renewal_keeps_the_old_token_until_it_expires_then_recovers() {
     let (_dir, key) = vector_signer();
-    let signer = CountingSigner::new(key);
+    let signer = counting(key);
     let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
     let tokens =
         SqlApiTokens::with_lifetime(auth, Duration::from_secs(600), Duration::from_secs(60))
@@ -609,21 +557,21 @@ async fn a_failed_renewal_keeps_the_old_token_until_it_expires_then_recovers() {
     let start = 1_700_000_000;
     let first = tokens.bearer_token_at(at(start)).await.unwrap();
 
-    signer.failing.store(true, Ordering::SeqCst);
+    signer.set(Mode::Down);
     // Inside the renewal margin: the renewal fails, the old token is still good.
     let t = tokens.bearer_token_at(at(start + 550)).await.unwrap();
     assert_eq!(t.as_str(), first.as_str());
-    assert_eq!(signer.signs(), 2);
+    assert_eq!(signer.calls(), 2);
     // No new attempt within 5 s of a failure.
     let t = tokens.bearer_token_at(at(start + 553)).await.unwrap();
     assert_eq!(t.as_str(), first.as_str());
-    assert_eq!(signer.signs(), 2);
+    assert_eq!(signer.calls(), 2);
     // Expired and still failing: the error says what failed.
     let err = tokens.bearer_token_at(at(start + 600)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.is_transient());
     // The service is back: the next call renews.
-    signer.failing.store(false, Ordering::SeqCst);
+    signer.set(Mode::Working);
     let t = tokens.bearer_token_at(at(start + 610)).await.unwrap();
     assert_ne!(t.as_str(), first.as_str());
     assert_eq!(t.issued_at(), at(start + 610));
@@ -632,7 +580,7 @@ async fn a_failed_renewal_keeps_the_old_token_until_it_expires_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_keep_the_current_token_while_a_renewal_is_in_flight() {
     let (_dir, key) = vector_signer();
-    let signer = CountingSigner::new(key);
+    let signer = counting(key);
     let auth = KeyPairAuth::new(signer.clone(), "myorg-myaccount", "jdoe").unwrap();
     let tokens =
         SqlApiTokens::with_lifetime(auth, Duration::from_secs(600), Duration::from_secs(60))
@@ -641,14 +589,12 @@ async fn callers_keep_the_current_token_while_a_renewal_is_in_flight() {
     let first = tokens.bearer_token_at(at(start)).await.unwrap();
 
     // The key service stalls during the renewal.
-    let stall = signer.hold.lock().await;
+    signer.set(Mode::Stall);
     let renewing = tokio::spawn({
         let tokens = tokens.clone();
         async move { tokens.bearer_token_at(at(start + 550)).await }
     });
-    while signer.signs() < 2 {
-        tokio::task::yield_now().await;
-    }
+    signer.entered().await;
     // Others are not held up: the current token is still valid. (The timeout only turns a
     // regression into a failure instead of a hang.)
     let during = tokio::time::timeout(
@@ -659,12 +605,13 @@ async fn callers_keep_the_current_token_while_a_renewal_is_in_flight() {
     .expect("a caller waited for the renewal although the current token was valid")
     .unwrap();
     assert_eq!(during.as_str(), first.as_str());
-    drop(stall);
+    signer.set(Mode::Working);
+    signer.release();
     let renewed = renewing.await.unwrap().unwrap();
     assert_eq!(renewed.issued_at(), at(start + 550));
     let after = tokens.bearer_token_at(at(start + 552)).await.unwrap();
     assert_eq!(after.as_str(), renewed.as_str());
-    assert_eq!(signer.signs(), 2);
+    assert_eq!(signer.calls(), 2);
 }
 
 /// Runs the example with `args` (without blocking the runtime that serves the stand-in);

@@ -1,6 +1,8 @@
 //! A signer that fails on demand: a wrapper over any [`RemoteSigner`] (a local key, a Key
-//! Vault key, another wrapper) that counts its calls and, as told, signs, fails as a service
-//! outage does, returns a corrupted signature, or hangs until released, as a stopped vault can.
+//! Vault key, another wrapper) that counts its calls and how many run at once and, as told,
+//! signs, fails as a service outage does, returns a corrupted signature, hangs until released
+//! (then fails, as a stopped vault does), or stalls until released (then signs, as a slow
+//! vault does).
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -25,11 +27,19 @@ pub enum Mode {
     Garbled,
     /// Waits until [`FaultySigner::release`], then fails with [`ErrorKind::Timeout`].
     Hang,
+    /// Waits until [`FaultySigner::release`], then passes the call to the wrapped signer.
+    Stall,
 }
 
 impl Mode {
     fn from_u8(value: u8) -> Mode {
-        [Mode::Working, Mode::Down, Mode::Garbled, Mode::Hang][usize::from(value)]
+        [
+            Mode::Working,
+            Mode::Down,
+            Mode::Garbled,
+            Mode::Hang,
+            Mode::Stall,
+        ][usize::from(value)]
     }
 }
 
@@ -39,6 +49,8 @@ pub struct FaultySigner {
     inner: Arc<dyn RemoteSigner>,
     mode: AtomicU8,
     calls: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     delay: Duration,
     entered: Notify,
     release: Notify,
@@ -61,6 +73,8 @@ impl FaultySigner {
             inner,
             mode: AtomicU8::new(Mode::Working as u8),
             calls: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             delay,
             entered: Notify::new(),
             release: Notify::new(),
@@ -77,12 +91,18 @@ impl FaultySigner {
         self.calls.load(Ordering::SeqCst)
     }
 
-    /// Waits until a call has started hanging (returns at once if one did since the last wait).
+    /// The most `sign` calls that were running at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a call has started hanging or stalling (returns at once if one did since
+    /// the last wait).
     pub async fn entered(&self) {
         self.entered.notified().await;
     }
 
-    /// Lets one hanging call (the next one, if none hangs yet) fail.
+    /// Lets one hanging call fail, or one stalled call go on (the next one, if none waits yet).
     pub fn release(&self) {
         self.release.notify_one();
     }
@@ -100,6 +120,16 @@ impl RemoteSigner for FaultySigner {
 
     async fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let running = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(running, Ordering::SeqCst);
+        let result = self.sign_as_told(algorithm, message).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+impl FaultySigner {
+    async fn sign_as_told(&self, algorithm: Algorithm, message: &[u8]) -> Result<Signature> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -121,6 +151,11 @@ impl RemoteSigner for FaultySigner {
                     ErrorKind::Timeout,
                     "test vault stopped",
                 ))
+            }
+            Mode::Stall => {
+                self.entered.notify_one();
+                self.release.notified().await;
+                self.inner.sign(algorithm, message).await
             }
         }
     }
