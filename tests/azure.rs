@@ -910,6 +910,115 @@ fn without_a_managed_identity_the_cli_uses_the_az_login() {
     assert!(!stderr.contains(&token), "{stderr}");
 }
 
+/// A stand-in for the instance metadata service, reached as a plain-http proxy (IMDS is
+/// `http://169.254.169.254`, which no test can bind): every request gets a managed-identity
+/// token in IMDS's documented reply format; the request lines are kept.
+fn imds_stand_in(token: String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_string());
+            }
+            log.lock().unwrap().push(head.join("\n"));
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            let body = format!(
+                r#"{{"access_token":"{token}","refresh_token":"","expires_in":"3600","expires_on":"{expires}","not_before":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                expires - 3600
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (address, seen)
+}
+
+/// On Azure (IMDS answers), the default chain takes the managed identity's token and never
+/// runs `az`: first one request checks that IMDS answers, then the SDK asks it for a token.
+#[test]
+fn where_imds_answers_the_cli_uses_the_managed_identity() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let emu = Emulator::start();
+    let version = emu.create_key("mi", KeySpec::P256);
+    let url = emu.key_url("mi", Some(&version));
+    let (imds, seen) = imds_stand_in(emu.issue_token());
+    let bin = tempfile::tempdir().unwrap();
+    let az = bin.path().join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = bin.path().join("az-args.log");
+    let out = cli_without_credentials()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("AZ_ARGS_LOG", &log)
+        .env("AZ_FAIL", "signed-out")
+        .env("SSL_CERT_FILE", emu.ca_path())
+        .env("HTTP_PROXY", &imds)
+        .env("http_proxy", &imds)
+        .args([
+            "public-key",
+            "--key",
+            &url,
+            "--no-verify-challenge-resource",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        emu.public_key_pem("mi", &version)
+    );
+    assert!(!log.exists(), "az was run although IMDS answered");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2, "{seen:?}");
+    for request in &seen {
+        assert!(
+            request.starts_with("GET http://169.254.169.254/metadata/identity/oauth2/token?"),
+            "{request}"
+        );
+        assert!(
+            request.to_ascii_lowercase().contains("\nmetadata: true"),
+            "{request}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|r| r.contains("resource=https%3A%2F%2Fvault.azure.net")
+                || r.contains("resource=https://vault.azure.net")),
+        "the token request names the vault's resource: {seen:?}"
+    );
+    assert_eq!(emu.count("token"), 0);
+}
+
 // ---- The emulator against the recorded exchanges -------------------------------------------
 
 fn data(name: &str) -> Value {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind as AzKind;
-use azure_core::http::ClientOptions;
+use azure_core::http::{ClientOptions, Context, Method, Request, Transport, Url};
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
@@ -23,6 +23,25 @@ use crate::error::{Error, ErrorKind, Result};
 /// absent (not on Azure) and the `az` CLI is tried instead.
 const MANAGED_IDENTITY_PROBE: Duration = Duration::from_secs(3);
 
+/// How long the instance metadata endpoint may take to answer at all before it is taken to be
+/// absent, as the other Azure SDKs' `DefaultAzureCredential` probes it: one request, no
+/// retries (the SDK's managed-identity client retries a refused connection for seconds).
+const IMDS_REACHABLE: Duration = Duration::from_secs(1);
+
+/// The instance metadata service's token endpoint, asked without a resource: any HTTP answer
+/// means it is there.
+const IMDS_PROBE_URL: &str =
+    "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01";
+
+/// Variables that point managed identity at another endpoint than IMDS (App Service, Cloud
+/// Shell, Service Fabric, Azure Arc); the probe does not apply then.
+const OTHER_IDENTITY_ENDPOINTS: [&str; 4] = [
+    "IDENTITY_ENDPOINT",
+    "MSI_ENDPOINT",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+];
+
 /// A [`TokenCredential`] chosen from the standard environment, in the order the other Azure
 /// SDKs' `DefaultAzureCredential` uses:
 ///
@@ -34,7 +53,9 @@ const MANAGED_IDENTITY_PROBE: Duration = Duration::from_secs(3);
 /// When the variables of 1 or 2 are set, that credential is the only one used, and its
 /// failures are final. Otherwise managed identity is tried first; if its endpoint does not
 /// answer (within 3 s on the first request) or has no identity, the `az` CLI is used, and the
-/// first source that succeeds is kept. `AZURE_AUTHORITY_HOST` (https only) replaces the public
+/// first source that succeeds is kept. Where managed identity means the instance metadata
+/// service, one request without retries first checks that it answers at all (within 1 s), so
+/// a machine off Azure goes to the `az` CLI without waiting out the SDK's retries. `AZURE_AUTHORITY_HOST` (https only) replaces the public
 /// cloud's Entra endpoint for 1 and 2.
 pub struct DefaultCredential {
     source: Source,
@@ -45,6 +66,8 @@ enum Source {
     Workload(Arc<WorkloadIdentityCredential>),
     Fallback {
         managed: Arc<ManagedIdentityCredential>,
+        /// Set when managed identity means IMDS: the transport to check that it answers.
+        imds: Option<Transport>,
         cli: Arc<AzureCliCredential>,
         /// Which of the two answered first (0 managed identity, 1 az CLI).
         chosen: Mutex<Option<usize>>,
@@ -134,6 +157,10 @@ impl DefaultCredential {
                 )
             }
             _ => {
+                let imds = (!OTHER_IDENTITY_ENDPOINTS
+                    .iter()
+                    .any(|name| var(name).is_some()))
+                .then(|| client_options.transport.clone().unwrap_or_default());
                 let managed =
                     ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                         user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
@@ -147,6 +174,7 @@ impl DefaultCredential {
                 .map_err(failed("az CLI"))?;
                 Source::Fallback {
                     managed,
+                    imds,
                     cli,
                     chosen: Mutex::new(None),
                 }
@@ -172,6 +200,20 @@ impl DefaultCredential {
     }
 }
 
+/// Whether the instance metadata service answers (any HTTP status) within [`IMDS_REACHABLE`].
+async fn imds_answers(transport: &Transport) -> bool {
+    let Ok(url) = Url::parse(IMDS_PROBE_URL) else {
+        return false;
+    };
+    let mut request = Request::new(url, Method::Get);
+    request.insert_header("metadata", "true");
+    let context = Context::new();
+    matches!(
+        tokio::time::timeout(IMDS_REACHABLE, transport.send(&context, &mut request)).await,
+        Ok(Ok(_))
+    )
+}
+
 fn fail(failure: CredentialFailure) -> azure_core::Error {
     azure_core::Error::new(AzKind::Credential, failure)
 }
@@ -194,6 +236,7 @@ impl TokenCredential for DefaultCredential {
                 .map_err(|e| fail(describe("workload identity", &e))),
             Source::Fallback {
                 managed,
+                imds,
                 cli,
                 chosen,
             } => {
@@ -213,14 +256,20 @@ impl TokenCredential for DefaultCredential {
                     }
                     None => {}
                 }
-                let probe = tokio::time::timeout(
-                    MANAGED_IDENTITY_PROBE,
-                    managed.get_token(scopes, options.clone()),
-                )
-                .await;
-                if let Ok(Ok(token)) = probe {
-                    *chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(0);
-                    return Ok(token);
+                let reachable = match imds {
+                    Some(transport) => imds_answers(transport).await,
+                    None => true,
+                };
+                if reachable {
+                    let probe = tokio::time::timeout(
+                        MANAGED_IDENTITY_PROBE,
+                        managed.get_token(scopes, options.clone()),
+                    )
+                    .await;
+                    if let Ok(Ok(token)) = probe {
+                        *chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(0);
+                        return Ok(token);
+                    }
                 }
                 match cli.get_token(scopes, options).await {
                     Ok(token) => {
