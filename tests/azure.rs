@@ -818,32 +818,50 @@ expires=$(( $(date +%s) + 3600 ))
 printf '{"accessToken": "%s", "expiresOn": "2099-01-01 00:00:00.000000", "expires_on": %s, "subscription": "00000000-0000-0000-0000-000000000000", "tenant": "%s", "tokenType": "Bearer"}\n' "$AZ_TOKEN" "$expires" "$AZURE_TENANT_ID"
 "#;
 
+/// [`FAKE_AZ`] installed in a directory of its own: the directory (kept while it lives), a
+/// `PATH` that finds it first, and the file it logs its arguments to.
+struct FakeAz {
+    _dir: tempfile::TempDir,
+    path: String,
+    log: std::path::PathBuf,
+}
+
+impl FakeAz {
+    fn install() -> FakeAz {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let az = dir.path().join("az");
+        std::fs::write(&az, FAKE_AZ).unwrap();
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeAz {
+            path: format!(
+                "{}:{}",
+                dir.path().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+            log: dir.path().join("az-args.log"),
+            _dir: dir,
+        }
+    }
+}
+
 /// With no `AZURE_*` secret and no managed identity (IMDS does not answer here), the default
 /// chain falls through to the `az` CLI's signed-in account, passing the tenant; a signed-out
 /// CLI gives the one-line "no credential" error without echoing what `az` printed.
 #[test]
 fn without_a_managed_identity_the_cli_uses_the_az_login() {
     const IMDS_PROXY: &str = "http://127.0.0.1:9";
-    use std::os::unix::fs::PermissionsExt as _;
 
     let emu = Emulator::start();
     let version = emu.create_key("az", KeySpec::P256);
     let url = emu.key_url("az", Some(&version));
-    let bin = tempfile::tempdir().unwrap();
-    let az = bin.path().join("az");
-    std::fs::write(&az, FAKE_AZ).unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let log = bin.path().join("az-args.log");
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let az = FakeAz::install();
+    let (path, log) = (&az.path, &az.log);
     let token = emu.issue_token();
     let run = |fail: Option<&str>| {
         let mut cmd = cli_without_credentials();
-        cmd.env("PATH", &path)
-            .env("AZ_ARGS_LOG", &log)
+        cmd.env("PATH", path)
+            .env("AZ_ARGS_LOG", log)
             .env("AZ_TOKEN", &token)
             .env("AZURE_TENANT_ID", TENANT_ID)
             .env("SSL_CERT_FILE", emu.ca_path())
@@ -885,7 +903,7 @@ fn without_a_managed_identity_the_cli_uses_the_az_login() {
         String::from_utf8(out.stdout).unwrap(),
         emu.public_key_pem("az", &version)
     );
-    let args = std::fs::read_to_string(&log).unwrap();
+    let args = std::fs::read_to_string(log).unwrap();
     assert!(
         args.lines().all(
             |line| line.starts_with("account get-access-token -o json --scope ")
@@ -955,27 +973,14 @@ fn imds_stand_in(token: String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) 
 /// runs `az`: first one request checks that IMDS answers, then the SDK asks it for a token.
 #[test]
 fn where_imds_answers_the_cli_uses_the_managed_identity() {
-    use std::os::unix::fs::PermissionsExt as _;
-
     let emu = Emulator::start();
     let version = emu.create_key("mi", KeySpec::P256);
     let url = emu.key_url("mi", Some(&version));
     let (imds, seen) = imds_stand_in(emu.issue_token());
-    let bin = tempfile::tempdir().unwrap();
-    let az = bin.path().join("az");
-    std::fs::write(&az, FAKE_AZ).unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let log = bin.path().join("az-args.log");
+    let az = FakeAz::install();
     let out = cli_without_credentials()
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.path().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("AZ_ARGS_LOG", &log)
+        .env("PATH", &az.path)
+        .env("AZ_ARGS_LOG", &az.log)
         .env("AZ_FAIL", "signed-out")
         .env("SSL_CERT_FILE", emu.ca_path())
         .env("HTTP_PROXY", &imds)
@@ -997,7 +1002,7 @@ fn where_imds_answers_the_cli_uses_the_managed_identity() {
         String::from_utf8(out.stdout).unwrap(),
         emu.public_key_pem("mi", &version)
     );
-    assert!(!log.exists(), "az was run although IMDS answered");
+    assert!(!az.log.exists(), "az was run although IMDS answered");
     let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 2, "{seen:?}");
     for request in &seen {
