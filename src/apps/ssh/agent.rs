@@ -421,7 +421,7 @@ impl Agent {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(io(e)),
             }
-            let _busy = activity.busy();
+            let busy = activity.busy();
             // Once it has begun, the message must arrive within the timeout.
             let received = tokio::time::timeout(self.inner.message_timeout, async {
                 stream.read_exact(&mut prefix[1..]).await?;
@@ -458,6 +458,9 @@ impl Agent {
                 }
                 Ok(Ok(Some(()))) => self.respond(&message).await,
             };
+            // Idle again from here: by the time the client has the answer, the connection
+            // counts as idle since before it was sent (writing is bounded on its own).
+            drop(busy);
             let mut frame = Vec::with_capacity(4 + answer.len());
             frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
             frame.extend_from_slice(&answer);
