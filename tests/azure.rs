@@ -2,7 +2,7 @@
 //! tests/support/keyvault.rs; and the emulator itself against the recorded exchanges in
 //! tests/data/keyvault/.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

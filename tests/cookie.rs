@@ -17,7 +17,7 @@ use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 
 const T0: u64 = 1_767_225_600;
 

@@ -14,9 +14,8 @@
 //! [`FastForward`] timer (a wait moves its clock instead of taking time; the network and the
 //! vault's work still count), the cookie signer and the agent read manual clocks, and only
 //! network timeouts (a reply slower than an attempt may wait) take real time.
-#![cfg(all(feature = "azure", feature = "ssh-agent"))]
 
-mod support;
+use crate::support;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! SoftHSM's own tools (tests/support/softhsm.rs): through the library and the CLI, checked by
 //! openssl, `jsonwebtoken`, `ssh-keygen` and a real sshd.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

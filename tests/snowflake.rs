@@ -5,7 +5,7 @@
 //! `check_connector_vectors` takes any `Arc<dyn RemoteSigner>` and `check_cli_vectors` any
 //! KEYREF, so the same checks run against the vectors' key held elsewhere (a Key Vault).
 
-mod support;
+use crate::support;
 use support::faulty::{FaultySigner, Mode};
 use support::public_only::{k256_public, PublicOnly};
 

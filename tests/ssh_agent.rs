@@ -2,9 +2,8 @@
 //! 127.0.0.1, `ssh-keygen -Y sign/verify`, git commit signing, and raw protocol abuse.
 //!
 //! Every test takes its keys as `Arc<dyn RemoteSigner>`, so any backend can be dropped in.
-#![cfg(feature = "ssh-agent")]
 
-mod support;
+use crate::support;
 
 use support::faulty::{FaultySigner, Mode};
 #[cfg(feature = "azure")]

@@ -15,7 +15,7 @@ use remote_signer::surrogate::{
 use remote_signer::{Algorithm, Error, ErrorKind, KeyType, RemoteSigner, Result};
 use support::faulty::{FaultySigner, Mode};
 
-mod support;
+use crate::support;
 
 const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const HOUR: Duration = Duration::from_secs(3600);

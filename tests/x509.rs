@@ -13,7 +13,7 @@ use remote_signer::surrogate::ManualClock;
 use remote_signer::x509::{certificate_request, SelfSigned, Subject, DEFAULT_DAYS, MAX_DAYS};
 use remote_signer::{ErrorKind, KeyId, KeyType, RemoteSigner};
 
-mod support;
+use crate::support;
 use support::public_only::{k256_public, PublicOnly};
 
 use support::faulty::{FaultySigner, Mode};
