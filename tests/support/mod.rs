@@ -1,5 +1,5 @@
-//! Servers and helpers shared by the integration tests. Each test binary declares `mod support;`
-//! and uses the parts it needs.
+//! Servers and helpers shared by the integration tests. Each test binary (`integration`, and the
+//! ones that need a process of their own) declares `mod support;` and uses the parts it needs.
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod examples;
