@@ -907,7 +907,7 @@ fn demo_runs() {
 }
 
 /// The bcrypt-pbkdf rounds (`ssh-keygen -a`) of the encrypted OpenSSH keys made here.
-const BCRYPT_ROUNDS: u32 = 2;
+const BCRYPT_ROUNDS: u32 = 1;
 
 fn ssh_keygen(args: &[&str]) -> Vec<u8> {
     let out = Command::new("ssh-keygen")
