@@ -45,23 +45,25 @@ impl Imported {
     }
 }
 
-/// RSA-2048, P-256, P-384 and Ed25519 keys, imported once per test process.
+/// RSA-2048, P-256, P-384 and Ed25519 keys, imported once per test process. The RSA key is
+/// the Snowflake connector vectors' fixed one (tests/data/snowflake/rsa_key.p8): generating one
+/// costs more CPU than most tests here; the others openssl generates.
 fn imported() -> &'static [Imported] {
     static KEYS: OnceLock<Vec<Imported>> = OnceLock::new();
     KEYS.get_or_init(|| {
         let hsm = token();
-        [
-            (
-                "rsa",
-                "01",
-                KeyType::Rsa,
-                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
-            ),
+        let rsa = Imported {
+            label: "rsa",
+            id: "01",
+            key_type: KeyType::Rsa,
+            public_pem: hsm.import_pkcs8(Path::new("tests/data/snowflake/rsa_key.p8"), "rsa", "01"),
+        };
+        let generated = [
             (
                 "p256",
                 "02",
                 KeyType::P256,
-                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
             ),
             (
                 "p384",
@@ -82,8 +84,8 @@ fn imported() -> &'static [Imported] {
             id,
             key_type,
             public_pem: hsm.import(genpkey, label, id),
-        })
-        .collect()
+        });
+        std::iter::once(rsa).chain(generated).collect()
     })
 }
 
@@ -896,33 +898,25 @@ fn write_object(pem: &str, kind: &str, label: &str, id: &str) {
 fn a_private_key_whose_public_object_belongs_to_another_key_is_refused() {
     let _serial = serial();
     let rt = runtime();
-    imported();
-    for (label, id, genpkey) in [
+    let (rsa, p256) = (&imported()[0], &imported()[1]);
+    // Each private key's public object is another key of its type: the imported one.
+    for (label, id, genpkey, other) in [
         (
             "mismatch-rsa",
             "a1",
             &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+            rsa,
         ),
         (
             "mismatch-p256",
             "a2",
             &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            p256,
         ),
     ] {
         let private = String::from_utf8(openssl(&[&["genpkey"], genpkey].concat())).unwrap();
-        let other = String::from_utf8(openssl(&[&["genpkey"], genpkey].concat())).unwrap();
-        let other_dir = tempfile::tempdir().unwrap();
-        let other_file = other_dir.path().join("other.pem");
-        std::fs::write(&other_file, other).unwrap();
-        let other_public = String::from_utf8(openssl(&[
-            "pkey",
-            "-in",
-            other_file.to_str().unwrap(),
-            "-pubout",
-        ]))
-        .unwrap();
         write_object(&private, "privkey", label, id);
-        write_object(&other_public, "pubkey", label, id);
+        write_object(&other.public_pem, "pubkey", label, id);
         let uri = format!(
             "{}&pin-source=file:{}",
             token().uri(&format!("object={label}")),

@@ -66,8 +66,9 @@ pub struct FakeSnowflake {
 struct State {
     account: String,
     user: String,
-    /// `SHA256:<base64>` fingerprint of each registered key, with its PEM.
-    keys: Vec<(String, String)>,
+    /// `SHA256:<base64>` fingerprint of each registered key, with the key as `jsonwebtoken`
+    /// verifies with it (parsed once: a test may send thousands of requests).
+    keys: Vec<(String, jsonwebtoken::DecodingKey)>,
     clock: Clock,
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -129,7 +130,9 @@ impl FakeSnowflake {
                         "SHA256:{}",
                         STANDARD.encode(Sha256::digest(key.to_spki_der()))
                     );
-                    (fp, key.to_pem())
+                    let key = jsonwebtoken::DecodingKey::from_rsa_pem(key.to_pem().as_bytes())
+                        .expect("a registered key is an RSA public key");
+                    (fp, key)
                 })
                 .collect(),
             clock,
@@ -301,7 +304,7 @@ fn check_request(
         .rsplit_once(".SHA256:")
         .ok_or("iss has no SHA256 fingerprint")?;
     let fingerprint = format!("SHA256:{fingerprint}");
-    let (_, pem) = state
+    let (_, key) = state
         .keys
         .iter()
         .find(|(fp, _)| *fp == fingerprint)
@@ -310,13 +313,9 @@ fn check_request(
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.validate_exp = false; // checked below against the server's clock
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(
-        &token,
-        &jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-        &validation,
-    )
-    .map_err(|e| format!("signature: {e}"))?
-    .claims;
+    let claims = jsonwebtoken::decode::<Claims>(&token, key, &validation)
+        .map_err(|e| format!("signature: {e}"))?
+        .claims;
 
     let expected = format!("{}.{}", state.account, state.user);
     if principal != expected || claims.sub != expected {

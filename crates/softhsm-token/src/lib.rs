@@ -107,7 +107,14 @@ impl SoftHsm {
     pub fn import(&self, genpkey: &[&str], label: &str, id_hex: &str) -> String {
         let key = self.dir.path().join(format!("{label}.pem"));
         openssl(&[&["genpkey"], genpkey, &["-out", key.to_str().unwrap()]].concat());
-        // softhsm2-util reads PKCS#8.
+        let public = self.import_pkcs8(&key, label, id_hex);
+        std::fs::remove_file(&key).unwrap();
+        public
+    }
+
+    /// Imports the PKCS#8 private key file `key` with `softhsm2-util --import` under `label`
+    /// and `id` (hex), and returns the PEM public key as openssl derives it.
+    pub fn import_pkcs8(&self, key: &Path, label: &str, id_hex: &str) -> String {
         self.util(&[
             "--import",
             key.to_str().unwrap(),
@@ -121,7 +128,6 @@ impl SoftHsm {
             PIN,
         ]);
         let public = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
-        std::fs::remove_file(&key).unwrap();
         String::from_utf8(public).unwrap()
     }
 
