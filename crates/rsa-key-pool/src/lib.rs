@@ -2,7 +2,7 @@
 //!
 //! Generating an RSA-2048 key costs about a quarter of a CPU second (0.08 to 0.4 s, at random),
 //! and the test suite creates many emulator keys whose generation is not what it tests. The
-//! emulators take their RSA keys from [`rsa`]: it hands out the keys in `keys/` in order, each
+//! emulators take their RSA keys from [`rsa()`]: it hands out the keys in `keys/` in order, each
 //! at most once per process (one process-wide index shared by every emulator), so keys stay
 //! distinct across emulators, key names and versions; once they are used up, or for a size
 //! the pool does not hold, it generates a key as before.
