@@ -129,11 +129,7 @@ async fn the_shared_helper_serves_a_known_key() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.pem");
-    let local = remote_signer::backend::local::LocalSigner::generate_to_file(
-        remote_signer::KeyType::Rsa,
-        &path,
-    )
-    .unwrap();
+    let local = support::keys::rsa_file(0, &path);
     emu.import_pem("known", &std::fs::read_to_string(&path).unwrap());
     let signer = emu.signer("known").await;
     assert_eq!(signer.public_key(), local.public_key());

@@ -26,7 +26,7 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 fn managed(key_type: KeyType) -> Arc<dyn RemoteSigner> {
-    Arc::new(LocalSigner::generate(key_type).unwrap())
+    Arc::new(support::keys::any(key_type, 0))
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -761,14 +761,7 @@ fn cli_signs_and_verifies_in_both_modes() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
     let stranger = dir.path().join("stranger.pub.pem");
-    std::fs::write(
-        &stranger,
-        LocalSigner::generate(KeyType::Rsa)
-            .unwrap()
-            .public_key()
-            .to_pem(),
-    )
-    .unwrap();
+    std::fs::write(&stranger, support::keys::rsa(0).public_key().to_pem()).unwrap();
     let (code, out, err) = cli(
         &[
             "cookie",
@@ -820,7 +813,7 @@ async fn the_example_app_logs_in_shows_the_page_refuses_tampering_and_logs_out()
     // The app as a user starts it, on an RSA key file and a port of its own choosing.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("cookies.pem");
-    LocalSigner::generate_to_file(KeyType::Rsa, &key).unwrap();
+    support::keys::rsa_file(0, &key);
     let mut app = support::examples::Running(
         Command::new(support::examples::path("cookie_app"))
             .env("COOKIE_APP_KEY", &key)
@@ -955,7 +948,7 @@ struct PemKey {
 fn pem_key(key_type: KeyType) -> PemKey {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("key.pem");
-    let local = LocalSigner::generate_to_file(key_type, &path).unwrap();
+    let local = support::keys::any_file(key_type, 0, &path);
     let pem = std::fs::read(&path).unwrap();
     let encoding = match key_type {
         KeyType::Rsa => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),

@@ -21,6 +21,8 @@ use remote_signer::surrogate::{Clock, ManualClock, TrustedKey};
 use remote_signer::{Algorithm, Counted, ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 const NOW: u64 = 1_700_000_000;
 
@@ -28,10 +30,10 @@ fn at(secs: u64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// A fresh key file (mode 0600) in `dir`, and a signer for it.
+/// A new key file (mode 0600) in `dir` (see `support::keys::any`), and a signer for it.
 fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
     let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
-    let signer = LocalSigner::generate_to_file(key_type, &path).unwrap();
+    let signer = support::keys::any_file(key_type, 0, &path);
     (path, Arc::new(signer))
 }
 
@@ -217,7 +219,7 @@ fn github_app_token_from_the_cli() {
 
 #[tokio::test]
 async fn github_app_cache_signs_once_per_period_and_renews_ahead_of_expiry() {
-    let counted = Arc::new(Counted::new(LocalSigner::generate(KeyType::Rsa).unwrap()));
+    let counted = Arc::new(Counted::new(support::keys::rsa(0)));
     let clock = Arc::new(ManualClock::at_unix(NOW));
     let tokens = GitHubAppJwt::builder(counted.clone(), "42")
         .clock(clock.clone())
@@ -255,7 +257,7 @@ async fn github_app_cache_signs_once_per_period_and_renews_ahead_of_expiry() {
 
 #[test]
 fn github_app_builder_reports_what_does_not_fit() {
-    let rsa: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let rsa: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(0));
     for (lifetime, reason) in [
         (
             Duration::from_secs(601),
@@ -835,7 +837,7 @@ fn session_verifier(signer: &Arc<dyn RemoteSigner>, purpose: &str) -> SessionVer
 
 #[tokio::test]
 async fn no_token_of_these_kinds_is_a_session_token() {
-    let rsa: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let rsa: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(0));
     let p256: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
     let now = at(NOW + 1);
     let github = GitHubAppJwt::new(rsa.clone(), "session")
@@ -930,7 +932,7 @@ fn assertion_accepts(token: &str, signer: &dyn RemoteSigner, client: &str, aud: 
 
 #[tokio::test]
 async fn no_session_token_or_surrogate_certificate_is_a_token_of_these_kinds() {
-    let rsa: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let rsa: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(0));
     let p256: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix(NOW));
 

@@ -290,12 +290,20 @@ impl Texts {
 /// Private key files of every type and container, mode 0600, with their secrets.
 struct KeyFiles {
     dir: tempfile::TempDir,
+    /// Which fixed RSA key (`support::keys`) an RSA key file holds.
+    rsa: usize,
 }
 
 impl KeyFiles {
     fn new() -> KeyFiles {
+        KeyFiles::with_rsa_key(0)
+    }
+
+    /// Key files whose RSA key is fixed key `rsa`, for a second set whose RSA key differs.
+    fn with_rsa_key(rsa: usize) -> KeyFiles {
         KeyFiles {
             dir: tempfile::tempdir().unwrap(),
+            rsa,
         }
     }
 
@@ -303,10 +311,11 @@ impl KeyFiles {
         self.dir.path().join(name)
     }
 
-    /// A new PKCS#8 key `name`; records its secrets.
+    /// A new PKCS#8 key `name` (RSA: the fixed one, see `support::keys::any`); records its
+    /// secrets.
     fn generate(&self, name: &str, key_type: KeyType, secrets: &mut Secrets) -> PathBuf {
         let path = self.path(name);
-        LocalSigner::generate_to_file(key_type, &path).unwrap();
+        support::keys::any_file(key_type, self.rsa, &path);
         let pem = std::fs::read_to_string(&path).unwrap();
         secrets.private_pem(name, &pem);
         secrets.public_key(LocalSigner::open(&path).unwrap().public_key());
@@ -494,7 +503,7 @@ async fn keyvault_pass(
     Arc<KeyVaultSigner>,
 ) {
     let emu = Emulator::start();
-    let keys = KeyFiles::new();
+    let keys = KeyFiles::with_rsa_key(1);
     let rsa = keys.generate("vault-rsa.pem", KeyType::Rsa, secrets);
     let ec = keys.generate("vault-p256.pem", KeyType::P256, secrets);
     let ec384 = keys.generate("vault-p384.pem", KeyType::P384, secrets);

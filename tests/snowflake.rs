@@ -643,7 +643,7 @@ async fn the_example_runs_a_statement_against_a_local_sql_api() {
     let (dir, key_path) = private_key_copy();
     let key = LocalSigner::open(&key_path).unwrap();
     // The user has a second, older key in RSA_PUBLIC_KEY; ours is in RSA_PUBLIC_KEY_2.
-    let other = LocalSigner::generate(KeyType::Rsa).unwrap();
+    let other = support::keys::rsa(0);
     let server = FakeSnowflake::start(
         registration(vec![other.public_key().clone(), key.public_key().clone()]),
         system_clock(),

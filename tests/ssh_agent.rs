@@ -65,7 +65,7 @@ fn login_request(key_blob: &[u8], flags: u32) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn local(key_type: KeyType) -> Arc<dyn RemoteSigner> {
-    Arc::new(LocalSigner::generate(key_type).unwrap())
+    Arc::new(support::keys::any(key_type, 0))
 }
 
 fn openssh(signer: &dyn RemoteSigner) -> String {

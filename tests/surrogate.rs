@@ -47,7 +47,7 @@ fn verifier_for(managed: &Arc<FaultySigner>) -> SurrogateVerifier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_messages_over_three_periods_cost_three_managed_signatures() {
-    let managed = FaultySigner::local(KeyType::Rsa);
+    let managed = FaultySigner::new(Arc::new(support::keys::rsa(0)));
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 1);
     let verifier = verifier_for(&managed);
@@ -166,7 +166,7 @@ async fn thousand_tasks_after_expiry_wait_for_one_certification() {
 
 #[tokio::test]
 async fn outage_keeps_signing_until_expiry_then_fails_clearly_and_recovers() {
-    let managed = FaultySigner::local(KeyType::Rsa);
+    let managed = FaultySigner::new(Arc::new(support::keys::rsa(0)));
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signer = signer_with(&managed, &clock, 4);
     let verifier = verifier_for(&managed);
@@ -347,7 +347,7 @@ struct Cnf {
 }
 
 async fn check_with_jsonwebtoken(key_type: KeyType, alg: jsonwebtoken::Algorithm) {
-    let managed = FaultySigner::local(key_type);
+    let managed = FaultySigner::new(Arc::new(support::keys::any(key_type, 0)));
     let signer = SurrogateSigner::builder(managed.clone(), "session")
         .purpose("csrf")
         .build()
@@ -402,7 +402,7 @@ async fn check_with_jsonwebtoken(key_type: KeyType, alg: jsonwebtoken::Algorithm
     .unwrap());
 
     // The certificate does not verify with another managed key.
-    let other = LocalSigner::generate(key_type).unwrap();
+    let other = support::keys::any(key_type, 1);
     let other_pem = other.public_key().to_pem();
     let other_key = match key_type {
         KeyType::Rsa => jsonwebtoken::DecodingKey::from_rsa_pem(other_pem.as_bytes()).unwrap(),
@@ -611,7 +611,7 @@ async fn a_certificate_from_an_untrusted_managed_key_is_refused() {
     let err = TrustedKey::with_algorithms(f.managed.public_key().clone(), []).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Algorithm, "{err}");
     // The right key, but only for an algorithm the certificate does not use (RS256).
-    let rsa = FaultySigner::new(Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap()));
+    let rsa = FaultySigner::new(Arc::new(support::keys::rsa(0)));
     let clock = Arc::new(ManualClock::at_unix(T0));
     let signed = signer_with(&rsa, &clock, 9).sign(b"message").await.unwrap();
     let verify = |trusted: TrustedKey| {

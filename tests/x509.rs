@@ -7,7 +7,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use remote_signer::backend::local::LocalSigner;
 use remote_signer::jwt::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
 use remote_signer::surrogate::ManualClock;
 use remote_signer::x509::{certificate_request, SelfSigned, Subject, DEFAULT_DAYS, MAX_DAYS};
@@ -37,7 +36,7 @@ fn openssl(args: &[&str]) -> String {
 
 fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
     let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
-    let signer = LocalSigner::generate_to_file(key_type, &path).unwrap();
+    let signer = support::keys::any_file(key_type, 0, &path);
     (path, Arc::new(signer))
 }
 
@@ -208,7 +207,7 @@ async fn secp256k1_keys_are_refused() {
 
 #[tokio::test]
 async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
-    let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let signer: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(0));
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
     let subject: Subject = "CN=app".parse().unwrap();
     assert_eq!(subject.to_string(), "CN=app");
@@ -243,7 +242,7 @@ async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
         from_pem.certificate_thumbprint(),
         from_der.certificate_thumbprint()
     );
-    let other: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let other: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(1));
     let err = EntraAssertion::new(other, "contoso.com", "app", cert.der()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(format!("{:?}", cert).len() < 64, "Debug shows no bytes");
@@ -251,7 +250,7 @@ async fn the_library_reads_its_clock_and_the_certificate_serves_entra() {
 
 #[tokio::test]
 async fn the_builders_report_what_does_not_fit() {
-    let signer: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::Rsa).unwrap());
+    let signer: Arc<dyn RemoteSigner> = Arc::new(support::keys::rsa(0));
     let subject: Subject = "CN=app".parse().unwrap();
     for days in [0, MAX_DAYS + 1] {
         let err = SelfSigned::builder(signer.clone(), &subject)

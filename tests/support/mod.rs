@@ -5,6 +5,7 @@
 pub mod examples;
 pub mod faulty;
 pub mod graveyard;
+pub mod keys;
 #[cfg(feature = "azure")]
 pub mod keyvault;
 pub mod public_only;

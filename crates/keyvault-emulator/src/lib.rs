@@ -328,6 +328,7 @@ impl Emulator {
     }
 
     /// Creates a new version of key `name` (creating the key if needed); returns the version.
+    /// RSA-2048 keys come from [`rsa_key_pool`] (distinct, not generated) while it lasts.
     pub fn create_key(&self, name: &str, spec: KeySpec) -> String {
         let key = generate(spec);
         self.add_version(name, key)
@@ -554,9 +555,7 @@ fn request_id() -> String {
 
 fn generate(spec: KeySpec) -> Private {
     match spec {
-        KeySpec::Rsa(bits) => Private::Rsa(Box::new(
-            rsa::RsaPrivateKey::new(&mut OsRng, bits).expect("RSA key generation"),
-        )),
+        KeySpec::Rsa(bits) => Private::Rsa(Box::new(rsa_key_pool::rsa(bits, &mut OsRng))),
         KeySpec::P256 => Private::P256(p256::SecretKey::random(&mut OsRng)),
         KeySpec::P384 => Private::P384(p384::SecretKey::random(&mut OsRng)),
         KeySpec::P256K => Private::K256(k256::SecretKey::random(&mut OsRng)),

@@ -163,9 +163,7 @@ fn pss(algorithm: &str) -> Pss {
 impl Material {
     pub(crate) fn generate(spec: KeySpec, rng: &mut ChaCha20Rng) -> Material {
         match spec {
-            KeySpec::Rsa(bits) => {
-                Material::Rsa(Box::new(RsaPrivateKey::new(rng, bits).expect("RSA key")))
-            }
+            KeySpec::Rsa(bits) => Material::Rsa(Box::new(rsa_key_pool::rsa(bits, rng))),
             KeySpec::P256 => Material::P256(p256::ecdsa::SigningKey::random(rng)),
             KeySpec::P384 => Material::P384(p384::ecdsa::SigningKey::random(rng)),
             KeySpec::K256 => Material::K256(k256::ecdsa::SigningKey::random(rng)),

@@ -16,7 +16,9 @@
 //!
 //! On demand: throttling and 5xx faults for the next N requests of an operation, latency, a
 //! policy that refuses an action on a key, corrupted signatures. Every request is counted per
-//! operation. Randomness (key material, ids) is seeded.
+//! operation. Randomness (key material, ids) is seeded, except that RSA-2048 keys come from
+//! [`rsa_key_pool`] while it lasts: the same keys in the same order in every process, distinct
+//! from every other emulator's, whatever the seed.
 
 mod keys;
 mod sigv4;

@@ -1,0 +1,84 @@
+//! Pre-generated RSA keys for the Key Vault and KMS emulators.
+//!
+//! Generating an RSA-2048 key costs about a quarter of a CPU second (0.08 to 0.4 s, at random),
+//! and the test suite creates many emulator keys whose generation is not what it tests. The
+//! emulators take their RSA keys from [`rsa()`]: it hands out the keys in `keys/` in order, each
+//! at most once per process (one process-wide index shared by every emulator), so keys stay
+//! distinct across emulators, key names and versions; once they are used up, or for a size
+//! the pool does not hold, it generates a key as before.
+//!
+//! The pooled keys are public (they are in this repository): they stand in for keys a test
+//! emulator makes up, never for a secret.
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand_core::CryptoRngCore;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::RsaPrivateKey;
+
+/// The pooled RSA-2048 keys, made with `openssl genpkey` (see `keys/README.md`).
+const RSA_2048: [&str; 24] = [
+    include_str!("../keys/rsa2048-00.pem"),
+    include_str!("../keys/rsa2048-01.pem"),
+    include_str!("../keys/rsa2048-02.pem"),
+    include_str!("../keys/rsa2048-03.pem"),
+    include_str!("../keys/rsa2048-04.pem"),
+    include_str!("../keys/rsa2048-05.pem"),
+    include_str!("../keys/rsa2048-06.pem"),
+    include_str!("../keys/rsa2048-07.pem"),
+    include_str!("../keys/rsa2048-08.pem"),
+    include_str!("../keys/rsa2048-09.pem"),
+    include_str!("../keys/rsa2048-10.pem"),
+    include_str!("../keys/rsa2048-11.pem"),
+    include_str!("../keys/rsa2048-12.pem"),
+    include_str!("../keys/rsa2048-13.pem"),
+    include_str!("../keys/rsa2048-14.pem"),
+    include_str!("../keys/rsa2048-15.pem"),
+    include_str!("../keys/rsa2048-16.pem"),
+    include_str!("../keys/rsa2048-17.pem"),
+    include_str!("../keys/rsa2048-18.pem"),
+    include_str!("../keys/rsa2048-19.pem"),
+    include_str!("../keys/rsa2048-20.pem"),
+    include_str!("../keys/rsa2048-21.pem"),
+    include_str!("../keys/rsa2048-22.pem"),
+    include_str!("../keys/rsa2048-23.pem"),
+];
+
+/// How many RSA-2048 keys this process has taken from the pool (it may count past the end).
+static TAKEN_2048: AtomicUsize = AtomicUsize::new(0);
+
+/// An RSA key of `bits` bits that no earlier call in this process returned: the next pooled
+/// key while any is left, otherwise one freshly generated from `rng`.
+///
+/// # Panics
+/// If a key must be generated and `bits` is not a size the `rsa` crate generates.
+pub fn rsa(bits: usize, rng: &mut impl CryptoRngCore) -> RsaPrivateKey {
+    if bits == 2048 {
+        if let Some(pem) = RSA_2048.get(TAKEN_2048.fetch_add(1, Ordering::Relaxed)) {
+            return RsaPrivateKey::from_pkcs8_pem(pem).expect("a pooled RSA key");
+        }
+    }
+    RsaPrivateKey::new(rng, bits).expect("RSA key generation")
+}
+
+#[cfg(test)]
+mod tests {
+    use rsa::traits::PublicKeyParts;
+
+    #[test]
+    fn hands_out_every_pooled_key_once_then_generates_distinct_keys() {
+        let mut rng = rand_core::OsRng;
+        let keys: Vec<_> = (0..super::RSA_2048.len() + 1)
+            .map(|_| super::rsa(2048, &mut rng))
+            .collect();
+        let mut moduli: Vec<_> = keys.iter().map(|k| k.n().clone()).collect();
+        assert!(keys.iter().all(|k| k.size() == 256), "all 2048 bits");
+        moduli.sort();
+        moduli.dedup();
+        assert_eq!(moduli.len(), keys.len(), "no key handed out twice");
+        for key in &keys {
+            key.validate().expect("a consistent RSA key");
+        }
+    }
+}
