@@ -21,7 +21,7 @@ use remote_signer::surrogate::{Clock, ManualClock, TrustedKey};
 use remote_signer::{Algorithm, Counted, ErrorKind, KeyType, RemoteSigner};
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 const NOW: u64 = 1_700_000_000;
