@@ -577,7 +577,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fail(&self, during: &str) -> impl Fn(CkError) -> Error + '_ {
+    fn fail(&self, during: &str) -> impl Fn(CkError) -> Error {
         let what = format!("{}: {during}", self.what);
         move |e| error::map(&e, &what)
     }
