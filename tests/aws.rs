@@ -8,10 +8,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kms_emulator::{Emulator, Fault, KeySpec, KeyState, ACCESS_KEY_ID, ACCOUNT, SECRET_ACCESS_KEY};
+use kms_emulator::{ACCESS_KEY_ID, ACCOUNT, Emulator, Fault, KeySpec, KeyState, SECRET_ACCESS_KEY};
 use remote_signer::backend::aws::{AsyncSleep, KmsSigner, KmsSignerBuilder, RetryPolicy, Sleep};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, OpenOptions, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The keys live here; the environment says another region, which the ARN must override.
 const REGION: &str = "eu-west-1";

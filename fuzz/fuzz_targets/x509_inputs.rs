@@ -5,10 +5,10 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use remote_signer::RemoteSigner;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::jwt::EntraAssertion;
 use remote_signer::x509::Subject;
-use remote_signer::RemoteSigner;
 
 /// The throw-away RSA test key of the Snowflake vectors.
 fn signer() -> Arc<dyn RemoteSigner> {

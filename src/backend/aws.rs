@@ -92,12 +92,13 @@ mod error;
 pub mod fuzzing;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_kms::Client;
 use aws_sdk_kms::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
@@ -108,7 +109,6 @@ use aws_sdk_kms::config::{
 };
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use aws_sdk_kms::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::check::SignatureCheck;
@@ -437,7 +437,7 @@ impl PublicKeyReply<'_> {
                 return Err(unsupported(&format!(
                     "the key's usage is {}, not SIGN_VERIFY",
                     safe_text(other.as_str(), 64)
-                )))
+                )));
             }
             None => return Err(protocol("no key usage in reply")),
         }
@@ -458,7 +458,7 @@ impl PublicKeyReply<'_> {
                 return Err(unsupported(&format!(
                     "key spec {} cannot sign here",
                     safe_text(other.as_str(), 64)
-                )))
+                )));
             }
             None => None,
         };

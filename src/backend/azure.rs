@@ -483,7 +483,7 @@ impl ResolvedKey {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
                             safe_text(other.as_ref(), 16)
-                        )))
+                        )));
                     }
                     None => return Err(protocol("EC key without a curve")),
                 };
@@ -497,7 +497,7 @@ impl ResolvedKey {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
                     safe_text(other.as_ref(), 16)
-                )))
+                )));
             }
             None => return Err(protocol("key without a type")),
         };

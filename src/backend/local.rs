@@ -40,7 +40,7 @@ use pkcs8::DecodePrivateKey;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::error::{printable_path, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, printable_path};
 use crate::file::{FileBytes, SmallFile};
 use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
@@ -637,7 +637,7 @@ impl LocalSigner {
             other => {
                 return Err(unsupported(format!(
                     "{other} keys cannot be generated locally"
-                )))
+                )));
             }
         };
         Self::new(secret, |t| format!("memory:{t}"))
@@ -806,10 +806,12 @@ mod tests {
                     .public_key()
                     .verify(alg, b"message", sig.as_bytes())
                     .unwrap();
-                assert!(signer
-                    .public_key()
-                    .verify(alg, b"messagf", sig.as_bytes())
-                    .is_err());
+                assert!(
+                    signer
+                        .public_key()
+                        .verify(alg, b"messagf", sig.as_bytes())
+                        .is_err()
+                );
             }
         }
     }

@@ -520,7 +520,7 @@ impl<I: Issuer> Shared<I> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
     /// Issues credentials valid for 100 s; fails or hangs on demand, counting issuing calls.
     #[derive(Debug, Default)]

@@ -23,8 +23,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 const ARENA_BYTES: usize = 64 << 20;
 /// A needle: this many secret bytes (or encoded characters) in a row.
@@ -264,10 +264,12 @@ pub fn secret_fields(pkcs8_der: &[u8]) -> Vec<Vec<u8>> {
             .map(|n| n.as_bytes().to_vec())
             .collect()
         }
-        "1.2.840.10045.2.1" => vec![sec1::EcPrivateKey::try_from(info.private_key)
-            .unwrap()
-            .private_key
-            .to_vec()],
+        "1.2.840.10045.2.1" => vec![
+            sec1::EcPrivateKey::try_from(info.private_key)
+                .unwrap()
+                .private_key
+                .to_vec(),
+        ],
         "1.3.101.112" => {
             // An OCTET STRING inside the OCTET STRING.
             assert_eq!(&info.private_key[..2], &[0x04, 0x20]);

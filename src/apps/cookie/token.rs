@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::cache::{entry_cost, TokenCache};
-use crate::clock::{check_window, from_unix_seconds, unix_seconds, Clock, SystemClock};
+use super::cache::{TokenCache, entry_cost};
+use crate::clock::{Clock, SystemClock, check_window, from_unix_seconds, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
@@ -389,7 +389,7 @@ impl SessionSignerBuilder {
                     "direct mode signs with the managed key: give the managed key, not a \
                      surrogate signer"
                         .into(),
-                ))
+                ));
             }
             (SigningMode::Surrogate, SignedBy::Managed(managed)) => {
                 let mut surrogates = SurrogateSigner::builder(managed, purpose.clone());

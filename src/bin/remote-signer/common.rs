@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use clap::Args;
 use remote_signer::backend::local::{LocalKeyOptions, PASSPHRASE_ENV};
-use remote_signer::clock::{from_unix_seconds, Clock as _, SystemClock};
+use remote_signer::clock::{Clock as _, SystemClock, from_unix_seconds};
 use remote_signer::file::SmallFile;
 use remote_signer::{ErrorKind, KeyRef, OpenOptions, PublicKey, RemoteSigner};
 use zeroize::Zeroizing;
