@@ -426,10 +426,10 @@ impl PublicKeyReply<'_> {
         if returned != pinned {
             return Err(protocol("reply names a key in another account or region"));
         }
-        if let ArnResource::Key(asked_id) = asked.resource() {
-            if asked_id != id {
-                return Err(protocol("reply names another key"));
-            }
+        if let ArnResource::Key(asked_id) = asked.resource()
+            && asked_id != id
+        {
+            return Err(protocol("reply names another key"));
         }
         match self.key_usage {
             Some(KeyUsageType::SignVerify) => {}
@@ -462,10 +462,10 @@ impl PublicKeyReply<'_> {
             }
             None => None,
         };
-        if let Some((key_type, bits)) = expected {
-            if public_key.key_type() != key_type || public_key.rsa_bits() != bits {
-                return Err(protocol("the public key does not match the key spec"));
-            }
+        if let Some((key_type, bits)) = expected
+            && (public_key.key_type() != key_type || public_key.rsa_bits() != bits)
+        {
+            return Err(protocol("the public key does not match the key spec"));
         }
         if public_key
             .rsa_bits()

@@ -420,12 +420,12 @@ impl SessionSignerBuilder {
                 (Mode::Surrogate(surrogates), clock)
             }
         };
-        if let Mode::Surrogate(surrogates) = &mode {
-            if ttl > surrogates.max_token_lifetime() {
-                return Err(config(
-                    "the token lifetime exceeds the surrogates' token-expiry bound".into(),
-                ));
-            }
+        if let Mode::Surrogate(surrogates) = &mode
+            && ttl > surrogates.max_token_lifetime()
+        {
+            return Err(config(
+                "the token lifetime exceeds the surrogates' token-expiry bound".into(),
+            ));
         }
         Ok(SessionSigner {
             mode,
@@ -444,10 +444,10 @@ impl SessionSigner {
             .header_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached_key, header)) = &*cache {
-            if std::ptr::eq(cached_key.as_ptr(), Arc::as_ptr(key)) {
-                return Ok(header.clone());
-            }
+        if let Some((cached_key, header)) = &*cache
+            && std::ptr::eq(cached_key.as_ptr(), Arc::as_ptr(key))
+        {
+            return Ok(header.clone());
         }
         // No `kid`: it would only repeat the thumbprint of the certificate's `cnf.jwk`.
         let header = Header {
