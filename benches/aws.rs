@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
-use criterion::{criterion_group, criterion_main, Criterion};
-use kms_emulator::{Emulator, KeySpec, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+use criterion::{Criterion, criterion_group, criterion_main};
+use kms_emulator::{ACCESS_KEY_ID, Emulator, KeySpec, SECRET_ACCESS_KEY};
 use remote_signer::backend::aws::KmsSigner;
 use remote_signer::{Algorithm, PublicKey, RemoteSigner, Signature};
 use sha2::Digest;

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{Criterion, criterion_group, criterion_main};
 use keyvault_emulator::{Emulator, KeySpec};
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
 use remote_signer::{Algorithm, RemoteSigner};

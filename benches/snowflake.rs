@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
-use remote_signer::backend::local::LocalSigner;
-use remote_signer::snowflake::{KeyPairAuth, SqlApiTokens, LOGIN_LIFETIME};
 use remote_signer::RemoteSigner;
+use remote_signer::backend::local::LocalSigner;
+use remote_signer::snowflake::{KeyPairAuth, LOGIN_LIFETIME, SqlApiTokens};
 
 const GROUP: &str = "snowflake_token";
 

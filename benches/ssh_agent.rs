@@ -12,10 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use remote_signer::KeyType;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::ssh::{Agent, CertificateOptions};
-use remote_signer::KeyType;
 
 /// Concurrent clients, and sign requests each sends per batch.
 const CLIENTS: usize = 4;

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, Criterion};
+use criterion::{Criterion, criterion_group};
 use ed25519_dalek::Signer as _;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::surrogate::{SurrogateSigner, SurrogateVerifier, TrustedKey};

@@ -14,11 +14,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::header::SET_COOKIE;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::axum::{CookieOptions, SessionCookies, ValidSession};
 use remote_signer::cookie::{SessionSigner, SessionVerifier};

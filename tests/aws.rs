@@ -8,10 +8,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use kms_emulator::{Emulator, Fault, KeySpec, KeyState, ACCESS_KEY_ID, ACCOUNT, SECRET_ACCESS_KEY};
+use kms_emulator::{ACCESS_KEY_ID, ACCOUNT, Emulator, Fault, KeySpec, KeyState, SECRET_ACCESS_KEY};
 use remote_signer::backend::aws::{AsyncSleep, KmsSigner, KmsSignerBuilder, RetryPolicy, Sleep};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, OpenOptions, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The keys live here; the environment says another region, which the ARN must override.
 const REGION: &str = "eu-west-1";
@@ -24,8 +24,14 @@ fn kms() -> &'static Emulator {
     static KMS: OnceLock<Emulator> = OnceLock::new();
     KMS.get_or_init(|| {
         let emu = Emulator::start(17);
+        // SAFETY: changing the environment is unsound only while another thread reads it
+        // without std's lock (C code calling `getenv`); Rust readers, the AWS SDK included,
+        // take that lock. This runs once, before any test here opens a KMS key, but other
+        // tests of the binary may be running on other threads: a risk this test binary takes
+        // to check that the standard variables alone configure the SDK, as in a deployment
+        // (the emulator's port is known only now). The library and the CLI never do this.
         for (name, value) in standard_env(&emu) {
-            std::env::set_var(name, value);
+            unsafe { std::env::set_var(name, value) };
         }
         for name in [
             "AWS_PROFILE",
@@ -33,7 +39,8 @@ fn kms() -> &'static Emulator {
             "AWS_ENDPOINT_URL",
             "AWS_DEFAULT_REGION",
         ] {
-            std::env::remove_var(name);
+            // SAFETY: as for `set_var` above.
+            unsafe { std::env::remove_var(name) };
         }
         emu
     })

@@ -9,13 +9,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use remote_signer::backend::azure::{KeyVaultSigner, KeyVaultSignerBuilder, RetryPolicy};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, OpenOptions, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::keyvault::{
-    Attributes, Deny, Emulator, EmulatorSigners as _, Fault, KeySpec, RetryAfter, CLIENT_SECRET,
+    Attributes, CLIENT_SECRET, Deny, Emulator, EmulatorSigners as _, Fault, KeySpec, RetryAfter,
     TENANT_ID,
 };
 
@@ -210,10 +210,11 @@ async fn a_version_less_url_pins_the_current_version() {
         format!("https://{}/keys/rotating/{v1}", emu.addr())
     );
     // The SDK resolved it with the version-less path the real service sees.
-    assert!(emu
-        .served()
-        .iter()
-        .any(|s| s.method == "GET" && s.path == "/keys/rotating/" && s.status == 200));
+    assert!(
+        emu.served()
+            .iter()
+            .any(|s| s.method == "GET" && s.path == "/keys/rotating/" && s.status == 200)
+    );
 
     let v2 = emu.create_key("rotating", KeySpec::P256);
     assert_ne!(v1, v2);
@@ -223,13 +224,16 @@ async fn a_version_less_url_pins_the_current_version() {
     v1_key
         .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
         .unwrap();
-    assert!(v2_key
-        .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
-        .is_err());
-    assert!(emu
-        .served()
-        .iter()
-        .any(|s| s.method == "POST" && s.path == format!("/keys/rotating/{v1}/sign")));
+    assert!(
+        v2_key
+            .verify(Algorithm::ES256, MESSAGE, sig.as_bytes())
+            .is_err()
+    );
+    assert!(
+        emu.served()
+            .iter()
+            .any(|s| s.method == "POST" && s.path == format!("/keys/rotating/{v1}/sign"))
+    );
     assert_eq!(
         pinned.key_id().as_str(),
         format!("https://{}/keys/rotating/{v1}", emu.addr())
@@ -528,10 +532,12 @@ async fn the_challenge_resource_check_is_on_by_default() {
         .build()
         .await
         .expect("challenge resource matches");
-    assert!(signer
-        .key_id()
-        .as_str()
-        .starts_with(&format!("https://{host}:")));
+    assert!(
+        signer
+            .key_id()
+            .as_str()
+            .starts_with(&format!("https://{host}:"))
+    );
     signer.sign(Algorithm::ES256, MESSAGE).await.unwrap();
 }
 
@@ -1286,10 +1292,14 @@ async fn emulator_serves_the_requests_the_sdks_were_observed_to_send() {
     assert!(seen > 20);
     // The version-less forms the Rust SDK sends were among them.
     let served = emu.served();
-    assert!(served
-        .iter()
-        .any(|s| s.path == "/keys/rsa-key/" && s.status == 200));
-    assert!(served
-        .iter()
-        .any(|s| s.path == "/keys/rsa-key//sign" && s.status == 200));
+    assert!(
+        served
+            .iter()
+            .any(|s| s.path == "/keys/rsa-key/" && s.status == 200)
+    );
+    assert!(
+        served
+            .iter()
+            .any(|s| s.path == "/keys/rsa-key//sign" && s.status == 200)
+    );
 }

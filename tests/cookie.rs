@@ -5,17 +5,17 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::{
-    SessionSigner, SessionVerifier, SigningMode, DIRECT_RESERVED_CLAIMS, SURROGATE_RESERVED_CLAIMS,
+    DIRECT_RESERVED_CLAIMS, SURROGATE_RESERVED_CLAIMS, SessionSigner, SessionVerifier, SigningMode,
 };
 use remote_signer::surrogate::{ManualClock, SurrogateSigner, TrustedKey};
 use remote_signer::{ErrorKind, KeyType, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support;
 

@@ -31,7 +31,7 @@ use support::keyvault::{
     Attributes, Deny, Emulator, EmulatorSigners as _, Fault, KeySpec, RetryAfter, TlsFault,
 };
 use support::retry_timer::FastForward;
-use support::ssh::{captured_log, current_user, RunningAgent, Sshd};
+use support::ssh::{RunningAgent, Sshd, captured_log, current_user};
 
 /// Retries as an application with a latency budget would set them.
 const MAX_RETRIES: u32 = 3;

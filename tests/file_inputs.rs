@@ -124,11 +124,13 @@ impl Setup {
         let token = dir.path().join("token");
         fs::write(&token, b"not.a.token\n").unwrap();
         let fifo = dir.path().join("fifo");
-        assert!(Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
         Setup {
             dir,
             key,

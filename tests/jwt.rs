@@ -9,17 +9,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::jwt::{
-    ApnsToken, ClientAssertion, GitHubAppJwt, ASSERTION_DEFAULT_LIFETIME, GITHUB_DEFAULT_LIFETIME,
-    GITHUB_MAX_LIFETIME,
+    ASSERTION_DEFAULT_LIFETIME, ApnsToken, ClientAssertion, GITHUB_DEFAULT_LIFETIME,
+    GITHUB_MAX_LIFETIME, GitHubAppJwt,
 };
 use remote_signer::surrogate::{Clock, ManualClock, TrustedKey};
 use remote_signer::{Algorithm, Counted, ErrorKind, KeyType, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support;
 
@@ -851,9 +851,11 @@ async fn no_token_of_these_kinds_is_a_session_token() {
         .await
         .unwrap();
     for (signer, token) in [(&rsa, &github), (&p256, &apns)] {
-        assert!(session_verifier(signer, "session")
-            .verify_at(now, token.as_str())
-            .is_err());
+        assert!(
+            session_verifier(signer, "session")
+                .verify_at(now, token.as_str())
+                .is_err()
+        );
     }
     // An assertion whose audience is a cookie purpose, with each key type and algorithm.
     for signer in [&rsa, &p256] {

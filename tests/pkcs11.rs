@@ -13,8 +13,8 @@ use remote_signer::backend::pkcs11::{KeySpec, Pkcs11Signer};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, KeyType, OpenOptions, PublicKey, RemoteSigner};
 use serde_json::Value;
-use softhsm_token::{self as softhsm, openssl, token, MODULE, PIN, TOKEN};
-use support::ssh::{current_user, RunningAgent, Sshd};
+use softhsm_token::{self as softhsm, MODULE, PIN, TOKEN, openssl, token};
+use support::ssh::{RunningAgent, Sshd, current_user};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 

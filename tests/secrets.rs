@@ -28,12 +28,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, SystemTime};
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
-use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens};
+use remote_signer::snowflake::{KeyPairAuth, KeySlot, SqlApiTokens, alter_user_statement};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, ErrorKind, KeyRef, KeyType, OpenOptions, RemoteSigner};

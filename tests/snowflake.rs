@@ -7,23 +7,23 @@
 
 use crate::support;
 use support::faulty::{FaultySigner, Mode};
-use support::public_only::{k256_public, PublicOnly};
+use support::public_only::{PublicOnly, k256_public};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::snowflake::{
-    alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens, Token, KEYPAIR_JWT, TOKEN_TYPE_HEADER,
+    KEYPAIR_JWT, KeyPairAuth, KeySlot, SqlApiTokens, TOKEN_TYPE_HEADER, Token, alter_user_statement,
 };
 use remote_signer::{Algorithm, ErrorKind, KeyId, KeyType, PublicKey, RemoteSigner};
 use serde::Deserialize;
-use support::snowflake_sql_api::{fixed_clock, system_clock, FakeSnowflake, Registration};
+use support::snowflake_sql_api::{FakeSnowflake, Registration, fixed_clock, system_clock};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snowflake");
 
@@ -344,22 +344,27 @@ async fn library_refusals() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{lifetime:?}");
     }
-    assert!(auth
-        .token_at(at(1_700_000_000), Duration::from_secs(3600))
-        .await
-        .is_ok());
-    assert!(SqlApiTokens::with_lifetime(
-        auth.clone(),
-        Duration::from_secs(3601),
-        Duration::from_secs(60)
-    )
-    .is_err());
-    assert!(SqlApiTokens::with_lifetime(
-        auth.clone(),
-        Duration::from_secs(600),
-        Duration::from_secs(600)
-    )
-    .is_err());
+    assert!(
+        auth.token_at(at(1_700_000_000), Duration::from_secs(3600))
+            .await
+            .is_ok()
+    );
+    assert!(
+        SqlApiTokens::with_lifetime(
+            auth.clone(),
+            Duration::from_secs(3601),
+            Duration::from_secs(60)
+        )
+        .is_err()
+    );
+    assert!(
+        SqlApiTokens::with_lifetime(
+            auth.clone(),
+            Duration::from_secs(600),
+            Duration::from_secs(600)
+        )
+        .is_err()
+    );
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use remote_signer::backend::local::LocalSigner;
 use remote_signer::clock::ManualClock;
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::{KeyType, RemoteSigner};
-use ssh_support::{captured_log, current_user, key_blob, sign_request, RunningAgent, Sshd};
+use ssh_support::{RunningAgent, Sshd, captured_log, current_user, key_blob, sign_request};
 
 const FAILURE: [u8; 1] = [5];
 
@@ -803,9 +803,10 @@ fn a_never_expiring_certificate_issued_elsewhere_for_a_managed_key_logs_in() {
         &agent.socket,
         &[&format!("CertificateFile={}", certificate.display())],
     );
-    assert!(sshd
-        .log()
-        .contains("Accepted certificate ID \"issued elsewhere\""));
+    assert!(
+        sshd.log()
+            .contains("Accepted certificate ID \"issued elsewhere\"")
+    );
 
     // The same on the raw socket: a sign request carrying the certificate blob.
     let line = std::fs::read_to_string(&certificate).unwrap();

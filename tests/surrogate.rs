@@ -4,10 +4,10 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rand_chacha::rand_core::SeedableRng;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::surrogate::{
     CertifiedKey, ManualClock, SurrogateSigner, SurrogateVerifier, TrustedKey,
@@ -386,20 +386,24 @@ async fn check_with_jsonwebtoken(key_type: KeyType, alg: jsonwebtoken::Algorithm
     // The message signature verifies with the certified key, taken from `cnf.jwk`.
     let surrogate = jsonwebtoken::DecodingKey::from_jwk(&claims.cnf.jwk).unwrap();
     let signature = URL_SAFE_NO_PAD.encode(signed.signature().as_bytes());
-    assert!(jsonwebtoken::crypto::verify(
-        &signature,
-        b"hello",
-        &surrogate,
-        jsonwebtoken::Algorithm::EdDSA
-    )
-    .unwrap());
-    assert!(!jsonwebtoken::crypto::verify(
-        &signature,
-        b"hellO",
-        &surrogate,
-        jsonwebtoken::Algorithm::EdDSA
-    )
-    .unwrap());
+    assert!(
+        jsonwebtoken::crypto::verify(
+            &signature,
+            b"hello",
+            &surrogate,
+            jsonwebtoken::Algorithm::EdDSA
+        )
+        .unwrap()
+    );
+    assert!(
+        !jsonwebtoken::crypto::verify(
+            &signature,
+            b"hellO",
+            &surrogate,
+            jsonwebtoken::Algorithm::EdDSA
+        )
+        .unwrap()
+    );
 
     // The certificate does not verify with another managed key.
     let other = support::keys::any(key_type, 1);

@@ -7,13 +7,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use remote_signer::jwt::{EntraAssertion, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME};
+use remote_signer::jwt::{ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME, EntraAssertion};
 use remote_signer::surrogate::ManualClock;
-use remote_signer::x509::{certificate_request, SelfSigned, Subject, DEFAULT_DAYS, MAX_DAYS};
+use remote_signer::x509::{DEFAULT_DAYS, MAX_DAYS, SelfSigned, Subject, certificate_request};
 use remote_signer::{ErrorKind, KeyId, KeyType, RemoteSigner};
 
 use crate::support;
-use support::public_only::{k256_public, PublicOnly};
+use support::public_only::{PublicOnly, k256_public};
 
 use support::faulty::{FaultySigner, Mode};
 

@@ -21,7 +21,7 @@ use std::path::Path;
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType, RemoteSigner as _};
 use support::graveyard::{
-    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+    self, Fixture, Graveyard, found, freed_while, needles, secret_fields, secret_text,
 };
 
 #[global_allocator]

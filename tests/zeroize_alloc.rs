@@ -12,7 +12,7 @@ mod support;
 use remote_signer::backend::local::{LocalKeyOptions, LocalSigner};
 use remote_signer::{Algorithm, KeyType};
 use support::graveyard::{
-    self, found, freed_while, needles, secret_fields, secret_text, Fixture, Graveyard,
+    self, Fixture, Graveyard, found, freed_while, needles, secret_fields, secret_text,
 };
 use zeroizing_alloc::ZeroAlloc;
 

@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
         // A key that loads must sign and verify.
         use remote_signer::RemoteSigner;
         let alg = signer.default_algorithm();
-        let sig = signer.sign_blocking(alg, b"fuzz").expect("a loaded key signs");
+        let sig = signer
+            .sign_blocking(alg, b"fuzz")
+            .expect("a loaded key signs");
         signer
             .public_key()
             .verify(alg, b"fuzz", sig.as_bytes())

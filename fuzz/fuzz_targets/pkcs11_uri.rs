@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remote_signer::backend::pkcs11::Pkcs11Uri;
 use remote_signer::KeyRef;
+use remote_signer::backend::pkcs11::Pkcs11Uri;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

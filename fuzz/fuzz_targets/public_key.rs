@@ -9,9 +9,15 @@ fuzz_target!(|data: &[u8]| {
         // Every encoding of a parsed key round-trips.
         let der = key.to_spki_der();
         assert_eq!(PublicKey::from_spki_der(&der).expect("own DER parses"), key);
-        assert_eq!(PublicKey::from_jwk(&key.to_jwk()).expect("own JWK parses"), key);
+        assert_eq!(
+            PublicKey::from_jwk(&key.to_jwk()).expect("own JWK parses"),
+            key
+        );
         if let Ok(line) = key.to_openssh("") {
-            assert_eq!(PublicKey::from_openssh(&line).expect("own line parses"), key);
+            assert_eq!(
+                PublicKey::from_openssh(&line).expect("own line parses"),
+                key
+            );
         }
         for alg in key.key_type().algorithms() {
             let _ = key.verify(*alg, data, data);

@@ -22,16 +22,25 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let managed: Arc<dyn RemoteSigner> = Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let managed: Arc<dyn RemoteSigner> =
+            Arc::new(LocalSigner::generate(KeyType::P256).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         // Signed at the fixed time the fuzzer verifies at, so mutations reach every check.
         let clock = Arc::new(ManualClock::at_unix(NOW));
         let surrogates = SurrogateSigner::builder(managed.clone(), "session")
             .clock(clock.clone())
             .build()
             .unwrap();
-        let surrogate = SessionSigner::builder(surrogates, "session").build().unwrap();
-        let direct = SessionSigner::builder(managed.clone(), "session").mode(SigningMode::Direct).clock(clock).build().unwrap();
+        let surrogate = SessionSigner::builder(surrogates, "session")
+            .build()
+            .unwrap();
+        let direct = SessionSigner::builder(managed.clone(), "session")
+            .mode(SigningMode::Direct)
+            .clock(clock)
+            .build()
+            .unwrap();
         let claims = serde_json::json!({"user": "fuzz"});
         let tokens = [
             runtime.block_on(surrogate.sign(&claims)).unwrap(),

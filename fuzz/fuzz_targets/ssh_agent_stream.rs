@@ -6,9 +6,9 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use remote_signer::KeyType;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::ssh::{Agent, CertificateOptions};
-use remote_signer::KeyType;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
+use remote_signer::KeyType;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::surrogate::{SurrogateVerifier, TrustedKey};
-use remote_signer::KeyType;
 
 fn verifier() -> &'static SurrogateVerifier {
     static VERIFIER: OnceLock<SurrogateVerifier> = OnceLock::new();

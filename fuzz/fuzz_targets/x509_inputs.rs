@@ -5,10 +5,10 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use remote_signer::RemoteSigner;
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::jwt::EntraAssertion;
 use remote_signer::x509::Subject;
-use remote_signer::RemoteSigner;
 
 /// The throw-away RSA test key of the Snowflake vectors.
 fn signer() -> Arc<dyn RemoteSigner> {
@@ -22,12 +22,12 @@ fn signer() -> Arc<dyn RemoteSigner> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(subject) = text.parse::<Subject>() {
-            // What Display writes parses back to the same name.
-            let again: Subject = subject.to_string().parse().expect("Display parses");
-            assert_eq!(again, subject);
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(subject) = text.parse::<Subject>()
+    {
+        // What Display writes parses back to the same name.
+        let again: Subject = subject.to_string().parse().expect("Display parses");
+        assert_eq!(again, subject);
     }
     // Never a panic; a certificate is taken only if it holds the key (this one never does).
     assert!(EntraAssertion::new(signer(), "contoso.com", "app", data).is_err());

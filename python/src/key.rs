@@ -9,7 +9,7 @@ use remote_signer::{Algorithm, KeyRef, KeyType, OpenOptions, RemoteSigner};
 use zeroize::Zeroizing;
 
 use crate::errors::{invalid_input, to_py};
-use crate::runtime::{wait, Origin};
+use crate::runtime::{Origin, wait};
 
 /// A key that signs where it lives (a key file, Azure Key Vault, ...). The private key is
 /// never exposed.

@@ -51,10 +51,10 @@ impl Origin {
 pub fn runtime() -> PyResult<&'static Runtime> {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((started_in, runtime)) = *slot {
-        if started_in == pid {
-            return Ok(runtime);
-        }
+    if let Some((started_in, runtime)) = *slot
+        && started_in == pid
+    {
+        return Ok(runtime);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

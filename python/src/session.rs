@@ -3,13 +3,13 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use remote_signer::PublicKey;
 use remote_signer::cookie;
 use remote_signer::surrogate::TrustedKey;
-use remote_signer::PublicKey;
 
 use crate::errors::{invalid_input, to_py};
 use crate::key::Key;
-use crate::runtime::{enter, wait, Origin};
+use crate::runtime::{Origin, enter, wait};
 use crate::time;
 
 /// Claims cross the boundary as JSON text, encoded and decoded by Python's `json` module.

@@ -6,7 +6,7 @@ use remote_signer::snowflake::{self as sf, KeySlot};
 
 use crate::errors::{invalid_input, to_py};
 use crate::key::Key;
-use crate::runtime::{wait, Origin};
+use crate::runtime::{Origin, wait};
 use crate::time;
 
 /// Key-pair JWTs for one Snowflake account and user, signed by an RSA key. The account and user

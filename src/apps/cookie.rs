@@ -61,8 +61,7 @@ mod cache;
 mod token;
 
 pub use token::{
-    Session, SessionSigner, SessionSignerBuilder, SessionVerifier, SessionVerifierBuilder,
-    SignedBy, SigningMode, DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_TOKEN_LEN,
-    DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TTL, DIRECT_RESERVED_CLAIMS, SESSION_TYP,
-    SURROGATE_RESERVED_CLAIMS,
+    DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TTL,
+    DIRECT_RESERVED_CLAIMS, SESSION_TYP, SURROGATE_RESERVED_CLAIMS, Session, SessionSigner,
+    SessionSignerBuilder, SessionVerifier, SessionVerifierBuilder, SignedBy, SigningMode,
 };

@@ -70,18 +70,18 @@ use std::time::{Duration, SystemTime};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 
-pub use apns::{ApnsToken, ApnsTokenBuilder, APNS_MAX_AGE};
+pub use apns::{APNS_MAX_AGE, ApnsToken, ApnsTokenBuilder};
 pub use assertion::{
-    ClientAssertion, ClientAssertionBuilder, ASSERTION_DEFAULT_LIFETIME, ASSERTION_MAX_LIFETIME,
+    ASSERTION_DEFAULT_LIFETIME, ASSERTION_MAX_LIFETIME, ClientAssertion, ClientAssertionBuilder,
     REGISTERED_CLAIMS,
 };
 #[cfg(feature = "x509")]
 pub use entra::{
-    EntraAssertion, EntraAssertionBuilder, ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME,
+    ENTRA_DEFAULT_LIFETIME, ENTRA_MAX_LIFETIME, EntraAssertion, EntraAssertionBuilder,
 };
 pub use github::{
-    GitHubAppJwt, GitHubAppJwtBuilder, GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME,
-    GITHUB_MAX_LIFETIME,
+    GITHUB_BACKDATE, GITHUB_DEFAULT_LIFETIME, GITHUB_MAX_LIFETIME, GitHubAppJwt,
+    GitHubAppJwtBuilder,
 };
 
 use crate::clock::{from_unix_seconds, unix_seconds};

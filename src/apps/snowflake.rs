@@ -39,8 +39,8 @@ mod sql_api;
 mod token;
 
 pub use names::{normalize_account, normalize_user};
-pub use sql_api::{SqlApiTokens, DEFAULT_RENEW_BEFORE, DEFAULT_SQL_API_LIFETIME};
-pub use token::{alter_user_statement, KeyPairAuth, KeySlot, Token, LOGIN_LIFETIME, MAX_LIFETIME};
+pub use sql_api::{DEFAULT_RENEW_BEFORE, DEFAULT_SQL_API_LIFETIME, SqlApiTokens};
+pub use token::{KeyPairAuth, KeySlot, LOGIN_LIFETIME, MAX_LIFETIME, Token, alter_user_statement};
 
 /// The `Authorization` header name.
 pub const AUTHORIZATION: &str = "Authorization";

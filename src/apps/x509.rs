@@ -438,10 +438,10 @@ where
             return Err(Error::with_context(
                 ErrorKind::UnsupportedKey,
                 format!(
-                "X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key; {} is {other}",
-                signer.key_id()
-            ),
-            ))
+                    "X.509 certificates need an RSA, EC P-256, EC P-384 or Ed25519 key; {} is {other}",
+                    signer.key_id()
+                ),
+            ));
         }
     };
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {

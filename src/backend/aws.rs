@@ -92,12 +92,13 @@ mod error;
 pub mod fuzzing;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_kms::Client;
 use aws_sdk_kms::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
@@ -108,7 +109,6 @@ use aws_sdk_kms::config::{
 };
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use aws_sdk_kms::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::check::SignatureCheck;
@@ -426,10 +426,10 @@ impl PublicKeyReply<'_> {
         if returned != pinned {
             return Err(protocol("reply names a key in another account or region"));
         }
-        if let ArnResource::Key(asked_id) = asked.resource() {
-            if asked_id != id {
-                return Err(protocol("reply names another key"));
-            }
+        if let ArnResource::Key(asked_id) = asked.resource()
+            && asked_id != id
+        {
+            return Err(protocol("reply names another key"));
         }
         match self.key_usage {
             Some(KeyUsageType::SignVerify) => {}
@@ -437,7 +437,7 @@ impl PublicKeyReply<'_> {
                 return Err(unsupported(&format!(
                     "the key's usage is {}, not SIGN_VERIFY",
                     safe_text(other.as_str(), 64)
-                )))
+                )));
             }
             None => return Err(protocol("no key usage in reply")),
         }
@@ -458,14 +458,14 @@ impl PublicKeyReply<'_> {
                 return Err(unsupported(&format!(
                     "key spec {} cannot sign here",
                     safe_text(other.as_str(), 64)
-                )))
+                )));
             }
             None => None,
         };
-        if let Some((key_type, bits)) = expected {
-            if public_key.key_type() != key_type || public_key.rsa_bits() != bits {
-                return Err(protocol("the public key does not match the key spec"));
-            }
+        if let Some((key_type, bits)) = expected
+            && (public_key.key_type() != key_type || public_key.rsa_bits() != bits)
+        {
+            return Err(protocol("the public key does not match the key spec"));
         }
         if public_key
             .rsa_bits()

@@ -186,10 +186,10 @@ impl KeyUrl {
         if !valid_name {
             return Err(bad("key names are 1 to 127 letters, digits and dashes"));
         }
-        if let Some(v) = version {
-            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(bad("key versions are letters and digits"));
-            }
+        if let Some(v) = version
+            && (v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(bad("key versions are letters and digits"));
         }
         let mut vault = parsed.clone();
         vault.set_path("/");
@@ -460,10 +460,10 @@ impl ResolvedKey {
         if returned.name != url.name || url.version.as_ref().is_some_and(|v| *v != version) {
             return Err(protocol("reply names another key"));
         }
-        if let Some(ops) = &jwk.key_ops {
-            if !ops.iter().any(|op| op == "sign") {
-                return Err(unsupported("the key does not permit the sign operation"));
-            }
+        if let Some(ops) = &jwk.key_ops
+            && !ops.iter().any(|op| op == "sign")
+        {
+            return Err(unsupported("the key does not permit the sign operation"));
         }
         let field = |name: &str, value: &Option<Vec<u8>>| {
             value
@@ -483,7 +483,7 @@ impl ResolvedKey {
                         return Err(unsupported(&format!(
                             "curve {} is not supported",
                             safe_text(other.as_ref(), 16)
-                        )))
+                        )));
                     }
                     None => return Err(protocol("EC key without a curve")),
                 };
@@ -497,7 +497,7 @@ impl ResolvedKey {
                 return Err(unsupported(&format!(
                     "key type {} cannot sign",
                     safe_text(other.as_ref(), 16)
-                )))
+                )));
             }
             None => return Err(protocol("key without a type")),
         };

@@ -96,9 +96,11 @@ mod tests {
                 check
                     .verify(&public, *alg, b"message", sig.as_bytes())
                     .unwrap();
-                assert!(check
-                    .verify(&public, *alg, b"massage", sig.as_bytes())
-                    .is_err());
+                assert!(
+                    check
+                        .verify(&public, *alg, b"massage", sig.as_bytes())
+                        .is_err()
+                );
                 let mut bad = sig.as_bytes().to_vec();
                 bad[3] ^= 0x40;
                 assert!(

@@ -40,7 +40,7 @@ use pkcs8::DecodePrivateKey;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::error::{printable_path, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, printable_path};
 use crate::file::{FileBytes, SmallFile};
 use crate::key::{Algorithm, Hash, KeyType, PublicKey, Signature};
 use crate::signer::{KeyId, RemoteSigner};
@@ -229,17 +229,18 @@ pub(crate) fn read_key_file(
 }
 
 fn check_private_mode(path: &Path, file: &FileBytes, allow_readable: bool) -> Result<()> {
-    if let Some(mode) = file.mode() {
-        if mode & 0o077 != 0 && !allow_readable {
-            let shown = printable_path(path);
-            return Err(Error::sentence(
-                ErrorKind::InsecureKeyFile,
-                format!(
-                    "key file {shown} is readable by group or others (mode {mode:04o}): run \
+    if let Some(mode) = file.mode()
+        && mode & 0o077 != 0
+        && !allow_readable
+    {
+        let shown = printable_path(path);
+        return Err(Error::sentence(
+            ErrorKind::InsecureKeyFile,
+            format!(
+                "key file {shown} is readable by group or others (mode {mode:04o}): run \
                      `chmod 600 {shown}`, {ALLOW_READABLE_REMEDY}"
-                ),
-            ));
-        }
+            ),
+        ));
     }
     Ok(())
 }
@@ -247,10 +248,10 @@ fn check_private_mode(path: &Path, file: &FileBytes, allow_readable: bool) -> Re
 /// True when `bytes` hold a private key container (PEM label or DER structure), so that a
 /// public-key reader applies the private-key rules instead of reporting "not a public key".
 fn looks_private(bytes: &[u8]) -> bool {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if text.contains("-----BEGIN ") {
-            return text.contains("PRIVATE KEY-----");
-        }
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && text.contains("-----BEGIN ")
+    {
+        return text.contains("PRIVATE KEY-----");
     }
     pkcs8::PrivateKeyInfo::try_from(bytes).is_ok()
         || pkcs8::EncryptedPrivateKeyInfo::try_from(bytes).is_ok()
@@ -459,12 +460,12 @@ fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
             return Err(no_passphrase());
         };
         // A crafted file could ask for billions of rounds and hang the process; refuse first.
-        if let ssh_key::Kdf::Bcrypt { rounds, .. } = key.kdf() {
-            if *rounds > MAX_BCRYPT_ROUNDS {
-                return Err(unsupported(
-                    "key encryption parameters ask for more work than any real key file",
-                ));
-            }
+        if let ssh_key::Kdf::Bcrypt { rounds, .. } = key.kdf()
+            && *rounds > MAX_BCRYPT_ROUNDS
+        {
+            return Err(unsupported(
+                "key encryption parameters ask for more work than any real key file",
+            ));
         }
         key.decrypt(passphrase).map_err(|e| match e {
             ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
@@ -637,7 +638,7 @@ impl LocalSigner {
             other => {
                 return Err(unsupported(format!(
                     "{other} keys cannot be generated locally"
-                )))
+                )));
             }
         };
         Self::new(secret, |t| format!("memory:{t}"))
@@ -806,10 +807,12 @@ mod tests {
                     .public_key()
                     .verify(alg, b"message", sig.as_bytes())
                     .unwrap();
-                assert!(signer
-                    .public_key()
-                    .verify(alg, b"messagf", sig.as_bytes())
-                    .is_err());
+                assert!(
+                    signer
+                        .public_key()
+                        .verify(alg, b"messagf", sig.as_bytes())
+                        .is_err()
+                );
             }
         }
     }

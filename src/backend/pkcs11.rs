@@ -153,7 +153,7 @@ impl KeySpec {
                 return Err(Error::with_context(
                     ErrorKind::UnsupportedKey,
                     format!("cannot create {other} keys on a PKCS#11 token"),
-                ))
+                ));
             }
         })
     }
@@ -577,7 +577,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fail(&self, during: &str) -> impl Fn(CkError) -> Error + '_ {
+    fn fail(&self, during: &str) -> impl Fn(CkError) -> Error {
         let what = format!("{}: {during}", self.what);
         move |e| error::map(&e, &what)
     }
@@ -593,7 +593,7 @@ impl Shared {
                 Ok(info) => info,
                 // A token pulled out while listing is simply not there.
                 Err(CkError::Pkcs11(RvError::TokenNotPresent | RvError::DeviceRemoved, _)) => {
-                    continue
+                    continue;
                 }
                 Err(e) => return Err(self.fail("token info")(e)),
             };
@@ -637,7 +637,7 @@ impl Shared {
                          pin-source=file:PATH in the URI, or set {PIN_ENV}",
                         self.what
                     ),
-                ))
+                ));
             }
         };
         match self.calls.login(session, UserType::User, pin) {
@@ -1033,7 +1033,7 @@ impl Inner {
                              signing, and this token does not sign in parts",
                             shared.what
                         ),
-                    ))
+                    ));
                 }
                 Err(e) => return Err(shared.fail("sign")(e)),
             }

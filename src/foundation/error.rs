@@ -215,10 +215,10 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.inner.sentence {
-            if let Some(context) = &self.inner.context {
-                return f.write_str(context);
-            }
+        if self.inner.sentence
+            && let Some(context) = &self.inner.context
+        {
+            return f.write_str(context);
         }
         f.write_str(self.inner.kind.describe())?;
         if let Some(context) = &self.inner.context {

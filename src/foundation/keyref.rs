@@ -265,9 +265,11 @@ mod tests {
             assert!(text.contains("user name or password"), "{text}");
         }
         // An `@` in the path is not user information.
-        assert!("https://v.vault.azure.net/keys/k@1"
-            .parse::<KeyRef>()
-            .is_ok());
+        assert!(
+            "https://v.vault.azure.net/keys/k@1"
+                .parse::<KeyRef>()
+                .is_ok()
+        );
         let err = "https://v.vault.azure.net/keys/k\u{1b}[2J"
             .parse::<KeyRef>()
             .unwrap_err();

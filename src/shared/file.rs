@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::error::{printable_path, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, printable_path};
 
 /// The default size bound: no key, passphrase or public key file is this large.
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
@@ -226,7 +226,7 @@ impl SmallFile {
     /// Waits until the pipe has data or its writers are gone, at most until `deadline`.
     #[cfg(unix)]
     fn wait_readable(&self, path: &Path, file: &std::fs::File, deadline: Instant) -> Result<Ready> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let left = deadline.saturating_duration_since(Instant::now());
         let timed_out = || {
             Error::sentence(
@@ -336,11 +336,13 @@ mod tests {
     fn a_pipe_whose_writer_sends_nothing_fails_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
         // A writer that holds the FIFO open and never writes.
         let _writer = std::fs::OpenOptions::new()
             .read(true)
@@ -359,11 +361,13 @@ mod tests {
     fn a_fifo_whose_writer_opens_late_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
         let writer = {
             let fifo = fifo.clone();
             // Its open blocks until the reader has opened the FIFO.

@@ -2,8 +2,8 @@
 //! base64url parts, JSON decoding. Signature checks live with the callers, which know which
 //! key and algorithm they trust.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};

@@ -316,15 +316,15 @@ impl<I: Issuer> Rotation<I> {
                 need.filter(|_| may_try),
             )
         };
-        if let (Some(need), Ok(runtime)) = (need, tokio::runtime::Handle::try_current()) {
-            if let Ok(flight) = self.shared.flight.clone().try_lock_owned() {
-                let shared = self.shared.clone();
-                runtime.spawn(async move {
-                    // A failure is recorded in the state.
-                    let _ = shared.issue_locked(need, Time::Clock).await;
-                    drop(flight);
-                });
-            }
+        if let (Some(need), Ok(runtime)) = (need, tokio::runtime::Handle::try_current())
+            && let Ok(flight) = self.shared.flight.clone().try_lock_owned()
+        {
+            let shared = self.shared.clone();
+            runtime.spawn(async move {
+                // A failure is recorded in the state.
+                let _ = shared.issue_locked(need, Time::Clock).await;
+                drop(flight);
+            });
         }
         credential
     }
@@ -427,18 +427,18 @@ impl<I: Issuer> Shared<I> {
                 .current
                 .as_ref()
                 .filter(|c| now < c.credential.not_after());
-            if let Some(c) = valid {
-                if need == Need::Expired || now < c.rotate_at {
-                    return Ok(c.credential.clone()); // someone else rotated meanwhile
-                }
+            if let Some(c) = valid
+                && (need == Need::Expired || now < c.rotate_at)
+            {
+                return Ok(c.credential.clone()); // someone else rotated meanwhile
             }
-            if let Some(retry_at) = state.retry_at {
-                if now < retry_at {
-                    return match valid {
-                        Some(c) => Ok(c.credential.clone()),
-                        None => Err(self.no_credential(&state)),
-                    };
-                }
+            if let Some(retry_at) = state.retry_at
+                && now < retry_at
+            {
+                return match valid {
+                    Some(c) => Ok(c.credential.clone()),
+                    None => Err(self.no_credential(&state)),
+                };
             }
             valid.map(|c| c.credential.clone())
         };
@@ -520,7 +520,7 @@ impl<I: Issuer> Shared<I> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
     /// Issues credentials valid for 100 s; fails or hangs on demand, counting issuing calls.
     #[derive(Debug, Default)]

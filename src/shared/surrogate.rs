@@ -85,18 +85,18 @@ mod certificate;
 mod signer;
 mod verifier;
 
-pub use certificate::{CertificateInfo, CERTIFICATE_TYP};
+pub use certificate::{CERTIFICATE_TYP, CertificateInfo};
 // The clock and the renewal engine are crate-level; re-exported here where they began.
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::renewal::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
 use crate::{clock, renewal as rotation};
 pub use signer::{
-    CertifiedKey, SurrogateIssuer, SurrogateSignature, SurrogateSigner, SurrogateSignerBuilder,
-    DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_PERIOD,
+    CertifiedKey, DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_PERIOD, SurrogateIssuer, SurrogateSignature,
+    SurrogateSigner, SurrogateSignerBuilder,
 };
 pub use verifier::{
-    SurrogateVerifier, SurrogateVerifierBuilder, TrustedKey, DEFAULT_LEEWAY,
-    DEFAULT_MAX_CERTIFICATE_WINDOW, DEFAULT_MAX_TOKEN_BOUND,
+    DEFAULT_LEEWAY, DEFAULT_MAX_CERTIFICATE_WINDOW, DEFAULT_MAX_TOKEN_BOUND, SurrogateVerifier,
+    SurrogateVerifierBuilder, TrustedKey,
 };
 
 pub(crate) use verifier::make_room;

@@ -4,8 +4,8 @@
 //! (then fails, as a stopped vault does), or stalls until released (then signs, as a slow
 //! vault does).
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;

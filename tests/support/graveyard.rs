@@ -23,8 +23,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 const ARENA_BYTES: usize = 64 << 20;
 /// A needle: this many secret bytes (or encoded characters) in a row.
@@ -84,21 +84,28 @@ unsafe impl GlobalAlloc for Graveyard {
         // Zeroed, so a block's unused capacity never carries stale bytes of an earlier block
         // into the search: whatever is found in a freed block was written there while it
         // was allocated, by the code that freed it.
-        self.alloc_zeroed(layout)
+        // SAFETY: `alloc_zeroed` has the contract of `alloc`, which the caller meets.
+        unsafe { self.alloc_zeroed(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if SEARCHING.get() {
             SEARCH_ALLOCATED.store(true, Ordering::SeqCst);
         }
-        System.alloc_zeroed(layout)
+        // SAFETY: forwarded as it came, under the same contract.
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if ARMED.load(Ordering::SeqCst) {
             let size = layout.size();
+            // SAFETY: the caller hands back a live block of `layout` from this allocator: its
+            // `size` bytes are readable until it is freed below.
+            let block = unsafe { std::slice::from_raw_parts(ptr, size) };
             let watch = WATCH.load(Ordering::SeqCst);
-            if !watch.is_null() && held_in(std::slice::from_raw_parts(ptr, size), &*watch) {
+            // SAFETY: a non-null `WATCH` borrows the needles of the `freed_while` call that
+            // armed the graveyard, and that call clears it before it returns.
+            if !watch.is_null() && held_in(block, unsafe { &*watch }) {
                 // Disarmed while the attribution allocates.
                 ARMED.store(false, Ordering::SeqCst);
                 let leak = Leak {
@@ -110,12 +117,17 @@ unsafe impl GlobalAlloc for Graveyard {
             }
             let start = USED.fetch_add(size, Ordering::SeqCst);
             if start.saturating_add(size) <= ARENA_BYTES {
-                std::ptr::copy_nonoverlapping(ptr, (ARENA.0.get() as *mut u8).add(start), size);
+                // SAFETY: `start..start + size` lies in the arena, reserved for this call alone
+                // by `fetch_add`; the block is readable (above).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr, (ARENA.0.get() as *mut u8).add(start), size);
+                }
             } else {
                 OVERFLOWED.store(true, Ordering::SeqCst);
             }
         }
-        System.dealloc(ptr, layout)
+        // SAFETY: every block came from `System` (see `alloc_zeroed`), with this layout.
+        unsafe { System.dealloc(ptr, layout) }
     }
 }
 
@@ -252,10 +264,12 @@ pub fn secret_fields(pkcs8_der: &[u8]) -> Vec<Vec<u8>> {
             .map(|n| n.as_bytes().to_vec())
             .collect()
         }
-        "1.2.840.10045.2.1" => vec![sec1::EcPrivateKey::try_from(info.private_key)
-            .unwrap()
-            .private_key
-            .to_vec()],
+        "1.2.840.10045.2.1" => vec![
+            sec1::EcPrivateKey::try_from(info.private_key)
+                .unwrap()
+                .private_key
+                .to_vec(),
+        ],
         "1.3.101.112" => {
             // An OCTET STRING inside the OCTET STRING.
             assert_eq!(&info.private_key[..2], &[0x04, 0x20]);

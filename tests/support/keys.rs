@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use remote_signer::backend::local::LocalSigner;
 use remote_signer::KeyType;
+use remote_signer::backend::local::LocalSigner;
 
 /// Throw-away RSA-2048 keys (PKCS#8 PEM); each index is a different key.
 const RSA: [&str; 4] = [

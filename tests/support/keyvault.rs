@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use keyvault_emulator::*;
-use remote_signer::backend::azure::{KeyVaultSigner, KeyVaultSignerBuilder, RetryPolicy};
 use remote_signer::RemoteSigner;
+use remote_signer::backend::azure::{KeyVaultSigner, KeyVaultSignerBuilder, RetryPolicy};
 
 /// Signers opened on an [`Emulator`].
 pub trait EmulatorSigners {

@@ -27,13 +27,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use rand_core::{OsRng, RngCore};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The tenant the emulator's token endpoint serves.
 pub const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -1131,7 +1131,9 @@ fn keys(state: &Shared, method: &str, path: &str, host: &str, body: &[u8], tampe
             Deny::AccessPolicy => error(
                 403,
                 "Forbidden",
-                &format!("The user, group or application 'appid={CLIENT_ID};oid=...;iss=https://sts.windows.net/{TENANT_ID}/' does not have keys {op} permission on key vault 'emulator;location=westus'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"),
+                &format!(
+                    "The user, group or application 'appid={CLIENT_ID};oid=...;iss=https://sts.windows.net/{TENANT_ID}/' does not have keys {op} permission on key vault 'emulator;location=westus'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
+                ),
                 Some("AccessDenied"),
             ),
             Deny::Rbac => error(
@@ -1163,7 +1165,9 @@ fn keys(state: &Shared, method: &str, path: &str, host: &str, body: &[u8], tampe
         return error(
             404,
             "KeyNotFound",
-            &format!("A key with (name/id) {what} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+            &format!(
+                "A key with (name/id) {what} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+            ),
             None,
         );
     };

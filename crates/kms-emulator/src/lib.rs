@@ -28,8 +28,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -38,7 +38,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub use keys::KeySpec;
 use keys::Material;
@@ -394,7 +394,7 @@ async fn handle(
             return Ok(respond(
                 &state,
                 error(413, "RequestEntityTooLarge", "too large"),
-            ))
+            ));
         }
     };
     let target = parts
@@ -596,7 +596,7 @@ fn new_key(
                     "KeyUsage {usage} is not compatible with KeySpec {}",
                     spec.as_str()
                 ),
-            ))
+            ));
         }
     };
     Ok(Key {
@@ -857,7 +857,7 @@ fn run(state: &mut State, region: &str, operation: &str, input: &Value) -> Resul
                         400,
                         "ValidationException",
                         "MessageType must be RAW or DIGEST",
-                    ))
+                    ));
                 }
             };
             if operation == "Sign" {

@@ -8,7 +8,7 @@
 //! an alias. It prints the environment to point the AWS SDK (and `remote-signer`) at it and the
 //! keys' ARNs, then serves until interrupted.
 
-use kms_emulator::{Emulator, KeySpec, ACCESS_KEY_ID, ACCOUNT, SECRET_ACCESS_KEY};
+use kms_emulator::{ACCESS_KEY_ID, ACCOUNT, Emulator, KeySpec, SECRET_ACCESS_KEY};
 
 fn main() {
     let mut region = "us-east-1".to_string();

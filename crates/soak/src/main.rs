@@ -52,15 +52,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use keyvault_emulator::{
     self as keyvault, Attributes, Emulator, Fault, KeySpec, RetryAfter, TlsFault,
 };
-use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use remote_signer::backend::azure::{KeyVaultSigner, RetryPolicy};
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::cookie::{SessionSigner, SessionVerifier};
 use remote_signer::ssh::{Agent, CertificateOptions};
 use remote_signer::surrogate::{SurrogateSigner, TrustedKey};
 use remote_signer::{Algorithm, Counted, KeyType, PublicKey, RemoteSigner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Keys the emulator holds: direct RSA, direct EC, the cookie surrogates' key, the ssh CA.

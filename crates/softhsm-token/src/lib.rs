@@ -42,7 +42,12 @@ pub fn token() -> &'static SoftHsm {
             ),
         )
         .unwrap();
-        std::env::set_var("SOFTHSM2_CONF", &conf);
+        // SAFETY: changing the environment is unsound only while another thread reads it
+        // without std's lock (C code calling `getenv`). SoftHSM reads `SOFTHSM2_CONF` that
+        // way when it is initialised, which every user of the module does after `token()`
+        // has returned. Other tests of the binary may be running meanwhile: a risk a test
+        // process takes because SoftHSM takes its config from the environment only.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
         let hsm = SoftHsm { dir };
         hsm.util(&[
             "--init-token",

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::cache::{entry_cost, TokenCache};
-use crate::clock::{check_window, from_unix_seconds, unix_seconds, Clock, SystemClock};
+use super::cache::{TokenCache, entry_cost};
+use crate::clock::{Clock, SystemClock, check_window, from_unix_seconds, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jws;
 use crate::key::Algorithm;
@@ -389,7 +389,7 @@ impl SessionSignerBuilder {
                     "direct mode signs with the managed key: give the managed key, not a \
                      surrogate signer"
                         .into(),
-                ))
+                ));
             }
             (SigningMode::Surrogate, SignedBy::Managed(managed)) => {
                 let mut surrogates = SurrogateSigner::builder(managed, purpose.clone());
@@ -420,12 +420,12 @@ impl SessionSignerBuilder {
                 (Mode::Surrogate(surrogates), clock)
             }
         };
-        if let Mode::Surrogate(surrogates) = &mode {
-            if ttl > surrogates.max_token_lifetime() {
-                return Err(config(
-                    "the token lifetime exceeds the surrogates' token-expiry bound".into(),
-                ));
-            }
+        if let Mode::Surrogate(surrogates) = &mode
+            && ttl > surrogates.max_token_lifetime()
+        {
+            return Err(config(
+                "the token lifetime exceeds the surrogates' token-expiry bound".into(),
+            ));
         }
         Ok(SessionSigner {
             mode,
@@ -444,10 +444,10 @@ impl SessionSigner {
             .header_cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached_key, header)) = &*cache {
-            if std::ptr::eq(cached_key.as_ptr(), Arc::as_ptr(key)) {
-                return Ok(header.clone());
-            }
+        if let Some((cached_key, header)) = &*cache
+            && std::ptr::eq(cached_key.as_ptr(), Arc::as_ptr(key))
+        {
+            return Ok(header.clone());
         }
         // No `kid`: it would only repeat the thumbprint of the certificate's `cnf.jwk`.
         let header = Header {

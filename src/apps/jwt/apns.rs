@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{add, check_text, require_key_type, rotation, sign_json, Jwt};
+use super::{Jwt, add, check_text, require_key_type, rotation, sign_json};
 use crate::clock::unix_seconds_strict;
 use crate::error::Result;
 use crate::key::{Algorithm, KeyType};

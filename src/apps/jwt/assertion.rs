@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::ser::SerializeMap;
 use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::Value;
 
-use super::{add, check_lifetime, check_text, fresh_jti, sign_json, Jwt};
+use super::{Jwt, add, check_lifetime, check_text, fresh_jti, sign_json};
 use crate::clock::unix_seconds_strict;
 use crate::error::{Error, Result};
 use crate::key::Algorithm;

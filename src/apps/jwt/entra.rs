@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    add, check_lifetime, check_text, fresh_jti, require_key_type, rotation, sign_json, Jwt,
+    Jwt, add, check_lifetime, check_text, fresh_jti, require_key_type, rotation, sign_json,
 };
 use crate::clock::unix_seconds_strict;
 use crate::error::{Error, ErrorKind, Result};

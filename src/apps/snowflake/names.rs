@@ -198,20 +198,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("locator.region.cloud"), "{err}");
-        assert!(normalize_account("xy12345.global")
-            .unwrap_err()
-            .to_string()
-            .contains("connection_group"));
+        assert!(
+            normalize_account("xy12345.global")
+                .unwrap_err()
+                .to_string()
+                .contains("connection_group")
+        );
         assert!(normalize_account("-grp.global").is_err());
         assert!(normalize_account("").is_err());
         assert!(normalize_account("xy12345.").is_err());
         assert!(normalize_account(".xy12345").is_err());
         assert!(normalize_account("a..b").is_err());
         assert!(normalize_account("my org").is_err());
-        assert!(normalize_account("https://x.snowflakecomputing.com")
-            .unwrap_err()
-            .to_string()
-            .contains("not a URL"));
+        assert!(
+            normalize_account("https://x.snowflakecomputing.com")
+                .unwrap_err()
+                .to_string()
+                .contains("not a URL")
+        );
         assert!(normalize_account(&"a".repeat(256)).is_err());
     }
 

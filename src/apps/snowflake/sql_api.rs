@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::token::{KeyPairAuth, Token, MAX_LIFETIME};
-use crate::clock::{unix_seconds_strict, SystemClock};
+use super::token::{KeyPairAuth, MAX_LIFETIME, Token};
+use crate::clock::{SystemClock, unix_seconds_strict};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};

@@ -448,7 +448,7 @@ impl Agent {
                     return Err(Error::with_context(
                         ErrorKind::Timeout,
                         "agent connection: a message stalled; disconnected",
-                    ))
+                    ));
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Ok(Err(e)) => return Err(io(e)),
@@ -475,7 +475,7 @@ impl Agent {
                     return Err(Error::with_context(
                         ErrorKind::Timeout,
                         "agent connection: the client stopped reading answers; disconnected",
-                    ))
+                    ));
                 }
             }
         }

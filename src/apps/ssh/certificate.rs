@@ -179,7 +179,7 @@ pub(crate) async fn mint(
             return Err(Error::with_context(
                 ErrorKind::UnsupportedKey,
                 format!("{other} keys cannot sign OpenSSH certificates"),
-            ))
+            ));
         }
     };
     let mut nonce = [0u8; Builder::RECOMMENDED_NONCE_SIZE];
@@ -348,9 +348,11 @@ mod tests {
             CertificateOptions::new(none).check().unwrap_err().kind(),
             ErrorKind::Config
         );
-        assert!(CertificateOptions::new(["a"])
-            .validity(Duration::ZERO)
-            .check()
-            .is_err());
+        assert!(
+            CertificateOptions::new(["a"])
+                .validity(Duration::ZERO)
+                .check()
+                .is_err()
+        );
     }
 }

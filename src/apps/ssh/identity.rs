@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use ssh_encoding::Encode;
 
-use super::certificate::{mint, CertificateOptions, Minted};
+use super::certificate::{CertificateOptions, Minted, mint};
 use super::protocol::{RSA_SHA2_256, RSA_SHA2_512};
-use crate::clock::{unix_seconds, Clock};
+use crate::clock::{Clock, unix_seconds};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, KeyType};
 use crate::renewal::{Credential, Issuer, Rotation, RotationOptions};
@@ -61,18 +61,19 @@ impl ManagedKey {
     /// Signs `data` as the request's `flags` ask: RSA keys honour the SHA-2 flags exactly and
     /// refuse SHA-1 `ssh-rsa`; other keys ignore the flags, as OpenSSH's agent does.
     pub(crate) async fn sign(&self, data: &[u8], flags: u32) -> Result<ssh_key::Signature> {
-        let algorithm =
-            match self.signer.key_type() {
-                KeyType::Rsa if flags & RSA_SHA2_256 != 0 => Algorithm::RS256,
-                KeyType::Rsa if flags & RSA_SHA2_512 != 0 => Algorithm::RS512,
-                KeyType::Rsa => return Err(Error::algorithm(
+        let algorithm = match self.signer.key_type() {
+            KeyType::Rsa if flags & RSA_SHA2_256 != 0 => Algorithm::RS256,
+            KeyType::Rsa if flags & RSA_SHA2_512 != 0 => Algorithm::RS512,
+            KeyType::Rsa => {
+                return Err(Error::algorithm(
                     "SHA-1 ssh-rsa signatures are refused (ask for rsa-sha2-256 or rsa-sha2-512)",
-                )),
-                KeyType::P256 => Algorithm::ES256,
-                KeyType::P384 => Algorithm::ES384,
-                KeyType::Ed25519 => Algorithm::EdDSA,
-                other => return Err(Error::algorithm(format!("{other} keys have no SSH form"))),
-            };
+                ));
+            }
+            KeyType::P256 => Algorithm::ES256,
+            KeyType::P384 => Algorithm::ES384,
+            KeyType::Ed25519 => Algorithm::EdDSA,
+            other => return Err(Error::algorithm(format!("{other} keys have no SSH form"))),
+        };
         self.signer.sign(algorithm, data).await?.to_ssh()
     }
 }

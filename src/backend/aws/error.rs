@@ -51,7 +51,9 @@ fn kind_of(code: &str, status: Option<u16>) -> (ErrorKind, &'static str) {
         "ThrottlingException" | "LimitExceededException" => {
             (ErrorKind::Throttled, "throttled after the allowed retries")
         }
-        "KMSInternalException" | "DependencyTimeoutException" | "InternalFailure"
+        "KMSInternalException"
+        | "DependencyTimeoutException"
+        | "InternalFailure"
         | "ServiceUnavailable" => (ErrorKind::Unavailable, "still failing after the retries"),
         "UnsupportedOperationException" => (
             ErrorKind::UnsupportedKey,
@@ -69,10 +71,9 @@ fn kind_of(code: &str, status: Option<u16>) -> (ErrorKind, &'static str) {
             ErrorKind::PermissionDenied,
             "the access key id or session token is not recognised",
         ),
-        "ExpiredTokenException" | "RequestExpired" => (
-            ErrorKind::PermissionDenied,
-            "the session token has expired",
-        ),
+        "ExpiredTokenException" | "RequestExpired" => {
+            (ErrorKind::PermissionDenied, "the session token has expired")
+        }
         "ValidationException" | "InvalidArnException" | "InvalidGrantTokenException" => {
             (ErrorKind::Protocol, "the service refused the request")
         }

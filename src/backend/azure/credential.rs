@@ -16,7 +16,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
-use super::error::{describe, CredentialFailure};
+use super::error::{CredentialFailure, describe};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long the first managed-identity request may take before the endpoint is taken to be
@@ -246,13 +246,13 @@ impl TokenCredential for DefaultCredential {
                         return managed
                             .get_token(scopes, options)
                             .await
-                            .map_err(|e| fail(describe("managed identity", &e)))
+                            .map_err(|e| fail(describe("managed identity", &e)));
                     }
                     Some(_) => {
                         return cli
                             .get_token(scopes, options)
                             .await
-                            .map_err(|e| fail(describe("az CLI", &e)))
+                            .map_err(|e| fail(describe("az CLI", &e)));
                     }
                     None => {}
                 }

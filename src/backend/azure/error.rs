@@ -7,8 +7,8 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use azure_core::error::ErrorKind as AzKind;
-use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::RawResponse;
+use azure_core::http::headers::{HeaderName, Headers};
 use serde::Deserialize;
 
 use crate::backend::safe_text;

@@ -6,7 +6,7 @@ use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::{RawResponse, StatusCode};
 use azure_security_keyvault_keys::models::Key;
 
-use super::error::{classify, Operation};
+use super::error::{Operation, classify};
 use super::{KeyUrl, ResolvedKey};
 use crate::error::{Error, ErrorKind, Result};
 

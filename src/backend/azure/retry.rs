@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::error::{classify, Failure, Operation};
+use super::error::{Failure, Operation, classify};
 use super::stats::OperationStats;
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};

@@ -47,10 +47,10 @@ pub(crate) fn map(e: &CkError, what: &str) -> Error {
             return Error::with_context(
                 ErrorKind::Algorithm,
                 format!("{what}: not supported by this token"),
-            )
+            );
         }
         other => {
-            return Error::with_context(ErrorKind::Signing, format!("{what}: {}", code(other)))
+            return Error::with_context(ErrorKind::Signing, format!("{what}: {}", code(other)));
         }
     };
     let (kind, why) = match rv {

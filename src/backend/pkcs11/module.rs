@@ -120,7 +120,7 @@ impl Module {
                 return Err(cannot(&format!(
                     "C_Initialize failed ({})",
                     super::error::code(&e)
-                )))
+                )));
             }
         }
         let module = Module {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use crate::backend::safe_text;
 use crate::error::{Error, ErrorKind, Result};
@@ -120,7 +120,7 @@ fn pin_file(value: &str) -> Result<PathBuf> {
         None if value.starts_with('|') => {
             return Err(bad(
                 "PKCS#11 URI: pin-source must be a file (file:PATH), not a command",
-            ))
+            ));
         }
         None => value,
     };
@@ -190,7 +190,7 @@ impl Pkcs11Uri {
                         "PKCS#11 URI: path attribute `{}` is not supported (use token, \
                          serial, manufacturer, model, object, id, type)",
                         safe_text(name, 32)
-                    )))
+                    )));
                 }
             }
         }
@@ -217,7 +217,7 @@ impl Pkcs11Uri {
                         "PKCS#11 URI: query attribute `{}` is not supported (use module-path, \
                          pin-source)",
                         safe_text(name, 32)
-                    )))
+                    )));
                 }
             }
         }

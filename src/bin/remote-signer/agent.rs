@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use remote_signer::ssh::{Agent, CertificateOptions};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 
-use crate::common::KeyArgs;
 use crate::Outcome;
+use crate::common::KeyArgs;
 
 #[derive(Args)]
 pub struct AgentArgs {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use clap::Args;
 use remote_signer::backend::local::{LocalKeyOptions, PASSPHRASE_ENV};
-use remote_signer::clock::{from_unix_seconds, Clock as _, SystemClock};
+use remote_signer::clock::{Clock as _, SystemClock, from_unix_seconds};
 use remote_signer::file::SmallFile;
 use remote_signer::{ErrorKind, KeyRef, OpenOptions, PublicKey, RemoteSigner};
 use zeroize::Zeroizing;
@@ -20,13 +20,17 @@ const MAX_INPUT: u64 = 64 * 1024 * 1024;
 static ENV_PASSPHRASE: OnceLock<Option<Zeroizing<Vec<u8>>>> = OnceLock::new();
 
 /// Takes `REMOTE_SIGNER_KEY_PASSPHRASE` out of the environment, so that no child process (the
-/// `az` CLI that Azure credentials may run) inherits it. Call once, first thing in `main`,
-/// while the process has one thread: removing a variable is only sound then. (The kernel's copy
-/// in /proc/PID/environ stays; the README says so and recommends --passphrase-file.)
-pub fn take_env_passphrase() {
+/// `az` CLI that Azure credentials may run) inherits it. (The kernel's copy in /proc/PID/environ
+/// stays; the README says so and recommends --passphrase-file.)
+///
+/// # Safety
+/// Call once, first thing in `main`, while the process has one thread: removing a variable is
+/// only sound then.
+pub unsafe fn take_env_passphrase() {
     let value = std::env::var_os(PASSPHRASE_ENV).map(|v| Zeroizing::new(v.into_encoded_bytes()));
     if value.is_some() {
-        std::env::remove_var(PASSPHRASE_ENV);
+        // SAFETY: no other thread exists (this function's contract).
+        unsafe { std::env::remove_var(PASSPHRASE_ENV) };
     }
     let _ = ENV_PASSPHRASE.set(value);
 }

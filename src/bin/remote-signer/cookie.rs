@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use remote_signer::cookie::{SessionSigner, SessionVerifier, SigningMode};
 use remote_signer::surrogate::TrustedKey;
 
-use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
+use crate::common::{KeyArgs, read_input, write_stdout};
 
 #[derive(Subcommand)]
 pub enum CookieCommand {

@@ -74,8 +74,8 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<Outcome> {
 
 /// A Snowflake key-pair JWT from the demo's RSA key, and the SQL API token cache at work.
 async fn snowflake(dir: &std::path::Path) -> anyhow::Result<()> {
-    use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, SqlApiTokens};
     use remote_signer::Counted;
+    use remote_signer::snowflake::{KeyPairAuth, KeySlot, SqlApiTokens, alter_user_statement};
 
     let key = Arc::new(Counted::new(LocalSigner::open(dir.join("rsa.pem"))?));
     let auth = KeyPairAuth::new(key.clone(), "myorg-myaccount", "demo_user")?;
@@ -119,9 +119,9 @@ async fn snowflake(dir: &std::path::Path) -> anyhow::Result<()> {
 /// Session cookies in surrogate mode: the managed key certifies one in-memory key, which signs
 /// every cookie; any instance verifies with the managed public key alone.
 async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
+    use remote_signer::Counted;
     use remote_signer::cookie::{SessionSigner, SessionVerifier};
     use remote_signer::surrogate::TrustedKey;
-    use remote_signer::Counted;
 
     let managed = Arc::new(Counted::new(LocalSigner::open(dir.join("p256.pem"))?));
     let signer = SessionSigner::new(managed.clone(), "session")?;
@@ -160,8 +160,8 @@ async fn cookies(dir: &std::path::Path) -> anyhow::Result<()> {
 /// The ssh-agent in certificate mode, answering in-process: it lists only a short-lived
 /// certificate (never the CA key) and signs logins with no CA call until renewal.
 async fn ssh_agent(dir: &std::path::Path) -> anyhow::Result<()> {
-    use remote_signer::ssh::{Agent, CertificateOptions};
     use remote_signer::Counted;
+    use remote_signer::ssh::{Agent, CertificateOptions};
     use sha2::Digest as _;
     use ssh_encoding::{Decode, Encode};
 

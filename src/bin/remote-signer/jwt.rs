@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use remote_signer::jwt::{
-    ApnsToken, ClientAssertion, EntraAssertion, GitHubAppJwt, Jwt, ASSERTION_DEFAULT_LIFETIME,
-    ENTRA_DEFAULT_LIFETIME, GITHUB_DEFAULT_LIFETIME,
-};
 use remote_signer::Algorithm;
+use remote_signer::jwt::{
+    ASSERTION_DEFAULT_LIFETIME, ApnsToken, ClientAssertion, ENTRA_DEFAULT_LIFETIME, EntraAssertion,
+    GITHUB_DEFAULT_LIFETIME, GitHubAppJwt, Jwt,
+};
 
-use crate::common::{write_stdout, KeyArgs, TimeArgs};
 use crate::Outcome;
+use crate::common::{KeyArgs, TimeArgs, write_stdout};
 
 #[derive(Subcommand)]
 pub enum JwtCommand {

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::{Args, ValueEnum};
 use remote_signer::backend::local::LocalSigner;
 use remote_signer::key::Jwks;
 use remote_signer::{Algorithm, KeyType, RemoteSigner as _, Signature};
 
-use crate::common::{read_input, write_stdout, KeyArgs};
 use crate::Outcome;
+use crate::common::{KeyArgs, read_input, write_stdout};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PublicKeyFormat {

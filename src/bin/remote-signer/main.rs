@@ -114,7 +114,8 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    common::take_env_passphrase();
+    // SAFETY: nothing has started a thread yet (the runtime is built below).
+    unsafe { common::take_env_passphrase() };
     let cli = Cli::parse();
     init_logging(cli.verbose);
     common::set_pipe_wait(std::time::Duration::from_secs(cli.pipe_wait));

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use remote_signer::snowflake::{alter_user_statement, KeyPairAuth, KeySlot, LOGIN_LIFETIME};
 use remote_signer::RemoteSigner as _;
+use remote_signer::snowflake::{KeyPairAuth, KeySlot, LOGIN_LIFETIME, alter_user_statement};
 
-use crate::common::{write_stdout, KeyArgs, TimeArgs};
 use crate::Outcome;
+use crate::common::{KeyArgs, TimeArgs, write_stdout};
 
 #[derive(Args)]
 pub struct SnowflakeArgs {

@@ -1,10 +1,10 @@
 //! `x509 self-signed` and `x509 csr`: print one PEM document on stdout.
 
 use clap::{Args, Subcommand};
-use remote_signer::x509::{certificate_request, SelfSigned, Subject, DEFAULT_DAYS};
+use remote_signer::x509::{DEFAULT_DAYS, SelfSigned, Subject, certificate_request};
 
-use crate::common::{write_stdout, KeyArgs};
 use crate::Outcome;
+use crate::common::{KeyArgs, write_stdout};
 
 #[derive(Subcommand)]
 pub enum X509Command {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use pkcs8::{DecodePublicKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
@@ -142,7 +142,7 @@ impl PublicKey {
                 return Err(Error::with_context(
                     ErrorKind::UnsupportedKey,
                     format!("{other} is not an EC key type"),
-                ))
+                ));
             }
         };
         Self::from_inner(inner)
@@ -210,14 +210,14 @@ impl PublicKey {
                     return Err(Error::with_context(
                         ErrorKind::UnsupportedKey,
                         "EC curve (supported: P-256, P-384, P-256K)",
-                    ))
+                    ));
                 }
             },
             _ => {
                 return Err(Error::with_context(
                     ErrorKind::UnsupportedKey,
                     "public key algorithm (supported: RSA, EC, Ed25519)",
-                ))
+                ));
             }
         };
         Self::from_inner(inner)
@@ -464,7 +464,7 @@ impl PublicKey {
                 return Err(Error::with_context(
                     ErrorKind::UnsupportedKey,
                     "EC P-256K keys have no SSH form",
-                ))
+                ));
             }
             Inner::Ed25519(k) => KeyData::Ed25519(Ed25519PublicKey::from(k)),
         })
@@ -564,11 +564,7 @@ impl PublicKey {
                 k.verify_strict(message, &sig).is_ok()
             }
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(invalid())
-        }
+        if ok { Ok(()) } else { Err(invalid()) }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::Algorithm;
 use crate::error::{Error, ErrorKind, Result};
@@ -136,7 +136,7 @@ impl Signature {
             other => {
                 return Err(Error::algorithm(format!(
                     "{other} has no SSH signature form"
-                )))
+                )));
             }
         };
         ssh_key::Signature::new(alg, blob).map_err(|_| Error::new(ErrorKind::InvalidSignature))

@@ -1,8 +1,8 @@
 //! [`Counted`]: counts the signatures any signer makes, to watch what a managed key costs.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 

@@ -9,7 +9,7 @@ use ed25519_dalek::hazmat::ExpandedSecretKey;
 use rand_core::{CryptoRngCore, OsRng, RngCore};
 
 use super::certificate::{self, CertificateInfo};
-use super::clock::{unix_seconds, Clock, SystemClock};
+use super::clock::{Clock, SystemClock, unix_seconds};
 use super::rotation::{Credential, Issuer, Rotation, RotationOptions, RotationStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::{Algorithm, PublicKey, Signature};

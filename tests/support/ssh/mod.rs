@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use remote_signer::ssh::Agent;
 use remote_signer::RemoteSigner;
+use remote_signer::ssh::Agent;
 use tempfile::TempDir;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
