@@ -1,24 +1,17 @@
 //! Fixed RSA keys for tests that need *some* RSA key rather than a freshly generated one:
 //! generating an RSA-2048 key costs about a quarter of a CPU second. Tests about key
-//! generation still generate. The keys are `tests/data/rsa/` (see `tests/data/README.md`),
-//! loaded with the library's own loader, so a test sees them exactly as a user's key.
+//! generation still generate. The keys are `rsa_key_pool::fixed_pem` (see
+//! `crates/rsa-key-pool/keys/README.md`), loaded with the library's own loader, so a test sees
+//! them exactly as a user's key.
 
 use std::path::Path;
 
 use remote_signer::KeyType;
 use remote_signer::backend::local::LocalSigner;
 
-/// Throw-away RSA-2048 keys (PKCS#8 PEM); each index is a different key.
-const RSA: [&str; 4] = [
-    include_str!("../data/rsa/rsa2048-0.pem"),
-    include_str!("../data/rsa/rsa2048-1.pem"),
-    include_str!("../data/rsa/rsa2048-2.pem"),
-    include_str!("../data/rsa/rsa2048-3.pem"),
-];
-
+/// Fixed RSA-2048 key number `n` (PKCS#8 PEM); each index is a different key.
 fn pem(n: usize) -> &'static str {
-    RSA.get(n)
-        .unwrap_or_else(|| panic!("there are {} fixed RSA keys, not {}", RSA.len(), n + 1))
+    rsa_key_pool::fixed_pem(2048, n)
 }
 
 /// Fixed RSA key number `n` (distinct `n`, distinct keys), held in memory as

@@ -7,15 +7,19 @@
 //! distinct across emulators, key names and versions; once they are used up, or for a size
 //! the pool does not hold, it generates a key as before.
 //!
-//! The pooled keys are public (they are in this repository): they stand in for keys a test
+//! Tests that need *some* RSA key of a given size, rather than a generated one, take a fixed
+//! key from [`fixed_pem()`]: those are never handed out by [`rsa()`], so they differ from every
+//! emulator key.
+//!
+//! The keys are public (they are in this repository): they stand in for keys a test or an
 //! emulator makes up, never for a secret.
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand_core::CryptoRngCore;
-use rsa::pkcs8::DecodePrivateKey;
 use rsa::RsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
 
 /// The pooled RSA-2048 keys, made with `openssl genpkey` (see `keys/README.md`).
 const RSA_2048: [&str; 24] = [
@@ -44,6 +48,31 @@ const RSA_2048: [&str; 24] = [
     include_str!("../keys/rsa2048-22.pem"),
     include_str!("../keys/rsa2048-23.pem"),
 ];
+
+/// The fixed keys for tests, by size (see `keys/README.md`).
+const FIXED: [(usize, &str); 6] = [
+    (2048, include_str!("../keys/fixed-2048-0.pem")),
+    (2048, include_str!("../keys/fixed-2048-1.pem")),
+    (2048, include_str!("../keys/fixed-2048-2.pem")),
+    (2048, include_str!("../keys/fixed-2048-3.pem")),
+    (3072, include_str!("../keys/fixed-3072-0.pem")),
+    (4096, include_str!("../keys/fixed-4096-0.pem")),
+];
+
+/// Fixed RSA key number `n` of `bits` bits (unencrypted PKCS#8 PEM), for a test that needs some
+/// RSA key but does not test key generation: distinct `(bits, n)`, distinct keys, none of them
+/// ever returned by [`rsa()`].
+///
+/// # Panics
+/// If there is no such key (four of 2048 bits, one each of 3072 and 4096).
+pub fn fixed_pem(bits: usize, n: usize) -> &'static str {
+    FIXED
+        .iter()
+        .filter(|(size, _)| *size == bits)
+        .nth(n)
+        .map(|(_, pem)| *pem)
+        .unwrap_or_else(|| panic!("no fixed RSA-{bits} key number {n} (see keys/README.md)"))
+}
 
 /// How many RSA-2048 keys this process has taken from the pool (it may count past the end).
 static TAKEN_2048: AtomicUsize = AtomicUsize::new(0);
@@ -80,5 +109,26 @@ mod tests {
         for key in &keys {
             key.validate().expect("a consistent RSA key");
         }
+    }
+
+    #[test]
+    fn the_fixed_keys_have_their_size_and_differ_from_the_pool() {
+        use rsa::pkcs8::DecodePrivateKey;
+        let mut moduli = Vec::new();
+        for (bits, count) in [(2048, 4), (3072, 1), (4096, 1)] {
+            for n in 0..count {
+                let key = rsa::RsaPrivateKey::from_pkcs8_pem(super::fixed_pem(bits, n)).unwrap();
+                assert_eq!(key.size() * 8, bits);
+                key.validate().expect("a consistent RSA key");
+                moduli.push(key.n().clone());
+            }
+        }
+        for pem in super::RSA_2048 {
+            moduli.push(rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap().n().clone());
+        }
+        let all = moduli.len();
+        moduli.sort();
+        moduli.dedup();
+        assert_eq!(moduli.len(), all, "every key differs");
     }
 }
