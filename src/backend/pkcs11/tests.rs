@@ -155,6 +155,12 @@ impl ModuleCalls for Faulty {
     }
 }
 
+/// The test token's login state belongs to the whole process: a real log-out
+/// ([`SignFault::LogOut`]) logs out every signer on the token, and they log in again. The test
+/// that logs out holds this alone; the others that count logins or queue faults share it, so
+/// none of them sees a log-out it did not ask for.
+static LOGIN_STATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// The URI of a P-256 key created on the test token once per process.
 fn key_uri() -> &'static str {
     static URI: OnceLock<String> = OnceLock::new();
@@ -206,6 +212,7 @@ async fn signs(signer: &Pkcs11Signer) -> crate::Result<()> {
 
 #[tokio::test]
 async fn a_locked_pin_says_so_and_shows_no_pin() {
+    let _login = LOGIN_STATE.read().await;
     key_uri();
     let err = Pkcs11Signer::builder(key_uri())
         .pin(softhsm::PIN)
@@ -225,6 +232,7 @@ async fn a_locked_pin_says_so_and_shows_no_pin() {
 
 #[tokio::test]
 async fn a_removed_token_is_not_present_and_found_again_once_reinserted() {
+    let _login = LOGIN_STATE.read().await;
     let (signer, faulty) = faulty_signer(2).await;
     signs(&signer).await.unwrap();
     faulty.removed.store(true, Ordering::SeqCst);
@@ -244,6 +252,7 @@ async fn a_removed_token_is_not_present_and_found_again_once_reinserted() {
 
 #[tokio::test]
 async fn a_forgotten_login_is_renewed_and_the_signature_made() {
+    let _login = LOGIN_STATE.write().await; // it logs the token out
     let (signer, faulty) = faulty_signer(1).await;
     signs(&signer).await.unwrap();
     assert_eq!(faulty.logins.load(Ordering::SeqCst), 1);
@@ -257,6 +266,7 @@ async fn a_forgotten_login_is_renewed_and_the_signature_made() {
 
 #[tokio::test]
 async fn a_closed_session_is_replaced_once_and_a_lasting_failure_is_returned() {
+    let _login = LOGIN_STATE.read().await;
     let (signer, faulty) = faulty_signer(1).await;
     signs(&signer).await.unwrap();
     let opens = faulty.opens.load(Ordering::SeqCst);
@@ -284,6 +294,7 @@ async fn a_closed_session_is_replaced_once_and_a_lasting_failure_is_returned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_signs_log_in_once_and_use_a_bounded_pool() {
+    let _login = LOGIN_STATE.read().await;
     let (signer, faulty) = faulty_signer(3).await;
     let signer = Arc::new(signer);
     let tasks: Vec<_> = (0..64)
@@ -302,6 +313,7 @@ async fn many_concurrent_signs_log_in_once_and_use_a_bounded_pool() {
 
 #[tokio::test]
 async fn a_signature_that_does_not_verify_is_never_returned() {
+    let _login = LOGIN_STATE.read().await;
     let (signer, faulty) = faulty_signer(1).await;
     faulty.queue(&[SignFault::Corrupt]);
     let err = signer.sign(Algorithm::ES256, b"m").await.unwrap_err();
