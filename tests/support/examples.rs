@@ -1,7 +1,7 @@
 //! The crate's examples, run as their users run them. `cargo test` builds every example (with
 //! its required features) next to the test binaries, in `target/<profile>/examples/`; `cargo
-//! test --test NAME` alone does not, so a binary older than the sources it is built from is
-//! refused rather than run.
+//! test --test NAME` alone does not, so a binary older than any file it was built from (as
+//! cargo's dep-info file beside it lists them) is refused rather than run.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -28,13 +28,19 @@ pub fn path(name: &str) -> PathBuf {
          (which builds the examples), or build it with `cargo build --all-features --example {name}`",
         path.display()
     );
+    // Cargo lists every file the example was built from (its own source, the library's, the
+    // README the crate docs include) in the dep-info file beside it.
+    let dep_info = path.with_extension("d");
     let built = modified(&path);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The library's sources (not the command-line tool's, which no example uses) and its own.
-    let source = newest(&root.join("src"), &root.join("src/bin"))
-        .max(modified(&root.join(format!("examples/{name}.rs"))));
+    let changed = |source: &String| match std::fs::metadata(source).and_then(|m| m.modified()) {
+        Ok(time) => time > built,
+        Err(_) => true, // gone or unreadable: the next build will say
+    };
+    let stale = std::fs::read_to_string(&dep_info)
+        .map(|text| sources(&text).iter().any(changed))
+        .unwrap_or(true);
     assert!(
-        built >= source,
+        !stale,
         "the example {name} at {} is older than its sources: run the tests with `cargo test \
          --all-features` (which builds the examples), or build it with `cargo build \
          --all-features --example {name}`",
@@ -49,26 +55,23 @@ fn modified(path: &Path) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// The latest modification time of the files under `dir`, but for those under `except`.
-fn newest(dir: &Path, except: &Path) -> SystemTime {
-    if dir == except {
-        return SystemTime::UNIX_EPOCH;
+/// The files a Makefile-style dep-info text (`target: a b\ c`) names after the target;
+/// `\ ` is a space inside a name.
+fn sources(dep_info: &str) -> Vec<String> {
+    let first = dep_info.lines().next().unwrap_or_default();
+    let list = first.split_once(": ").map_or("", |(_, list)| list);
+    let mut names = Vec::new();
+    let mut name = String::new();
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => name.extend(chars.next()),
+            ' ' => names.extend((!name.is_empty()).then(|| std::mem::take(&mut name))),
+            c => name.push(c),
+        }
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return SystemTime::UNIX_EPOCH;
-    };
-    entries
-        .flatten()
-        .map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                newest(&path, except)
-            } else {
-                modified(&path)
-            }
-        })
-        .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+    names.extend((!name.is_empty()).then_some(name));
+    names
 }
 
 /// A running example, killed when dropped.
