@@ -83,10 +83,10 @@ static TAKEN_2048: AtomicUsize = AtomicUsize::new(0);
 /// # Panics
 /// If a key must be generated and `bits` is not a size the `rsa` crate generates.
 pub fn rsa(bits: usize, rng: &mut impl CryptoRngCore) -> RsaPrivateKey {
-    if bits == 2048 {
-        if let Some(pem) = RSA_2048.get(TAKEN_2048.fetch_add(1, Ordering::Relaxed)) {
-            return RsaPrivateKey::from_pkcs8_pem(pem).expect("a pooled RSA key");
-        }
+    if bits == 2048
+        && let Some(pem) = RSA_2048.get(TAKEN_2048.fetch_add(1, Ordering::Relaxed))
+    {
+        return RsaPrivateKey::from_pkcs8_pem(pem).expect("a pooled RSA key");
     }
     RsaPrivateKey::new(rng, bits).expect("RSA key generation")
 }
