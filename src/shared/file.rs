@@ -332,17 +332,18 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 mod tests {
     use super::*;
 
+    /// A new FIFO (named pipe) in `dir`, made by `mkfifo`.
+    fn fifo_in(dir: &Path) -> std::path::PathBuf {
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        fifo
+    }
+
     #[test]
     fn a_pipe_whose_writer_sends_nothing_fails_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = fifo_in(dir.path());
         // A writer that holds the FIFO open and never writes.
         let _writer = std::fs::OpenOptions::new()
             .read(true)
@@ -360,14 +361,7 @@ mod tests {
     #[test]
     fn a_fifo_whose_writer_opens_late_is_read() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = fifo_in(dir.path());
         let writer = {
             let fifo = fifo.clone();
             // Its open blocks until the reader has opened the FIFO.
