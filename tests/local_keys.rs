@@ -935,6 +935,72 @@ fn ssh_public_blob(line: &[u8]) -> String {
         .join(" ")
 }
 
+/// About one ECDSA key in 256 that ssh-keygen writes has a private scalar with a leading zero
+/// byte, which its mpint encoding drops (RFC 4251), so the scalar is shorter than the field.
+/// ssh-key 0.6 refuses those; the crate reads them. The keys in `tests/data/openssh/` are such
+/// keys (found by generating keys until one had a short scalar), plain and encrypted with
+/// `ssh-keygen -p -a 1` and the passphrase "pass phrase".
+#[test]
+fn openssh_ecdsa_keys_with_a_short_scalar_load_and_sign() {
+    let keys = Keys::new();
+    for (name, key_type) in [("p256", KeyType::P256), ("p384", KeyType::P384)] {
+        for (suffix, passphrase) in [("", ""), (".enc", "pass phrase")] {
+            let file = format!("short-scalar-{name}{suffix}");
+            let text = fs::read(format!("tests/data/openssh/{file}")).unwrap();
+            let path = keys.write(&file, &text);
+            let refused = ssh_key::PrivateKey::from_openssh(&text)
+                .and_then(|key| match passphrase {
+                    "" => Ok(key),
+                    given => key.decrypt(given),
+                })
+                .is_err();
+            assert!(
+                refused,
+                "{file}: ssh-key reads it now; the workaround can go"
+            );
+
+            let expected = ssh_public_blob(&ssh_keygen(&[
+                "-y",
+                "-P",
+                passphrase,
+                "-f",
+                path.to_str().unwrap(),
+            ]));
+            let signer = LocalKeyOptions::new()
+                .passphrase(passphrase)
+                .open(&path)
+                .unwrap();
+            assert_eq!(signer.public_key().key_type(), key_type);
+            assert_eq!(
+                ssh_public_blob(signer.public_key().to_openssh("x").unwrap().as_bytes()),
+                expected,
+                "{file}"
+            );
+            // ssh-keygen's own public key, as PEM, is what openssl checks the signatures with.
+            let ssh_public = keys.write(&format!("{file}.pub"), expected.as_bytes());
+            let public = keys.write(
+                &format!("{file}.pub.pem"),
+                &ssh_keygen(&["-e", "-m", "PKCS8", "-f", ssh_public.to_str().unwrap()]),
+            );
+            for &alg in key_type.algorithms() {
+                let sig = signer.sign_blocking(alg, MESSAGE).unwrap();
+                assert!(
+                    openssl_verifies(&keys, &public, alg, sig.as_bytes()),
+                    "{file}: openssl verifies {alg:?}"
+                );
+            }
+            if !passphrase.is_empty() {
+                let wrong = LocalKeyOptions::new()
+                    .passphrase("hunter2")
+                    .open(&path)
+                    .unwrap_err();
+                assert_eq!(wrong.kind(), ErrorKind::Passphrase, "{file}: {wrong}");
+                assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+            }
+        }
+    }
+}
+
 /// OpenSSH private keys as `ssh-keygen` writes them, plain and with a passphrase, load as the
 /// same key `ssh-keygen -y` derives, sign verifiably, and follow the rules of every key file.
 /// (The RSA key is [`Keys::rsa`] rewritten by `ssh-keygen -p`: generating one costs more CPU

@@ -453,8 +453,10 @@ fn no_passphrase() -> Error {
 /// An OpenSSH private key (`ssh-keygen`'s default format), plain or encrypted with bcrypt-pbkdf.
 fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
     use ssh_key::private::{EcdsaKeypair, KeypairData};
-    let key = ssh_key::PrivateKey::from_bytes(der)
-        .map_err(|_| key_file_error("malformed OpenSSH private key"))?;
+    let Ok(key) = ssh_key::PrivateKey::from_bytes(der) else {
+        return short_ecdsa_scalar(der, None)
+            .unwrap_or_else(|| Err(key_file_error("malformed OpenSSH private key")));
+    };
     let key = if key.is_encrypted() {
         let Some(passphrase) = passphrase else {
             return Err(no_passphrase());
@@ -467,15 +469,23 @@ fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
                 "key encryption parameters ask for more work than any real key file",
             ));
         }
-        key.decrypt(passphrase).map_err(|e| match e {
-            ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
-                unsupported(
+        match key.decrypt(passphrase) {
+            Ok(key) => key,
+            Err(ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. }) => {
+                return Err(unsupported(
                     "OpenSSH key encryption (supported: the ciphers and KDF ssh-keygen writes)",
-                )
+                ));
             }
-            // The check integers differ (or the decrypted bytes do not parse).
-            _ => Error::with_context(ErrorKind::Passphrase, "wrong passphrase"),
-        })?
+            // The check integers differ, or the decrypted bytes do not parse.
+            Err(_) => {
+                return short_ecdsa_scalar(der, Some((&key, passphrase))).unwrap_or_else(|| {
+                    Err(Error::with_context(
+                        ErrorKind::Passphrase,
+                        "wrong passphrase",
+                    ))
+                });
+            }
+        }
     } else {
         key
     };
@@ -524,6 +534,96 @@ fn parse_openssh(der: &[u8], passphrase: Option<&[u8]>) -> Result<SecretKey> {
             "OpenSSH key type (supported: Ed25519, ECDSA P-256/P-384, RSA)",
         )),
     }
+}
+
+/// An OpenSSH ECDSA key whose private scalar is shorter than its field, which ssh-key 0.6
+/// refuses: RFC 4251 mpints drop leading zero bytes, so about one key in 256 that ssh-keygen
+/// writes has one. Read here from the file's `openssh-key-v1` container (OpenSSH's
+/// `PROTOCOL.key`) through ssh-encoding, decrypted with ssh-key's KDF and cipher when
+/// `encrypted` is the parsed file and its passphrase. `None` for anything else (another key
+/// type, a scalar of full length, a cipher with an authentication tag, bytes that do not
+/// parse), so the caller's error stands.
+fn short_ecdsa_scalar(
+    der: &[u8],
+    encrypted: Option<(&ssh_key::PrivateKey, &[u8])>,
+) -> Option<Result<SecretKey>> {
+    use ssh_encoding::{Decode, Reader};
+    let mut container = der;
+    let mut magic = [0u8; 15];
+    container.read(&mut magic).ok()?;
+    if &magic != b"openssh-key-v1\0" {
+        return None;
+    }
+    let _cipher = String::decode(&mut container).ok()?;
+    let _kdf = String::decode(&mut container).ok()?;
+    let _kdf_options = Vec::<u8>::decode(&mut container).ok()?;
+    if u32::decode(&mut container).ok()? != 1 {
+        return None; // one key per file, as ssh-keygen writes
+    }
+    let _public = Vec::<u8>::decode(&mut container).ok()?;
+    let mut section = Zeroizing::new(Vec::<u8>::decode(&mut container).ok()?);
+    if let Some((file, passphrase)) = encrypted {
+        let (key, iv) = file
+            .kdf()
+            .derive_key_and_iv(file.cipher(), passphrase)
+            .ok()?;
+        let (key, iv) = (Zeroizing::new(key), Zeroizing::new(iv));
+        file.cipher().decrypt(&key, &iv, &mut section, None).ok()?;
+    }
+    let mut private = &section[..];
+    let check = (
+        u32::decode(&mut private).ok()?,
+        u32::decode(&mut private).ok()?,
+    );
+    if check.0 != check.1 {
+        return encrypted.is_some().then(|| {
+            Err(Error::with_context(
+                ErrorKind::Passphrase,
+                "wrong passphrase",
+            ))
+        });
+    }
+    let size = match String::decode(&mut private).ok()?.as_str() {
+        "ecdsa-sha2-nistp256" => 32,
+        "ecdsa-sha2-nistp384" => 48,
+        _ => return None,
+    };
+    let _curve = String::decode(&mut private).ok()?;
+    let point = Vec::<u8>::decode(&mut private).ok()?;
+    let len = usize::try_from(u32::decode(&mut private).ok()?).ok()?;
+    if len == 0 || len >= size {
+        return None;
+    }
+    // Big-endian: the missing leading bytes are zeros.
+    let mut scalar = Zeroizing::new([0u8; 48]);
+    let scalar = &mut scalar[..size];
+    private.read(&mut scalar[size - len..]).ok()?;
+    if scalar[size - len] & 0x80 != 0 {
+        return None; // a negative mpint
+    }
+    let malformed = || key_file_error("malformed OpenSSH private key");
+    let (key, public) = if size == 32 {
+        let key = p256::ecdsa::SigningKey::from_slice(scalar).ok()?;
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        (SecretKey::P256(key), public)
+    } else {
+        let key = p384::ecdsa::SigningKey::from_slice(scalar).ok()?;
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        (SecretKey::P384(key), public)
+    };
+    Some(if public == point {
+        Ok(key)
+    } else {
+        Err(malformed())
+    })
 }
 
 fn parse_pkcs1(der: &[u8]) -> Result<SecretKey> {
