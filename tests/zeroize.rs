@@ -28,6 +28,8 @@ use support::graveyard::{
 static ALLOCATOR: Graveyard = Graveyard;
 
 const PASSPHRASE: &str = "graveyard passphrase 4f1c";
+/// The passphrase of the encrypted keys in `tests/data/openssh/`.
+const PASSPHRASE_ENC: &str = "pass phrase";
 
 /// Opens `path` (with `passphrase`), signs if it opened, and drops the signer, all armed.
 /// Fails if anything freed meanwhile held key material, except RSA arithmetic temporaries
@@ -614,6 +616,48 @@ fn openssh_key_files_leave_nothing_behind() {
                     name == "rsa"
                 ));
             }
+        }
+    }
+}
+
+/// The OpenSSH ECDSA keys whose private scalar is shorter than the field
+/// (`tests/data/openssh/`, read by the crate's own path because ssh-key 0.6 refuses them), plain
+/// and encrypted, leave nothing behind either. The secret numbers come from a copy that
+/// ssh-keygen rewrites as PEM and openssl as PKCS#8, before the check is armed.
+#[test]
+fn openssh_keys_with_a_short_scalar_leave_nothing_behind() {
+    let _serial = graveyard::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::new();
+    let data = |file: &str| fs::read(format!("tests/data/openssh/{file}")).unwrap();
+    for (name, algorithm) in [("p256", Algorithm::ES256), ("p384", Algorithm::ES384)] {
+        let plain = format!("short-scalar-{name}");
+        let sec1 = fx.write(&format!("{plain}.pem"), &data(&plain));
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-p", "-m", "PEM", "-P", "", "-N", "", "-f"])
+            .arg(&sec1)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "ssh-keygen rewrites {plain} as PEM");
+        let pkcs8 = fx.convert(
+            &format!("{plain}.pem"),
+            &format!("{plain}.der"),
+            &["pkcs8", "-topk8", "-nocrypt", "-outform", "DER"],
+        );
+        let secrets = secret_fields(&fs::read(pkcs8).unwrap());
+        for (file, passphrase) in [
+            (plain.clone(), "unused"),
+            (format!("{plain}.enc"), PASSPHRASE_ENC),
+        ] {
+            let path = fx.write(&file, &data(&file));
+            assert!(assert_leaves_nothing(
+                &format!("OpenSSH {file}"),
+                &path,
+                passphrase,
+                algorithm,
+                &secrets,
+                false
+            ));
         }
     }
 }
