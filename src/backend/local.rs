@@ -554,7 +554,10 @@ fn short_ecdsa_scalar(
     if &magic != b"openssh-key-v1\0" {
         return None;
     }
-    let _cipher = String::decode(&mut container).ok()?;
+    let cipher = String::decode(&mut container).ok()?;
+    if encrypted.is_none() != (cipher == "none") {
+        return None;
+    }
     let _kdf = String::decode(&mut container).ok()?;
     let _kdf_options = Vec::<u8>::decode(&mut container).ok()?;
     if u32::decode(&mut container).ok()? != 1 {
