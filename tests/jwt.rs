@@ -22,19 +22,13 @@ use remote_signer::{Algorithm, Counted, ErrorKind, KeyType, RemoteSigner};
 use serde_json::{Value, json};
 
 use crate::support;
+use support::keys::key_file;
 
 const BIN: &str = env!("CARGO_BIN_EXE_remote-signer");
 const NOW: u64 = 1_700_000_000;
 
 fn at(secs: u64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// A new key file (mode 0600) in `dir` (see `support::keys::any`), and a signer for it.
-fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
-    let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
-    let signer = support::keys::any_file(key_type, 0, &path);
-    (path, Arc::new(signer))
 }
 
 /// Runs the CLI: exit code, stdout, stderr.

@@ -2,7 +2,7 @@
 //! (`openssl verify -check_ss_sig`), the request's signature (`openssl req -verify`), the public
 //! key, the extensions and the validity; refusals; and signer failures carried through rcgen.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -13,6 +13,7 @@ use remote_signer::x509::{DEFAULT_DAYS, MAX_DAYS, SelfSigned, Subject, certifica
 use remote_signer::{ErrorKind, KeyId, KeyType, RemoteSigner};
 
 use crate::support;
+use support::keys::key_file;
 use support::public_only::{PublicOnly, k256_public};
 
 use support::faulty::{FaultySigner, Mode};
@@ -32,12 +33,6 @@ fn openssl(args: &[&str]) -> String {
     let (code, stdout, stderr) = run("openssl", args);
     assert_eq!(code, 0, "openssl {args:?}: {stdout}{stderr}");
     stdout + &stderr
-}
-
-fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
-    let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
-    let signer = support::keys::any_file(key_type, 0, &path);
-    (path, Arc::new(signer))
 }
 
 /// Runs the CLI and writes its stdout (one PEM document) to `out`.

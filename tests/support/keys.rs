@@ -4,10 +4,11 @@
 //! `crates/rsa-key-pool/keys/README.md`), loaded with the library's own loader, so a test sees
 //! them exactly as a user's key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use remote_signer::KeyType;
 use remote_signer::backend::local::LocalSigner;
+use remote_signer::{KeyType, RemoteSigner};
 
 /// Fixed RSA-2048 key number `n` (PKCS#8 PEM); each index is a different key.
 fn pem(n: usize) -> &'static str {
@@ -46,4 +47,13 @@ pub fn any_file(key_type: KeyType, n: usize, path: &Path) -> LocalSigner {
         KeyType::Rsa => rsa_file(n, path),
         _ => LocalSigner::generate_to_file(key_type, path).unwrap(),
     }
+}
+
+/// Some key of `key_type` (as [`any_file`], number 0) in the new file `dir/<type>.pem`, for a
+/// test that hands the CLI a key file and checks what it made with the signer: the file's path
+/// and the signer.
+pub fn key_file(dir: &Path, key_type: KeyType) -> (PathBuf, Arc<dyn RemoteSigner>) {
+    let path = dir.join(format!("{key_type:?}.pem").to_lowercase());
+    let signer = any_file(key_type, 0, &path);
+    (path, Arc::new(signer))
 }
